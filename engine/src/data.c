@@ -1,0 +1,390 @@
+/* The data model (brine.data): insertion-ordered maps, marked arrays and
+ * the null sentinel, shared by YAML, JSON, msgpack, Jinja and the state
+ * compiler.
+ *
+ * A map is a plain Lua table whose values live in the table itself, so
+ * reads are raw and fast. Its own metatable (named "brine.map") records
+ * the keys in insertion order in its array part and, under "__pos", each
+ * key's position. __newindex fires only for keys absent from the table,
+ * which is exactly an insertion; a key deleted and set again moves to the
+ * end, as in Python. An array is a table with the shared "brine.array"
+ * metatable, so an empty array is not an empty map. null is one full
+ * userdata, "brine.null". */
+#include "data.h"
+
+#include <lauxlib.h>
+
+static const char TOMB = 0; /* marks a key slot whose key moved on */
+#define TOMB_P ((void *)&TOMB)
+static const char NULL_KEY = 0;
+static const char ARRAY_MT_KEY = 0;
+
+void brine__push_null(lua_State *L)
+{
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &NULL_KEY);
+}
+
+int brine__is_null(lua_State *L, int idx)
+{
+  if (lua_type(L, idx) != LUA_TUSERDATA)
+    return 0;
+  brine__push_null(L);
+  int same = lua_rawequal(L, idx < 0 && idx > LUA_REGISTRYINDEX ? idx - 1 : idx,
+                          -1);
+  lua_pop(L, 1);
+  return same;
+}
+
+/* Pushes the metatable of the table at idx if it is a map's, else nothing
+ * and returns 0. */
+static int map_meta(lua_State *L, int idx)
+{
+  if (!lua_getmetatable(L, idx))
+    return 0;
+  if (lua_getfield(L, -1, "__name") == LUA_TSTRING) {
+    const char *name = lua_tostring(L, -1);
+    if (name[0] == 'b' && name[6] == 'm' && name[7] == 'a') { /* brine.map */
+      lua_pop(L, 1);
+      return 1;
+    }
+  }
+  lua_pop(L, 2);
+  return 0;
+}
+
+static int map_newindex(lua_State *L);
+static int map_pairs(lua_State *L);
+
+void brine__new_map(lua_State *L, int nhint)
+{
+  lua_createtable(L, 0, nhint);              /* map */
+  lua_createtable(L, nhint, 4);              /* map mt */
+  lua_pushliteral(L, "brine.map");
+  lua_setfield(L, -2, "__name");
+  lua_pushcfunction(L, map_newindex);
+  lua_setfield(L, -2, "__newindex");
+  lua_pushcfunction(L, map_pairs);
+  lua_setfield(L, -2, "__pairs");
+  lua_createtable(L, 0, nhint);
+  lua_setfield(L, -2, "__pos");
+  lua_setmetatable(L, -2);                   /* map */
+}
+
+/* Records key k (at abs index kidx) as the newest key of the map whose
+ * metatable is on top of the stack. */
+static void order_append(lua_State *L, int kidx)
+{
+  int mt = lua_gettop(L);
+  lua_getfield(L, mt, "__pos");              /* mt pos */
+  lua_pushvalue(L, kidx);
+  if (lua_rawget(L, -2) == LUA_TNUMBER) {    /* re-added after a delete */
+    lua_Integer old = lua_tointeger(L, -1);
+    lua_pushlightuserdata(L, TOMB_P);
+    lua_rawseti(L, mt, old);
+  }
+  lua_pop(L, 1);
+  lua_Integer n = (lua_Integer)lua_rawlen(L, mt) + 1;
+  lua_pushvalue(L, kidx);
+  lua_rawseti(L, mt, n);
+  lua_pushvalue(L, kidx);
+  lua_pushinteger(L, n);
+  lua_rawset(L, -3);                          /* pos[k] = n */
+  lua_pop(L, 1);
+}
+
+static int map_newindex(lua_State *L)
+{
+  if (lua_isnil(L, 3))
+    return 0;
+  lua_getmetatable(L, 1);
+  order_append(L, 2);
+  lua_pop(L, 1);
+  lua_rawset(L, 1);
+  return 0;
+}
+
+void brine__map_set(lua_State *L, int map)
+{
+  map = lua_absindex(L, map);
+  int k = lua_gettop(L) - 1;
+  lua_pushvalue(L, k);
+  if (lua_rawget(L, map) == LUA_TNIL && !lua_isnil(L, k + 1)) {
+    lua_pop(L, 1);
+    if (map_meta(L, map)) {
+      order_append(L, k);
+      lua_pop(L, 1);
+    }
+  } else {
+    lua_pop(L, 1);
+  }
+  lua_rawset(L, map);
+}
+
+/* The map iterator: next(map, key) in insertion order. */
+static int map_next(lua_State *L)
+{
+  lua_settop(L, 2);
+  if (!lua_getmetatable(L, 1))
+    return luaL_error(L, "not a brine.map");  /* 3: mt */
+  lua_Integer i = 0;
+  if (!lua_isnil(L, 2)) {
+    lua_getfield(L, 3, "__pos");
+    lua_pushvalue(L, 2);
+    lua_rawget(L, -2);
+    i = lua_tointeger(L, -1);
+    lua_pop(L, 2);
+  }
+  lua_Integer n = (lua_Integer)lua_rawlen(L, 3);
+  for (i = i + 1; i <= n; i++) {
+    if (lua_rawgeti(L, 3, i) != LUA_TLIGHTUSERDATA
+        || lua_touserdata(L, -1) != TOMB_P) {
+      lua_pushvalue(L, -1);
+      if (lua_rawget(L, 1) != LUA_TNIL)
+        return 2;
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
+static int map_pairs(lua_State *L)
+{
+  lua_pushcfunction(L, map_next);
+  lua_pushvalue(L, 1);
+  lua_pushnil(L);
+  return 3;
+}
+
+void brine__new_array(lua_State *L, int nhint)
+{
+  lua_createtable(L, nhint, 0);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &ARRAY_MT_KEY);
+  lua_setmetatable(L, -2);
+}
+
+/* A plain table is an array when its keys are exactly 1..n, n > 0. */
+static int plain_is_array(lua_State *L, int idx)
+{
+  lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
+  if (n == 0)
+    return 0;
+  lua_Integer count = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1
+        || lua_tointeger(L, -1) > n) {
+      lua_pop(L, 1);
+      return 0;
+    }
+    count++;
+  }
+  return count == n;
+}
+
+enum brine_kind brine__kind(lua_State *L, int idx)
+{
+  idx = lua_absindex(L, idx);
+  switch (lua_type(L, idx)) {
+  case LUA_TNIL: return BRINE_NULL;
+  case LUA_TBOOLEAN: return BRINE_BOOL;
+  case LUA_TNUMBER: return lua_isinteger(L, idx) ? BRINE_INT : BRINE_FLOAT;
+  case LUA_TSTRING: return BRINE_STRING;
+  case LUA_TUSERDATA: return brine__is_null(L, idx) ? BRINE_NULL : BRINE_OTHER;
+  case LUA_TTABLE: break;
+  default: return BRINE_OTHER;
+  }
+  if (lua_getmetatable(L, idx)) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &ARRAY_MT_KEY);
+    int is_array = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    if (is_array)
+      return BRINE_ARRAY;
+  }
+  return plain_is_array(L, idx) ? BRINE_ARRAY : BRINE_MAP;
+}
+
+const char *brine__kind_name(enum brine_kind kind)
+{
+  static const char *const names[] = {"null", "boolean", "integer", "float",
+    "string", "array", "map", "other"};
+  return names[kind];
+}
+
+/* For plain tables, a stable order: the keys sorted by the Lua chunk below,
+ * so that output never depends on hash order. */
+static const char SORTED_KEYS_CODE[] =
+  "local t = ... local ks = {} for k in next, t do ks[#ks + 1] = k end "
+  "table.sort(ks, function(a, b) local ta, tb = type(a), type(b) "
+  "if ta ~= tb then return ta < tb end "
+  "if ta == 'number' or ta == 'string' then return a < b end "
+  "return tostring(a) < tostring(b) end) return ks";
+static const char SORTED_KEYS_KEY = 0;
+
+void brine__iter_start(lua_State *L, int idx, struct brine__iter *it)
+{
+  it->table = lua_absindex(L, idx);
+  it->i = 0;
+  if (map_meta(L, it->table)) {
+    it->order = lua_gettop(L);
+    return;
+  }
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &SORTED_KEYS_KEY) != LUA_TFUNCTION) {
+    lua_pop(L, 1);
+    luaL_loadstring(L, SORTED_KEYS_CODE);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &SORTED_KEYS_KEY);
+  }
+  lua_pushvalue(L, it->table);
+  lua_call(L, 1, 1);                         /* sorted key list */
+  it->order = -lua_gettop(L);                /* negative: a plain key list */
+}
+
+int brine__iter_next(lua_State *L, struct brine__iter *it)
+{
+  int order = it->order < 0 ? -it->order : it->order;
+  lua_Integer n = (lua_Integer)lua_rawlen(L, order);
+  while (++it->i <= n) {
+    int t = lua_rawgeti(L, order, it->i);
+    if (t == LUA_TLIGHTUSERDATA && lua_touserdata(L, -1) == TOMB_P) {
+      lua_pop(L, 1);
+      continue;
+    }
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, it->table) != LUA_TNIL)
+      return 1;
+    lua_pop(L, 2);
+  }
+  return 0;
+}
+
+lua_Integer brine__count(lua_State *L, int idx)
+{
+  lua_Integer n = 0;
+  idx = lua_absindex(L, idx);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    n++;
+  }
+  return n;
+}
+
+/* ---- the Lua module ---- */
+
+static int l_map(lua_State *L)
+{
+  brine__new_map(L, 0);
+  if (lua_istable(L, 1)) {  /* optional list of {k, v} pairs */
+    lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
+    for (lua_Integer i = 1; i <= n; i++) {
+      lua_rawgeti(L, 1, i);
+      lua_rawgeti(L, -1, 1);
+      lua_rawgeti(L, -2, 2);
+      brine__map_set(L, -4);
+      lua_pop(L, 1);
+    }
+  }
+  return 1;
+}
+
+static int l_array(lua_State *L)
+{
+  if (lua_istable(L, 1)) {
+    lua_settop(L, 1);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &ARRAY_MT_KEY);
+    lua_setmetatable(L, 1);
+    return 1;
+  }
+  brine__new_array(L, 0);
+  return 1;
+}
+
+static int l_kind(lua_State *L)
+{
+  luaL_checkany(L, 1);
+  lua_pushstring(L, brine__kind_name(brine__kind(L, 1)));
+  return 1;
+}
+
+static int l_is_map(lua_State *L)
+{
+  int yes = lua_istable(L, 1) && map_meta(L, 1);
+  if (yes)
+    lua_pop(L, 1);
+  lua_pushboolean(L, yes);
+  return 1;
+}
+
+static int l_is_array(lua_State *L)
+{
+  lua_pushboolean(L, lua_istable(L, 1) && brine__kind(L, 1) == BRINE_ARRAY);
+  return 1;
+}
+
+static int l_is_null(lua_State *L)
+{
+  lua_pushboolean(L, brine__is_null(L, 1));
+  return 1;
+}
+
+static int l_keys(lua_State *L)
+{
+  luaL_checktype(L, 1, LUA_TTABLE);
+  struct brine__iter it;
+  brine__iter_start(L, 1, &it);
+  lua_newtable(L);
+  lua_Integer n = 0;
+  while (brine__iter_next(L, &it)) {
+    lua_pop(L, 1);
+    lua_rawseti(L, -2, ++n);
+  }
+  return 1;
+}
+
+static int l_count(lua_State *L)
+{
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_pushinteger(L, brine__count(L, 1));
+  return 1;
+}
+
+static int null_tostring(lua_State *L)
+{
+  lua_pushliteral(L, "null");
+  return 1;
+}
+
+static const luaL_Reg data_funcs[] = {
+  {"map", l_map},
+  {"array", l_array},
+  {"kind", l_kind},
+  {"is_map", l_is_map},
+  {"is_array", l_is_array},
+  {"is_null", l_is_null},
+  {"keys", l_keys},
+  {"count", l_count},
+  {NULL, NULL}
+};
+
+int brine__open_data(lua_State *L)
+{
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &NULL_KEY) != LUA_TUSERDATA) {
+    lua_pop(L, 1);
+    lua_newuserdatauv(L, 0, 0);
+    luaL_newmetatable(L, "brine.null");
+    lua_pushcfunction(L, null_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &NULL_KEY);
+    luaL_newmetatable(L, "brine.array");
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &ARRAY_MT_KEY);
+  }
+  lua_pop(L, 1);
+  luaL_newlib(L, data_funcs);
+  brine__push_null(L);
+  lua_setfield(L, -2, "null");
+  return 1;
+}

@@ -1,0 +1,82 @@
+-- The command line: picks the subcommand from argv[0] (brine-call,
+-- brine-key, ...) or from the first word, and hands the rest of the
+-- arguments to lua/brine/cli/<subcommand>.lua. Each subcommand module
+-- returns { summary = "...", usage = "...", run = function(args) }.
+local core = require("brine.core")
+
+local M = {}
+
+-- Subcommands in the order `brine --help` lists them.
+M.subcommands = { "lua" }
+
+local function known(name)
+  for _, sub in ipairs(M.subcommands) do
+    if sub == name then
+      return true
+    end
+  end
+  return false
+end
+
+local function load_subcommand(name)
+  return require("brine.cli." .. name)
+end
+
+function M.help_text()
+  local lines = {
+    "Usage: brine [OPTIONS] TARGET FUNCTION [ARGS...]",
+    "       brine SUBCOMMAND [OPTIONS] [ARGS...]",
+    "",
+    "brine manages fleets of small Linux machines the way SaltStack does.",
+    "",
+    "Subcommands:",
+  }
+  for _, name in ipairs(M.subcommands) do
+    lines[#lines + 1] = string.format("  %-10s %s", name, load_subcommand(name).summary)
+  end
+  lines[#lines + 1] = ""
+  lines[#lines + 1] = "Options:"
+  lines[#lines + 1] = "  --version  print brine's version and exit"
+  lines[#lines + 1] = "  -h, --help print this help and exit"
+  lines[#lines + 1] = ""
+  lines[#lines + 1] = "`brine SUBCOMMAND --help` describes each subcommand. The names"
+  lines[#lines + 1] = "brine-call, brine-key, brine-run, ... run the subcommand of that name."
+  return table.concat(lines, "\n") .. "\n"
+end
+
+function M.version_text()
+  return string.format("brine %s (Lua API %d, %s)\n", core.VERSION, core.API_VERSION,
+    core.LUA_RELEASE)
+end
+
+--- Runs the command line.
+---@param argv table argv[0] is the program name, argv[1..] its arguments
+---@return integer exit status
+function M.main(argv)
+  local prog = (argv[0] or "brine"):match("([^/]*)$")
+  local args = {}
+  for i = 1, #argv do
+    args[i] = argv[i]
+  end
+  local sub = prog:match("^brine%-(.+)$")
+  if not (sub and known(sub)) then
+    sub = nil
+    local first = args[1]
+    if first == nil or first == "-h" or first == "--help" then
+      io.stdout:write(M.help_text())
+      return first and 0 or 2
+    elseif first == "--version" or first == "-V" then
+      io.stdout:write(M.version_text())
+      return 0
+    elseif known(first) then
+      sub = table.remove(args, 1)
+    else
+      io.stderr:write("brine: publishing jobs needs the master, which this build does not have yet;"
+        .. " use `brine call --local FUNCTION`\n")
+      return 2
+    end
+  end
+  return load_subcommand(sub).run(args) or 0
+end
+
+return M

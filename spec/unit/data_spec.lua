@@ -1,0 +1,36 @@
+local data = require("brine.data")
+
+describe("brine.data", function()
+  it("keeps insertion order in maps", function()
+    local m = data.map()
+    for _, k in ipairs({ "z", "a", "m", 3, "b" }) do
+      m[k] = true
+    end
+    local seen = {}
+    for k in pairs(m) do
+      seen[#seen + 1] = k
+    end
+    assert.same({ "z", "a", "m", 3, "b" }, seen)
+    assert.same({ "z", "a", "m", 3, "b" }, data.keys(m))
+  end)
+
+  it("moves a deleted and re-added key to the end", function()
+    local m = data.map({ { "a", 1 }, { "b", 2 }, { "c", 3 } })
+    m.a = nil
+    m.a = 9
+    assert.same({ "b", "c", "a" }, data.keys(m))
+    assert.equal(3, data.count(m))
+  end)
+
+  it("tells arrays, maps and null apart", function()
+    assert.equal("array", data.kind(data.array()))
+    assert.equal("map", data.kind(data.map()))
+    assert.equal("map", data.kind({}))
+    assert.equal("array", data.kind({ 1, 2 }))
+    assert.equal("null", data.kind(data.null))
+    assert.equal("float", data.kind(1.0))
+    assert.equal("integer", data.kind(1))
+    assert.is_true(data.is_null(data.null))
+    assert.equal("null", tostring(data.null))
+  end)
+end)
