@@ -8,7 +8,9 @@
  * key's position. __newindex fires only for keys absent from the table,
  * which is exactly an insertion; a key deleted and set again moves to the
  * end, as in Python. An array is a table with the shared "brine.array"
- * metatable, so an empty array is not an empty map. null is one full
+ * metatable, so an empty array is not an empty map; a tuple (for the
+ * template engine's Python values) is an array with the "brine.tuple"
+ * metatable. null is one full
  * userdata, "brine.null". */
 #include "data.h"
 
@@ -18,6 +20,7 @@ static const char TOMB = 0; /* marks a key slot whose key moved on */
 #define TOMB_P ((void *)&TOMB)
 static const char NULL_KEY = 0;
 static const char ARRAY_MT_KEY = 0;
+static const char TUPLE_MT_KEY = 0;
 
 void brine__push_null(lua_State *L)
 {
@@ -198,7 +201,13 @@ enum brine_kind brine__kind(lua_State *L, int idx)
   if (lua_getmetatable(L, idx)) {
     lua_rawgetp(L, LUA_REGISTRYINDEX, &ARRAY_MT_KEY);
     int is_array = lua_rawequal(L, -1, -2);
-    lua_pop(L, 2);
+    lua_pop(L, 1);
+    if (!is_array) {
+      lua_rawgetp(L, LUA_REGISTRYINDEX, &TUPLE_MT_KEY);
+      is_array = lua_rawequal(L, -1, -2);
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
     if (is_array)
       return BRINE_ARRAY;
   }
@@ -301,6 +310,27 @@ static int l_array(lua_State *L)
   return 1;
 }
 
+static int l_tuple(lua_State *L)
+{
+  if (!lua_istable(L, 1))
+    lua_newtable(L);
+  lua_settop(L, 1);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &TUPLE_MT_KEY);
+  lua_setmetatable(L, 1);
+  return 1;
+}
+
+static int l_is_tuple(lua_State *L)
+{
+  int yes = 0;
+  if (lua_istable(L, 1) && lua_getmetatable(L, 1)) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &TUPLE_MT_KEY);
+    yes = lua_rawequal(L, -1, -2);
+  }
+  lua_pushboolean(L, yes);
+  return 1;
+}
+
 static int l_kind(lua_State *L)
 {
   luaL_checkany(L, 1);
@@ -359,6 +389,8 @@ static int null_tostring(lua_State *L)
 static const luaL_Reg data_funcs[] = {
   {"map", l_map},
   {"array", l_array},
+  {"tuple", l_tuple},
+  {"is_tuple", l_is_tuple},
   {"kind", l_kind},
   {"is_map", l_is_map},
   {"is_array", l_is_array},
@@ -381,6 +413,8 @@ int brine__open_data(lua_State *L)
     lua_rawsetp(L, LUA_REGISTRYINDEX, &NULL_KEY);
     luaL_newmetatable(L, "brine.array");
     lua_rawsetp(L, LUA_REGISTRYINDEX, &ARRAY_MT_KEY);
+    luaL_newmetatable(L, "brine.tuple");
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &TUPLE_MT_KEY);
   }
   lua_pop(L, 1);
   luaL_newlib(L, data_funcs);
