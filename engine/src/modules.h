@@ -10,12 +10,14 @@ int brine__open_data(lua_State *L);
 int brine__open_crypto(lua_State *L);
 int brine__open_proc(lua_State *L);
 int brine__open_fs(lua_State *L);
+int brine__open_sys(lua_State *L);
 
 #define BRINE_C_MODULES(X) \
   X("brine.core", brine__open_core) \
   X("brine.data", brine__open_data) \
   X("brine.crypto", brine__open_crypto) \
   X("brine.proc", brine__open_proc) \
-  X("brine.fs", brine__open_fs)
+  X("brine.fs", brine__open_fs) \
+  X("brine.sys", brine__open_sys)
 
 #endif
