@@ -11,6 +11,7 @@ int brine__open_crypto(lua_State *L);
 int brine__open_proc(lua_State *L);
 int brine__open_fs(lua_State *L);
 int brine__open_sys(lua_State *L);
+int brine__open_log(lua_State *L);
 
 #define BRINE_C_MODULES(X) \
   X("brine.core", brine__open_core) \
@@ -18,6 +19,7 @@ int brine__open_sys(lua_State *L);
   X("brine.crypto", brine__open_crypto) \
   X("brine.proc", brine__open_proc) \
   X("brine.fs", brine__open_fs) \
-  X("brine.sys", brine__open_sys)
+  X("brine.sys", brine__open_sys) \
+  X("brine.log", brine__open_log)
 
 #endif
