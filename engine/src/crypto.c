@@ -108,8 +108,9 @@ static const unsigned char *check_key(lua_State *L, int idx, size_t size,
     p = (const unsigned char *)luaL_checklstring(L, idx, &len);
   }
   if (len != size)
-    luaL_argerror(L, idx, lua_pushfstring(L, "%s must be %d bytes, got %d",
-                                          what, (int)size, (int)len));
+    luaL_argerror(L, idx,
+                  lua_pushfstring(L, "%s must be %d bytes, got %d", what,
+                                  (int)size, (int)len));
   return p;
 }
 
@@ -123,8 +124,9 @@ static const struct brine__hash_kind *check_algo(lua_State *L, int idx)
   const char *name = luaL_checkstring(L, idx);
   const struct brine__hash_kind *k = brine__hash_find(name);
   if (!k)
-    luaL_argerror(L, idx, lua_pushfstring(L, "unknown hash '%s' (one of %s)",
-                                          name, brine__hash_names()));
+    luaL_argerror(L, idx,
+                  lua_pushfstring(L, "unknown hash '%s' (one of %s)", name,
+                                  brine__hash_names()));
   return k;
 }
 
@@ -191,8 +193,8 @@ static int l_sign_keypair(lua_State *L)
 /* box_public(sk) -> pk: the public half of a box secret key. */
 static int l_box_public(lua_State *L)
 {
-  const unsigned char *sk = check_key(L, 1, crypto_box_SECRETKEYBYTES,
-                                      "secret key");
+  const unsigned char *sk =
+      check_key(L, 1, crypto_box_SECRETKEYBYTES, "secret key");
   unsigned char pk[crypto_box_PUBLICKEYBYTES];
   crypto_scalarmult_base(pk, sk);
   lua_pushlstring(L, (const char *)pk, sizeof pk);
@@ -202,8 +204,8 @@ static int l_box_public(lua_State *L)
 /* sign_public(sk) -> pk: the public half of a signing secret key. */
 static int l_sign_public(lua_State *L)
 {
-  const unsigned char *sk = check_key(L, 1, crypto_sign_SECRETKEYBYTES,
-                                      "secret key");
+  const unsigned char *sk =
+      check_key(L, 1, crypto_sign_SECRETKEYBYTES, "secret key");
   unsigned char pk[crypto_sign_PUBLICKEYBYTES];
   crypto_sign_ed25519_sk_to_pk(pk, sk);
   lua_pushlstring(L, (const char *)pk, sizeof pk);
@@ -229,11 +231,11 @@ static int l_seal(lua_State *L)
 {
   size_t n;
   const unsigned char *msg = check_bytes(L, 1, &n);
-  const unsigned char *pk = check_key(L, 2, crypto_box_PUBLICKEYBYTES,
-                                      "public key");
+  const unsigned char *pk =
+      check_key(L, 2, crypto_box_PUBLICKEYBYTES, "public key");
   luaL_Buffer b;
-  unsigned char *out = (unsigned char *)luaL_buffinitsize(
-    L, &b, n + crypto_box_SEALBYTES);
+  unsigned char *out =
+      (unsigned char *)luaL_buffinitsize(L, &b, n + crypto_box_SEALBYTES);
   crypto_box_seal(out, msg, n, pk);
   luaL_pushresultsize(&b, n + crypto_box_SEALBYTES);
   return 1;
@@ -243,15 +245,15 @@ static int l_seal_open(lua_State *L)
 {
   size_t n;
   const unsigned char *c = check_bytes(L, 1, &n);
-  const unsigned char *pk = check_key(L, 2, crypto_box_PUBLICKEYBYTES,
-                                      "public key");
-  const unsigned char *sk = check_key(L, 3, crypto_box_SECRETKEYBYTES,
-                                      "secret key");
+  const unsigned char *pk =
+      check_key(L, 2, crypto_box_PUBLICKEYBYTES, "public key");
+  const unsigned char *sk =
+      check_key(L, 3, crypto_box_SECRETKEYBYTES, "secret key");
   if (n < crypto_box_SEALBYTES)
     return fail_auth(L, "sealed box (too short)");
   luaL_Buffer b;
-  unsigned char *out = (unsigned char *)luaL_buffinitsize(
-    L, &b, n - crypto_box_SEALBYTES + 1);
+  unsigned char *out =
+      (unsigned char *)luaL_buffinitsize(L, &b, n - crypto_box_SEALBYTES + 1);
   if (crypto_box_seal_open(out, c, n, pk, sk) != 0)
     return fail_auth(L, "sealed box");
   luaL_pushresultsize(&b, n - crypto_box_SEALBYTES);
@@ -263,13 +265,13 @@ static int l_box(lua_State *L)
   size_t n;
   const unsigned char *msg = check_bytes(L, 1, &n);
   const unsigned char *nonce = check_key(L, 2, crypto_box_NONCEBYTES, "nonce");
-  const unsigned char *pk = check_key(L, 3, crypto_box_PUBLICKEYBYTES,
-                                      "public key");
-  const unsigned char *sk = check_key(L, 4, crypto_box_SECRETKEYBYTES,
-                                      "secret key");
+  const unsigned char *pk =
+      check_key(L, 3, crypto_box_PUBLICKEYBYTES, "public key");
+  const unsigned char *sk =
+      check_key(L, 4, crypto_box_SECRETKEYBYTES, "secret key");
   luaL_Buffer b;
-  unsigned char *out = (unsigned char *)luaL_buffinitsize(
-    L, &b, n + crypto_box_MACBYTES);
+  unsigned char *out =
+      (unsigned char *)luaL_buffinitsize(L, &b, n + crypto_box_MACBYTES);
   if (crypto_box_easy(out, msg, n, nonce, pk, sk) != 0)
     return luaL_error(L, "box: the public key is weak");
   luaL_pushresultsize(&b, n + crypto_box_MACBYTES);
@@ -281,15 +283,15 @@ static int l_box_open(lua_State *L)
   size_t n;
   const unsigned char *c = check_bytes(L, 1, &n);
   const unsigned char *nonce = check_key(L, 2, crypto_box_NONCEBYTES, "nonce");
-  const unsigned char *pk = check_key(L, 3, crypto_box_PUBLICKEYBYTES,
-                                      "public key");
-  const unsigned char *sk = check_key(L, 4, crypto_box_SECRETKEYBYTES,
-                                      "secret key");
+  const unsigned char *pk =
+      check_key(L, 3, crypto_box_PUBLICKEYBYTES, "public key");
+  const unsigned char *sk =
+      check_key(L, 4, crypto_box_SECRETKEYBYTES, "secret key");
   if (n < crypto_box_MACBYTES)
     return fail_auth(L, "box (too short)");
   luaL_Buffer b;
-  unsigned char *out = (unsigned char *)luaL_buffinitsize(
-    L, &b, n - crypto_box_MACBYTES + 1);
+  unsigned char *out =
+      (unsigned char *)luaL_buffinitsize(L, &b, n - crypto_box_MACBYTES + 1);
   if (crypto_box_open_easy(out, c, n, nonce, pk, sk) != 0)
     return fail_auth(L, "box");
   luaL_pushresultsize(&b, n - crypto_box_MACBYTES);
@@ -300,12 +302,12 @@ static int l_secretbox(lua_State *L)
 {
   size_t n;
   const unsigned char *msg = check_bytes(L, 1, &n);
-  const unsigned char *nonce = check_key(L, 2, crypto_secretbox_NONCEBYTES,
-                                         "nonce");
+  const unsigned char *nonce =
+      check_key(L, 2, crypto_secretbox_NONCEBYTES, "nonce");
   const unsigned char *key = check_key(L, 3, crypto_secretbox_KEYBYTES, "key");
   luaL_Buffer b;
-  unsigned char *out = (unsigned char *)luaL_buffinitsize(
-    L, &b, n + crypto_secretbox_MACBYTES);
+  unsigned char *out =
+      (unsigned char *)luaL_buffinitsize(L, &b, n + crypto_secretbox_MACBYTES);
   crypto_secretbox_easy(out, msg, n, nonce, key);
   luaL_pushresultsize(&b, n + crypto_secretbox_MACBYTES);
   return 1;
@@ -315,14 +317,14 @@ static int l_secretbox_open(lua_State *L)
 {
   size_t n;
   const unsigned char *c = check_bytes(L, 1, &n);
-  const unsigned char *nonce = check_key(L, 2, crypto_secretbox_NONCEBYTES,
-                                         "nonce");
+  const unsigned char *nonce =
+      check_key(L, 2, crypto_secretbox_NONCEBYTES, "nonce");
   const unsigned char *key = check_key(L, 3, crypto_secretbox_KEYBYTES, "key");
   if (n < crypto_secretbox_MACBYTES)
     return fail_auth(L, "secretbox (too short)");
   luaL_Buffer b;
   unsigned char *out = (unsigned char *)luaL_buffinitsize(
-    L, &b, n - crypto_secretbox_MACBYTES + 1);
+      L, &b, n - crypto_secretbox_MACBYTES + 1);
   if (crypto_secretbox_open_easy(out, c, n, nonce, key) != 0)
     return fail_auth(L, "secretbox");
   luaL_pushresultsize(&b, n - crypto_secretbox_MACBYTES);
@@ -335,8 +337,8 @@ static int l_sign(lua_State *L)
 {
   size_t n;
   const unsigned char *msg = check_bytes(L, 1, &n);
-  const unsigned char *sk = check_key(L, 2, crypto_sign_SECRETKEYBYTES,
-                                      "secret key");
+  const unsigned char *sk =
+      check_key(L, 2, crypto_sign_SECRETKEYBYTES, "secret key");
   unsigned char sig[crypto_sign_BYTES];
   crypto_sign_detached(sig, NULL, msg, n, sk);
   lua_pushlstring(L, (const char *)sig, sizeof sig);
@@ -350,10 +352,10 @@ static int l_verify(lua_State *L)
   size_t siglen, n;
   const unsigned char *sig = check_bytes(L, 1, &siglen);
   const unsigned char *msg = check_bytes(L, 2, &n);
-  const unsigned char *pk = check_key(L, 3, crypto_sign_PUBLICKEYBYTES,
-                                      "public key");
+  const unsigned char *pk =
+      check_key(L, 3, crypto_sign_PUBLICKEYBYTES, "public key");
   lua_pushboolean(L, siglen == crypto_sign_BYTES &&
-                       crypto_sign_verify_detached(sig, msg, n, pk) == 0);
+                         crypto_sign_verify_detached(sig, msg, n, pk) == 0);
   return 1;
 }
 
@@ -438,9 +440,8 @@ static int l_fingerprint(lua_State *L)
 {
   size_t n;
   const unsigned char *key = check_bytes(L, 1, &n);
-  const struct brine__hash_kind *k = lua_isnoneornil(L, 2)
-                                       ? brine__hash_find("sha256")
-                                       : check_algo(L, 2);
+  const struct brine__hash_kind *k =
+      lua_isnoneornil(L, 2) ? brine__hash_find("sha256") : check_algo(L, 2);
   unsigned char d[BRINE_HASH_MAX_DIGEST];
   char hex[3];
   size_t len = brine__hash_buffer(k, key, n, d);
@@ -633,27 +634,43 @@ static void new_type(lua_State *L, const char *name, const luaL_Reg *methods,
 
 int brine__open_crypto(lua_State *L)
 {
-  static const luaL_Reg secret_methods[] = {
-    {"bytes", secret_bytes}, {"len", secret_len}, {"close", secret_close},
-    {NULL, NULL}};
-  static const luaL_Reg hasher_methods[] = {
-    {"update", hasher_update}, {"hexdigest", hasher_hexdigest},
-    {"digest", hasher_digest}, {"close", hasher_close}, {NULL, NULL}};
-  static const luaL_Reg funcs[] = {
-    {"box_keypair", l_box_keypair}, {"sign_keypair", l_sign_keypair},
-    {"box_public", l_box_public}, {"sign_public", l_sign_public},
-    {"secretbox_key", l_secretbox_key}, {"secret", l_secret},
-    {"seal", l_seal}, {"seal_open", l_seal_open},
-    {"box", l_box}, {"box_open", l_box_open},
-    {"secretbox", l_secretbox}, {"secretbox_open", l_secretbox_open},
-    {"sign", l_sign}, {"verify", l_verify},
-    {"random", l_random}, {"random_hex", l_random_hex},
-    {"nonce_box", l_nonce_box}, {"nonce_secretbox", l_nonce_secretbox},
-    {"hash", l_hash}, {"hasher", l_hasher}, {"hmac", l_hmac},
-    {"fingerprint", l_fingerprint}, {"compare", l_compare},
-    {"to_hex", l_to_hex}, {"from_hex", l_from_hex},
-    {"base64_encode", l_base64_encode}, {"base64_decode", l_base64_decode},
-    {NULL, NULL}};
+  static const luaL_Reg secret_methods[] = {{"bytes", secret_bytes},
+                                            {"len", secret_len},
+                                            {"close", secret_close},
+                                            {NULL, NULL}};
+  static const luaL_Reg hasher_methods[] = {{"update", hasher_update},
+                                            {"hexdigest", hasher_hexdigest},
+                                            {"digest", hasher_digest},
+                                            {"close", hasher_close},
+                                            {NULL, NULL}};
+  static const luaL_Reg funcs[] = {{"box_keypair", l_box_keypair},
+                                   {"sign_keypair", l_sign_keypair},
+                                   {"box_public", l_box_public},
+                                   {"sign_public", l_sign_public},
+                                   {"secretbox_key", l_secretbox_key},
+                                   {"secret", l_secret},
+                                   {"seal", l_seal},
+                                   {"seal_open", l_seal_open},
+                                   {"box", l_box},
+                                   {"box_open", l_box_open},
+                                   {"secretbox", l_secretbox},
+                                   {"secretbox_open", l_secretbox_open},
+                                   {"sign", l_sign},
+                                   {"verify", l_verify},
+                                   {"random", l_random},
+                                   {"random_hex", l_random_hex},
+                                   {"nonce_box", l_nonce_box},
+                                   {"nonce_secretbox", l_nonce_secretbox},
+                                   {"hash", l_hash},
+                                   {"hasher", l_hasher},
+                                   {"hmac", l_hmac},
+                                   {"fingerprint", l_fingerprint},
+                                   {"compare", l_compare},
+                                   {"to_hex", l_to_hex},
+                                   {"from_hex", l_from_hex},
+                                   {"base64_encode", l_base64_encode},
+                                   {"base64_decode", l_base64_decode},
+                                   {NULL, NULL}};
 
   if (sodium_init() < 0)
     return luaL_error(L, "brine.crypto: libsodium failed to initialise");

@@ -145,13 +145,20 @@ static int write_all(int fd, const char *data, size_t n)
 
 static const char *type_name(mode_t m)
 {
-  if (S_ISREG(m)) return "file";
-  if (S_ISDIR(m)) return "directory";
-  if (S_ISLNK(m)) return "link";
-  if (S_ISFIFO(m)) return "fifo";
-  if (S_ISSOCK(m)) return "socket";
-  if (S_ISCHR(m)) return "char";
-  if (S_ISBLK(m)) return "block";
+  if (S_ISREG(m))
+    return "file";
+  if (S_ISDIR(m))
+    return "directory";
+  if (S_ISLNK(m))
+    return "link";
+  if (S_ISFIFO(m))
+    return "fifo";
+  if (S_ISSOCK(m))
+    return "socket";
+  if (S_ISCHR(m))
+    return "char";
+  if (S_ISBLK(m))
+    return "block";
   return "unknown";
 }
 
@@ -217,7 +224,7 @@ static int l_is_dir(lua_State *L)
 {
   struct stat st;
   lua_pushboolean(L, stat(luaL_checkstring(L, 1), &st) == 0 &&
-                       S_ISDIR(st.st_mode));
+                         S_ISDIR(st.st_mode));
   return 1;
 }
 
@@ -225,7 +232,7 @@ static int l_is_file(lua_State *L)
 {
   struct stat st;
   lua_pushboolean(L, stat(luaL_checkstring(L, 1), &st) == 0 &&
-                       S_ISREG(st.st_mode));
+                         S_ISREG(st.st_mode));
   return 1;
 }
 
@@ -233,7 +240,7 @@ static int l_is_link(lua_State *L)
 {
   struct stat st;
   lua_pushboolean(L, lstat(luaL_checkstring(L, 1), &st) == 0 &&
-                       S_ISLNK(st.st_mode));
+                         S_ISLNK(st.st_mode));
   return 1;
 }
 
@@ -443,8 +450,7 @@ static int remove_tree(int dirfd, const char *name)
   if (!S_ISDIR(st.st_mode))
     return unlinkat(dirfd, name, 0) < 0 ? errno : 0;
 
-  int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-                                 O_CLOEXEC);
+  int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0)
     return errno;
   DIR *d = fdopendir(fd);
@@ -494,7 +500,7 @@ static int l_listdir(lua_State *L)
   DIR *d = opendir(path);
   if (!d)
     return fail(L, "listdir", path);
-  lua_newtable(L);                            /* names (anchors) */
+  lua_newtable(L); /* names (anchors) */
   int n = 0;
   struct dirent *de;
   while ((de = readdir(d))) {
@@ -512,7 +518,7 @@ static int l_listdir(lua_State *L)
     lua_pop(L, 1);
   }
   qsort(v, (size_t)n, sizeof *v, by_name);
-  brine__new_array(L, n);                     /* names v result */
+  brine__new_array(L, n); /* names v result */
   for (int i = 0; i < n; i++) {
     lua_pushstring(L, v[i]);
     lua_rawseti(L, -2, i + 1);
@@ -658,8 +664,7 @@ static int l_utime(lua_State *L)
     ts[1] = to_timespec(luaL_optnumber(L, 3, at));
     tsp = ts;
   }
-  return utimensat(AT_FDCWD, path, tsp, 0) < 0 ? fail(L, "utime", path)
-                                               : ok(L);
+  return utimensat(AT_FDCWD, path, tsp, 0) < 0 ? fail(L, "utime", path) : ok(L);
 }
 
 /* touch(path): creates an empty file when missing, sets times to now. */
@@ -678,15 +683,18 @@ static int l_touch(lua_State *L)
 int brine__open_fs(lua_State *L)
 {
   static const luaL_Reg funcs[] = {
-    {"stat", l_stat}, {"lstat", l_lstat}, {"exists", l_exists},
-    {"is_dir", l_is_dir}, {"is_file", l_is_file}, {"is_link", l_is_link},
-    {"read", l_read}, {"write_atomic", l_write_atomic}, {"append", l_append},
-    {"mkdir", l_mkdir}, {"remove", l_remove}, {"listdir", l_listdir},
-    {"chmod", l_chmod}, {"chown", l_chown}, {"rename", l_rename},
-    {"symlink", l_symlink}, {"readlink", l_readlink},
-    {"realpath", l_realpath}, {"touch", l_touch}, {"utime", l_utime},
-    {"getcwd", l_getcwd}, {"tempdir", l_tempdir}, {"glob", l_glob},
-    {NULL, NULL}};
+      {"stat", l_stat},         {"lstat", l_lstat},
+      {"exists", l_exists},     {"is_dir", l_is_dir},
+      {"is_file", l_is_file},   {"is_link", l_is_link},
+      {"read", l_read},         {"write_atomic", l_write_atomic},
+      {"append", l_append},     {"mkdir", l_mkdir},
+      {"remove", l_remove},     {"listdir", l_listdir},
+      {"chmod", l_chmod},       {"chown", l_chown},
+      {"rename", l_rename},     {"symlink", l_symlink},
+      {"readlink", l_readlink}, {"realpath", l_realpath},
+      {"touch", l_touch},       {"utime", l_utime},
+      {"getcwd", l_getcwd},     {"tempdir", l_tempdir},
+      {"glob", l_glob},         {NULL, NULL}};
   luaL_newlib(L, funcs);
   return 1;
 }

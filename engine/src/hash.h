@@ -17,13 +17,13 @@ struct brine__hash_kind; /* one per algorithm, static */
  * BLAKE2b state is aligned inside it by address). */
 struct brine__hash {
   const struct brine__hash_kind *kind;
-  uint64_t length;                     /* bytes hashed so far */
+  uint64_t length; /* bytes hashed so far */
   unsigned char buf[BRINE_HASH_MAX_BLOCK];
-  size_t used;                         /* bytes waiting in buf */
+  size_t used; /* bytes waiting in buf */
   union {
     uint32_t w32[8];
     uint64_t w64[8];
-    unsigned char b2[384 + 64];        /* libsodium state + alignment */
+    unsigned char b2[384 + 64]; /* libsodium state + alignment */
   } st;
 };
 

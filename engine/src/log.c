@@ -33,24 +33,25 @@ static const struct {
   const char *name;
   int level;
 } LEVEL_NAMES[] = {
-  {"all", TRACE}, {"garbage", TRACE}, {"trace", TRACE}, {"debug", DEBUG},
-  {"profile", INFO}, {"info", INFO}, {"warning", WARNING},
-  {"error", ERROR}, {"critical", ERROR}, {"quiet", QUIET},
+    {"all", TRACE},       {"garbage", TRACE}, {"trace", TRACE},
+    {"debug", DEBUG},     {"profile", INFO},  {"info", INFO},
+    {"warning", WARNING}, {"error", ERROR},   {"critical", ERROR},
+    {"quiet", QUIET},
 };
 
-static const char *const LEVEL_LABEL[] = {
-  "", "TRACE", "DEBUG", "INFO", "WARNING", "ERROR", "QUIET"};
+static const char *const LEVEL_LABEL[] = {"",        "TRACE", "DEBUG", "INFO",
+                                          "WARNING", "ERROR", "QUIET"};
 static const int LEVEL_NUMBER[] = {0, 5, 10, 20, 30, 40, 1000};
-static const int LEVEL_SYSLOG[] = {LOG_DEBUG, LOG_DEBUG, LOG_DEBUG, LOG_INFO,
-                                   LOG_WARNING, LOG_ERR, LOG_ERR};
+static const int LEVEL_SYSLOG[] = {LOG_DEBUG,   LOG_DEBUG, LOG_DEBUG, LOG_INFO,
+                                   LOG_WARNING, LOG_ERR,   LOG_ERR};
 
 struct logger {
   int console_level, file_level, syslog_level;
-  int fd;                       /* the log file, or -1 */
+  int fd; /* the log file, or -1 */
   int syslog_open;
   char path[PATH_MAX];
-  char name[64];                /* %(name)s, e.g. brine.minion */
-  char ident[64];               /* syslog ident; openlog keeps the pointer */
+  char name[64];  /* %(name)s, e.g. brine.minion */
+  char ident[64]; /* syslog ident; openlog keeps the pointer */
   char file_fmt[FMT_MAX], console_fmt[FMT_MAX];
   char file_datefmt[64], console_datefmt[64];
 };
@@ -86,8 +87,8 @@ static int level_by_name(const char *name)
 /* Formatting ------------------------------------------------------------ */
 
 /* Adds text padded to width as Python's %-10s / %10s / %03d would. */
-static void add_padded(luaL_Buffer *b, const char *text, size_t len,
-                       int left, char fill, int width)
+static void add_padded(luaL_Buffer *b, const char *text, size_t len, int left,
+                       char fill, int width)
 {
   int pad = width > (int)len ? width - (int)len : 0;
   if (left) {
@@ -109,8 +110,8 @@ static void add_padded(luaL_Buffer *b, const char *text, size_t len,
 /* Writes the value of field key into out; returns its length, or -1 for
  * an unknown field. */
 static int field(const struct logger *lg, const struct record *r,
-                 const char *key, size_t keylen, const char *datefmt,
-                 char *out, size_t size, const char **text)
+                 const char *key, size_t keylen, const char *datefmt, char *out,
+                 size_t size, const char **text)
 {
   *text = out;
 #define IS(k) (keylen == sizeof(k) - 1 && memcmp(key, k, keylen) == 0)
@@ -165,17 +166,17 @@ static void render(lua_State *L, const struct logger *lg, const char *fmt,
     for (; *q >= '0' && *q <= '9'; q++)
       width = width * 10 + (*q - '0');
     while (*q == '.' || (*q >= '0' && *q <= '9'))
-      q++;                                   /* precision: ignored */
+      q++; /* precision: ignored */
     char value[128];
     const char *text;
     int n = field(lg, r, key, (size_t)(close - key), datefmt, value,
                   sizeof value, &text);
-    if (n < 0 || !*q) {                      /* unknown: keep it as is */
+    if (n < 0 || !*q) { /* unknown: keep it as is */
       luaL_addchar(&b, *p);
       continue;
     }
     add_padded(&b, text, (size_t)n, left, fill, width);
-    p = q;                                   /* the conversion letter */
+    p = q; /* the conversion letter */
   }
   luaL_addchar(&b, '\n');
   luaL_pushresult(&b);
@@ -232,7 +233,7 @@ static int log_at(lua_State *L)
     return 0;
 
   if (lua_gettop(L) > 1) {
-    lua_pushvalue(L, lua_upvalueindex(3));   /* string.format */
+    lua_pushvalue(L, lua_upvalueindex(3)); /* string.format */
     lua_insert(L, 1);
     lua_call(L, lua_gettop(L) - 1, 1);
   } else {
@@ -277,8 +278,9 @@ static int opt_level(lua_State *L, const char *k, int dflt)
     luaL_error(L, "log.configure: option '%s' must be a level name", k);
   int level = level_by_name(lua_tostring(L, -1));
   if (!level) {
-    lua_pushfstring(L, "unknown log level '%s' (one of garbage, trace, "
-                       "debug, info, warning, error, critical, quiet)",
+    lua_pushfstring(L,
+                    "unknown log level '%s' (one of garbage, trace, "
+                    "debug, info, warning, error, critical, quiet)",
                     lua_tostring(L, -1));
     return -1;
   }
@@ -288,8 +290,7 @@ static int opt_level(lua_State *L, const char *k, int dflt)
 
 static int open_log(const char *path)
 {
-  return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY,
-              0600);
+  return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
 }
 
 static void set_defaults(struct logger *lg)
@@ -424,10 +425,11 @@ int brine__open_log(lua_State *L)
 {
   static const char *const names[] = {"trace", "debug", "info", "warning",
                                       "error"};
-  static const luaL_Reg funcs[] = {
-    {"configure", l_configure}, {"reopen", l_reopen}, {"enabled", l_enabled},
-    {NULL, NULL}};
-  lua_newtable(L);                            /* M */
+  static const luaL_Reg funcs[] = {{"configure", l_configure},
+                                   {"reopen", l_reopen},
+                                   {"enabled", l_enabled},
+                                   {NULL, NULL}};
+  lua_newtable(L); /* M */
   struct logger *lg = lua_newuserdatauv(L, sizeof *lg, 0);
   set_defaults(lg);
   if (luaL_newmetatable(L, LOGGER_MT)) {
@@ -436,17 +438,17 @@ int brine__open_log(lua_State *L)
     lua_pushcfunction(L, logger_gc);
     lua_setfield(L, -2, "__close");
   }
-  lua_setmetatable(L, -2);                    /* M lg */
+  lua_setmetatable(L, -2); /* M lg */
   lua_pushvalue(L, -1);
-  lua_setfield(L, -3, "_logger");             /* keeps it alive */
+  lua_setfield(L, -3, "_logger"); /* keeps it alive */
   lua_pushvalue(L, -2);
-  lua_pushvalue(L, -2);                       /* M lg M lg */
+  lua_pushvalue(L, -2); /* M lg M lg */
   luaL_setfuncs(L, funcs, 1);
-  lua_pop(L, 1);                              /* M lg */
+  lua_pop(L, 1); /* M lg */
 
   luaL_requiref(L, LUA_STRLIBNAME, luaopen_string, 0);
-  lua_getfield(L, -1, "format");              /* M lg string format */
-  lua_remove(L, -2);                          /* M lg format */
+  lua_getfield(L, -1, "format"); /* M lg string format */
+  lua_remove(L, -2);             /* M lg format */
   for (int i = 0; i < 5; i++) {
     lua_pushvalue(L, -2);
     lua_pushinteger(L, TRACE + i);
@@ -454,6 +456,6 @@ int brine__open_log(lua_State *L)
     lua_pushcclosure(L, log_at, 3);
     lua_setfield(L, -4, names[i]);
   }
-  lua_pop(L, 2);                              /* M */
+  lua_pop(L, 2); /* M */
   return 1;
 }

@@ -34,18 +34,24 @@ extern char **environ;
 
 #define JOB_MT "brine.proc.job"
 #define DEFAULT_MAX_OUTPUT (64 * 1024 * 1024)
-#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#define DEFAULT_PATH                                                           \
+  "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define KILL_GRACE 2.0 /* seconds between SIGTERM and SIGKILL */
 #define MAX_GROUPS 256
 
-enum stage { STAGE_CWD = 1, STAGE_GROUPS, STAGE_SETGID, STAGE_SETUID,
-             STAGE_EXEC };
+enum stage {
+  STAGE_CWD = 1,
+  STAGE_GROUPS,
+  STAGE_SETGID,
+  STAGE_SETUID,
+  STAGE_EXEC
+};
 
 /* What the child is to become, all prepared before fork. The strings
  * point into Lua values anchored on the stack of run(). */
 struct spec {
-  const char *name;       /* the program as the caller named it */
-  const char *path;       /* its resolved full path */
+  const char *name; /* the program as the caller named it */
+  const char *path; /* its resolved full path */
   char **argv, **envp;
   const char *cwd;
   const char *in;
@@ -57,14 +63,14 @@ struct spec {
   int ngroups;
   int set_umask;
   mode_t umask;
-  double timeout;         /* seconds, <= 0 for none */
+  double timeout; /* seconds, <= 0 for none */
   size_t max_output;
 };
 
 struct job {
   pid_t pid;
   int reaped, status, timed_out;
-  int fd[3];              /* stdin (write end), stdout, stderr; -1 closed */
+  int fd[3]; /* stdin (write end), stdout, stderr; -1 closed */
   char *buf[2];
   size_t len[2], cap[2];
   int cut[2];
@@ -108,8 +114,7 @@ static int fail(lua_State *L, const char *name, const char *detail,
 static int executable(const char *path)
 {
   struct stat st;
-  return stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
-         access(path, X_OK) == 0;
+  return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
 }
 
 /* Finds name in the colon-separated search path; pushes the full path and
@@ -276,7 +281,7 @@ static void build_argv(lua_State *L, struct spec *s)
     }
   }
   lua_replace(L, base + 1);
-  lua_settop(L, base + 1);                    /* argvtable */
+  lua_settop(L, base + 1);                       /* argvtable */
   s->argv = push_strv(L, lua_gettop(L), "argv"); /* argvtable argv */
   s->name = tshell != LUA_TNIL ? "/bin/sh" : s->argv[0];
 }
@@ -285,7 +290,7 @@ static void build_argv(lua_State *L, struct spec *s)
  * engine's own (unless clear_env), then opts.env (false removes). */
 static void build_env_map(lua_State *L)
 {
-  lua_newtable(L);                            /* map */
+  lua_newtable(L); /* map */
   int map = lua_gettop(L);
   opt(L, "clear_env");
   int clear = lua_toboolean(L, -1);
@@ -303,7 +308,7 @@ static void build_env_map(lua_State *L)
   if (t != LUA_TNIL && t != LUA_TTABLE)
     opt_error(L, "env", "a table");
   if (t == LUA_TNIL)
-    lua_newtable(L);                          /* map nil {} */
+    lua_newtable(L); /* map nil {} */
   for (lua_pushnil(L); lua_next(L, -2); lua_pop(L, 1)) {
     int vt = lua_type(L, -1);
     if (lua_type(L, -2) != LUA_TSTRING ||
@@ -318,7 +323,7 @@ static void build_env_map(lua_State *L)
       lua_pushstring(L, lua_tostring(L, -2));
     lua_rawset(L, map);
   }
-  lua_settop(L, map);                         /* map */
+  lua_settop(L, map); /* map */
 }
 
 /* Sets name=value in the env map at idx unless the caller's env gave it. */
@@ -338,13 +343,13 @@ static void env_default(lua_State *L, int map, const char *name,
 static void build_envp(lua_State *L, struct spec *s)
 {
   int map = lua_gettop(L);
-  lua_newtable(L);                            /* map list */
+  lua_newtable(L); /* map list */
   lua_Integer n = 0;
   for (lua_pushnil(L); lua_next(L, map); lua_pop(L, 1)) {
     lua_pushfstring(L, "%s=%s", lua_tostring(L, -2), lua_tostring(L, -1));
     lua_rawseti(L, map + 1, ++n);
   }
-  s->envp = push_strv(L, map + 1, "env");     /* map list envp */
+  s->envp = push_strv(L, map + 1, "env"); /* map list envp */
 }
 
 /* Resolves opts.user / opts.group. Returns 0, or pushes nil, msg, code
@@ -365,8 +370,9 @@ static int resolve_ids(lua_State *L, struct spec *s, int map)
     pw = getpwuid(s->uid);
   } else if (tu == LUA_TSTRING) {
     if (!(pw = getpwnam(lua_tostring(L, -2))))
-      return fail(L, s->name, lua_pushfstring(L, "no such user '%s'",
-                                              lua_tostring(L, -2)), "ENOENT");
+      return fail(L, s->name,
+                  lua_pushfstring(L, "no such user '%s'", lua_tostring(L, -2)),
+                  "ENOENT");
     s->uid = pw->pw_uid;
   } else if (tu != LUA_TNIL) {
     lua_pushvalue(L, -2);
@@ -380,8 +386,9 @@ static int resolve_ids(lua_State *L, struct spec *s, int map)
   } else if (tg == LUA_TSTRING) {
     struct group *gr = getgrnam(lua_tostring(L, -1));
     if (!gr)
-      return fail(L, s->name, lua_pushfstring(L, "no such group '%s'",
-                                              lua_tostring(L, -1)), "ENOENT");
+      return fail(L, s->name,
+                  lua_pushfstring(L, "no such group '%s'", lua_tostring(L, -1)),
+                  "ENOENT");
     s->gid = gr->gr_gid;
   } else if (tg != LUA_TNIL) {
     opt_error(L, "group", "a name or a gid");
@@ -394,8 +401,11 @@ static int resolve_ids(lua_State *L, struct spec *s, int map)
     s->ngroups = 1;
   }
   if (geteuid() != 0 && (s->uid != geteuid() || s->gid != getegid()))
-    return fail(L, s->name, lua_pushfstring(L, "switching to user '%s' "
-                "needs root", pw ? pw->pw_name : lua_tostring(L, -2)),
+    return fail(L, s->name,
+                lua_pushfstring(L,
+                                "switching to user '%s' "
+                                "needs root",
+                                pw ? pw->pw_name : lua_tostring(L, -2)),
                 "EPERM");
   if (pw && tu != LUA_TNIL) {
     env_default(L, map, "HOME", pw->pw_dir);
@@ -411,7 +421,7 @@ static void read_scalars(lua_State *L, struct spec *s)
   int t = opt(L, "cwd");
   if (t != LUA_TNIL && t != LUA_TSTRING)
     opt_error(L, "cwd", "a string");
-  s->cwd = lua_tostring(L, -1);               /* anchored by opts */
+  s->cwd = lua_tostring(L, -1); /* anchored by opts */
   lua_pop(L, 1);
 
   t = opt(L, "stdin");
@@ -429,8 +439,8 @@ static void read_scalars(lua_State *L, struct spec *s)
   t = opt(L, "max_output");
   if (t != LUA_TNIL && (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0))
     opt_error(L, "max_output", "a count of bytes");
-  s->max_output = t == LUA_TNIL ? DEFAULT_MAX_OUTPUT
-                                : (size_t)lua_tointeger(L, -1);
+  s->max_output =
+      t == LUA_TNIL ? DEFAULT_MAX_OUTPUT : (size_t)lua_tointeger(L, -1);
   lua_pop(L, 1);
 
   t = opt(L, "umask");
@@ -510,8 +520,8 @@ static int report_start(lua_State *L, const struct spec *s, struct job *j,
 
   const char *detail = strerror(msg[1]);
   if (msg[0] == STAGE_CWD)
-    detail = lua_pushfstring(L, "cannot change to directory '%s': %s",
-                             s->cwd, detail);
+    detail = lua_pushfstring(L, "cannot change to directory '%s': %s", s->cwd,
+                             detail);
   else if (msg[0] != STAGE_EXEC)
     detail = lua_pushfstring(L, "cannot switch user: %s", detail);
   return fail(L, s->name, detail, errname(msg[1]));
@@ -598,8 +608,7 @@ static void pump_in(const struct spec *s, struct job *j)
   ssize_t n = write(j->fd[0], s->in + j->inoff, left > 65536 ? 65536 : left);
   if (n > 0)
     j->inoff += (size_t)n;
-  if (j->inoff == s->inlen ||
-      (n < 0 && errno != EAGAIN && errno != EINTR))
+  if (j->inoff == s->inlen || (n < 0 && errno != EAGAIN && errno != EINTR))
     close_fd(&j->fd[0]);
 }
 
@@ -741,8 +750,8 @@ static int l_run(lua_State *L)
   struct spec s;
   memset(&s, 0, sizeof s);
   luaL_checktype(L, 1, LUA_TTABLE);
-  build_argv(L, &s);                          /* opts argvtab argv */
-  build_env_map(L);                           /* ... envmap */
+  build_argv(L, &s); /* opts argvtab argv */
+  build_env_map(L);  /* ... envmap */
   int map = lua_gettop(L);
   int r = resolve_ids(L, &s, map);
   if (r)
@@ -757,9 +766,9 @@ static int l_run(lua_State *L)
     if (!search_path(L, s.argv[0], path))
       return fail(L, s.name, strerror(ENOENT), "ENOENT");
   }
-  s.path = lua_tostring(L, -1);               /* ... envmap [PATH] path */
+  s.path = lua_tostring(L, -1); /* ... envmap [PATH] path */
   lua_pushvalue(L, map);
-  build_envp(L, &s);                          /* ... envmap list envp */
+  build_envp(L, &s); /* ... envmap list envp */
 
   struct job *j = new_job(L);
   r = start(L, &s, j);
@@ -820,10 +829,12 @@ static int l_signal_name(lua_State *L)
 
 int brine__open_proc(lua_State *L)
 {
-  static const luaL_Reg funcs[] = {
-    {"run", l_run}, {"which", l_which}, {"kill", l_kill},
-    {"signal_number", l_signal_number}, {"signal_name", l_signal_name},
-    {NULL, NULL}};
+  static const luaL_Reg funcs[] = {{"run", l_run},
+                                   {"which", l_which},
+                                   {"kill", l_kill},
+                                   {"signal_number", l_signal_number},
+                                   {"signal_name", l_signal_name},
+                                   {NULL, NULL}};
   luaL_newmetatable(L, JOB_MT);
   lua_pushcfunction(L, job_gc);
   lua_setfield(L, -2, "__gc");

@@ -337,19 +337,35 @@ static int l_isatty(lua_State *L)
 int brine__open_sys(lua_State *L)
 {
   static const luaL_Reg funcs[] = {
-    {"uname", l_uname}, {"hostname", l_hostname}, {"sysinfo", l_sysinfo},
-    {"nprocs", l_nprocs}, {"getpid", l_getpid}, {"getppid", l_getppid},
-    {"getuid", l_getuid}, {"geteuid", l_geteuid}, {"getgid", l_getgid},
-    {"getegid", l_getegid}, {"getpwnam", l_getpwnam},
-    {"getpwuid", l_getpwuid}, {"getgrnam", l_getgrnam},
-    {"getgrgid", l_getgrgid}, {"getgroups", l_getgroups},
-    {"environ", l_environ}, {"getenv", l_getenv}, {"setenv", l_setenv},
-    {"time", l_time}, {"monotonic", l_monotonic}, {"sleep", l_sleep},
-    {"isatty", l_isatty},
-    /* short names, as the project brief lists them */
-    {"pid", l_getpid}, {"uid", l_getuid}, {"euid", l_geteuid},
-    {"gid", l_getgid}, {"egid", l_getegid},
-    {NULL, NULL}};
+      {"uname", l_uname},
+      {"hostname", l_hostname},
+      {"sysinfo", l_sysinfo},
+      {"nprocs", l_nprocs},
+      {"getpid", l_getpid},
+      {"getppid", l_getppid},
+      {"getuid", l_getuid},
+      {"geteuid", l_geteuid},
+      {"getgid", l_getgid},
+      {"getegid", l_getegid},
+      {"getpwnam", l_getpwnam},
+      {"getpwuid", l_getpwuid},
+      {"getgrnam", l_getgrnam},
+      {"getgrgid", l_getgrgid},
+      {"getgroups", l_getgroups},
+      {"environ", l_environ},
+      {"getenv", l_getenv},
+      {"setenv", l_setenv},
+      {"time", l_time},
+      {"monotonic", l_monotonic},
+      {"sleep", l_sleep},
+      {"isatty", l_isatty},
+      /* short names, as the project brief lists them */
+      {"pid", l_getpid},
+      {"uid", l_getuid},
+      {"euid", l_geteuid},
+      {"gid", l_getgid},
+      {"egid", l_getegid},
+      {NULL, NULL}};
   luaL_newlib(L, funcs);
   return 1;
 }
