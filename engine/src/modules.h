@@ -7,6 +7,8 @@
 
 int brine__open_core(lua_State *L);
 int brine__open_data(lua_State *L);
+int brine__open_hw_serial(lua_State *L);
+int brine__open_hw_sensors(lua_State *L);
 int brine__open_crypto(lua_State *L);
 int brine__open_proc(lua_State *L);
 int brine__open_fs(lua_State *L);
@@ -16,6 +18,8 @@ int brine__open_log(lua_State *L);
 #define BRINE_C_MODULES(X) \
   X("brine.core", brine__open_core) \
   X("brine.data", brine__open_data) \
+  X("brine.hw.serial", brine__open_hw_serial) \
+  X("brine.hw.sensors", brine__open_hw_sensors) \
   X("brine.crypto", brine__open_crypto) \
   X("brine.proc", brine__open_proc) \
   X("brine.fs", brine__open_fs) \
