@@ -7,9 +7,12 @@
 
 int brine__open_core(lua_State *L);
 int brine__open_data(lua_State *L);
+int brine__open_json(lua_State *L);
+int brine__open_msgpack(lua_State *L);
 
 #define BRINE_C_MODULES(X) \
   X("brine.core", brine__open_core) \
-  X("brine.data", brine__open_data)
+  X("brine.data", brine__open_data) \
+  X("brine.json", brine__open_json)
 
 #endif
