@@ -13,6 +13,7 @@ int brine__open_msgpack(lua_State *L);
 #define BRINE_C_MODULES(X) \
   X("brine.core", brine__open_core) \
   X("brine.data", brine__open_data) \
-  X("brine.json", brine__open_json)
+  X("brine.json", brine__open_json) \
+  X("brine.msgpack", brine__open_msgpack)
 
 #endif
