@@ -6,13 +6,11 @@
  * Python's json.dumps writes for the same value, byte for byte: its
  * separators, its indentation, its float repr, its ensure_ascii escapes.
  *
- * Both directions are written by hand rather than on top of a library
- * such as jansson: jansson keeps no integer/float distinction beyond its
- * own types, sorts or reorders nothing the way Python does, and has no
- * notion of data.null or of Python's float repr, so most of an encoder
- * would be ours anyway; a single-pass decoder straight onto the Lua stack
- * also avoids building and then converting a second tree. This file owns
- * both, plus the Python float repr that msgpack-free outputs rely on. */
+ * Both directions are written by hand rather than on a library such as
+ * jansson: jansson has its own value tree with no notion of data.null, of
+ * ordered data maps or of Python's float repr, so most of an encoder would
+ * be ours anyway, and a decoder that pushes Lua values as it reads avoids
+ * building and then converting a second tree. */
 #include "data.h"
 
 #include <lauxlib.h>
@@ -31,10 +29,39 @@
 
 /* ---- Python's float repr ---- */
 
-/* Writes repr(x) as Python prints it (shortest digits that read back as
- * x; exponent form when the exponent is below -4 or at least 16) into out
- * and returns its length. NaN and infinities come out as JSON's
- * extensions NaN, Infinity, -Infinity. */
+/* Finds the shortest significant digits of x (finite, not zero) that read
+ * back as x: fills digits (no point, no trailing zeros), sets *exp to the
+ * decimal exponent of the first digit and *neg, returns the digit count.
+ * The 15-digit rounding, zeros stripped, is the shortest form whenever
+ * one of 15 digits or fewer exists; subnormals have fewer digits, so for
+ * them the search starts at 1. The decimal point is the locale's both in
+ * snprintf and strtod, so the check holds in any locale. */
+static int shortest_digits(double x, char digits[20], int *exp, int *neg)
+{
+  char tmp[40];
+  int prec = fabs(x) < DBL_MIN ? 1 : 15;
+  for (; prec <= 17; prec++) {
+    snprintf(tmp, sizeof tmp, "%.*e", prec - 1, x);
+    if (prec == 17 || strtod(tmp, NULL) == x)
+      break;
+  }
+
+  int nd = 0;
+  const char *q = tmp;
+  *neg = *q == '-';
+  for (q += *neg; *q && *q != 'e'; q++)
+    if (*q >= '0' && *q <= '9')
+      digits[nd++] = *q;
+  *exp = atoi(q + 1);
+  while (nd > 1 && digits[nd - 1] == '0')
+    nd--;
+  return nd;
+}
+
+/* Writes repr(x) as Python prints it (shortest digits; exponent form when
+ * the exponent is below -4 or at least 16, else a point and at least one
+ * digit after it) into out and returns its length. NaN and infinities
+ * come out as JSON's extensions NaN, Infinity, -Infinity. */
 static int float_repr(double x, char out[40])
 {
   if (isnan(x))
@@ -44,51 +71,23 @@ static int float_repr(double x, char out[40])
   if (x == 0)
     return sprintf(out, signbit(x) ? "-0.0" : "0.0");
 
-  /* The shortest of 15, 16, 17 significant digits that round-trips (the
-   * 15-digit rounding, zeros stripped, is the shortest form whenever one
-   * of 15 digits or fewer exists); the decimal point is the locale's both
-   * ways, so the check holds anywhere. */
-  char tmp[40];
-  int prec = fabs(x) < DBL_MIN ? 1 : 15;  /* subnormals have fewer digits */
-  for (; prec <= 17; prec++) {
-    snprintf(tmp, sizeof tmp, "%.*e", prec - 1, x);
-    if (prec == 17 || strtod(tmp, NULL) == x)
-      break;
-  }
-
   char digits[20];
-  int nd = 0, neg = 0;
-  const char *q = tmp;
-  if (*q == '-') {
-    neg = 1;
-    q++;
-  }
-  for (; *q && *q != 'e'; q++)
-    if (*q >= '0' && *q <= '9')
-      digits[nd++] = *q;
-  int exp = atoi(q + 1);
-  while (nd > 1 && digits[nd - 1] == '0')
-    nd--;
-
+  int exp, neg, nd = shortest_digits(x, digits, &exp, &neg);
   char *o = out;
   if (neg)
     *o++ = '-';
-  if (exp < -4 || exp >= 16) {
+  if (exp < -4 || exp >= 16) {               /* d.ddde+XX */
     *o++ = digits[0];
-    if (nd > 1) {
+    if (nd > 1)
       *o++ = '.';
-      memcpy(o, digits + 1, nd - 1);
-      o += nd - 1;
-    }
+    memcpy(o, digits + 1, nd - 1);
+    o += nd - 1;
     o += sprintf(o, "e%c%02d", exp < 0 ? '-' : '+', exp < 0 ? -exp : exp);
-  } else if (exp < 0) {
-    *o++ = '0';
-    *o++ = '.';
-    for (int i = -1; i > exp; i--)
-      *o++ = '0';
+  } else if (exp < 0) {                      /* 0.000ddd */
+    o += sprintf(o, "0.%.*s", -exp - 1, "0000");
     memcpy(o, digits, nd);
     o += nd;
-  } else {
+  } else {                                   /* ddd.ddd, ddd00.0 */
     for (int i = 0; i <= exp; i++)
       *o++ = i < nd ? digits[i] : '0';
     *o++ = '.';
