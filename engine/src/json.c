@@ -78,10 +78,11 @@ static int float_repr(double x, char out[40])
     *o++ = '-';
   if (exp < -4 || exp >= 16) {               /* d.ddde+XX */
     *o++ = digits[0];
-    if (nd > 1)
+    if (nd > 1) {
       *o++ = '.';
-    memcpy(o, digits + 1, nd - 1);
-    o += nd - 1;
+      memcpy(o, digits + 1, (size_t)nd - 1);
+      o += nd - 1;
+    }
     o += sprintf(o, "e%c%02d", exp < 0 ? '-' : '+', exp < 0 ? -exp : exp);
   } else if (exp < 0) {                      /* 0.000ddd */
     o += sprintf(o, "0.%.*s", -exp - 1, "0000");
