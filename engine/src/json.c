@@ -71,7 +71,7 @@ static int float_repr(double x, char out[40])
   if (x == 0)
     return sprintf(out, signbit(x) ? "-0.0" : "0.0");
 
-  char digits[20];
+  char digits[20] = "0";
   int exp, neg, nd = shortest_digits(x, digits, &exp, &neg);
   char *o = out;
   if (neg)
