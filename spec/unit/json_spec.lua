@@ -204,6 +204,12 @@ describe("brine.json.encode", function()
     assert.equal(SAMPLE_INDENT4, json.encode(decode_ok(SAMPLE_TEXT), { indent = 4 }))
   end)
 
+  it("takes indent=0 and string indents as Python does", function()
+    assert.equal("[\n1,\n[]\n]", json.encode({ 1, data.array() }, { indent = 0 }))
+    assert.equal("[\n1\n]", json.encode({ 1 }, { indent = -3 }))
+    assert.equal('{\n\t"a": [\n\t\t1\n\t]\n}', json.encode({ a = { 1 } }, { indent = "\t" }))
+  end)
+
   it("sorts keys and writes UTF-8 on request, as json.dumps does", function()
     local opts = { indent = 2, sort_keys = true, ensure_ascii = false }
     assert.equal(SAMPLE_INDENT2_SORTED_UTF8, json.encode(decode_ok(SAMPLE_TEXT), opts))
