@@ -14,6 +14,8 @@ int brine__open_proc(lua_State *L);
 int brine__open_fs(lua_State *L);
 int brine__open_sys(lua_State *L);
 int brine__open_log(lua_State *L);
+int brine__open_json(lua_State *L);
+int brine__open_msgpack(lua_State *L);
 
 #define BRINE_C_MODULES(X) \
   X("brine.core", brine__open_core) \
@@ -24,6 +26,8 @@ int brine__open_log(lua_State *L);
   X("brine.proc", brine__open_proc) \
   X("brine.fs", brine__open_fs) \
   X("brine.sys", brine__open_sys) \
-  X("brine.log", brine__open_log)
+  X("brine.log", brine__open_log) \
+  X("brine.json", brine__open_json) \
+  X("brine.msgpack", brine__open_msgpack)
 
 #endif
