@@ -9,10 +9,9 @@
  * Every node and string lives in one arena owned by a userdata, so a Lua
  * error (out of memory) in the middle frees everything through __gc.
  *
- * dump() represents a Lua value as libyaml emitter events, with the same
- * implicit-tag test PyYAML's serializer makes (a string that would load as
- * something else is quoted), anchors for tables met twice, and PyYAML's
- * "..." after a plain scalar at the root. */
+ * dump() writes YAML itself, following PyYAML's representer, serializer
+ * and emitter: a string that would load as something else is quoted, a
+ * table met twice gets an anchor, and the layout matches safe_dump's. */
 #include "data.h"
 #include "modules.h"
 
@@ -1275,57 +1274,147 @@ static int l_load(lua_State *L)
   return 1;
 }
 
-/* ---- dump() ---- */
+/* ---- dump(): PyYAML's representer, serializer and emitter ----
+ *
+ * The emitter follows PyYAML's pure-Python Emitter step by step (that is
+ * what yaml.safe_dump runs), written as recursion over the value instead
+ * of a state machine over events: the same column and indentation
+ * bookkeeping, scalar analysis and style choice, so the text comes out
+ * byte for byte the same. libyaml's own emitter differs in small ways
+ * (simple-key length, "\r" in keys, characters outside the BMP, the "..."
+ * after a plain root scalar). */
 
 struct dumper {
-  yaml_emitter_t emitter;
-  int live;
   char *out;
   size_t len, cap;
-  int flow;          /* 0 block, 1 flow, 2 flow for collections of scalars */
+  uint32_t *cps;              /* the scalar being written, as code points */
+  size_t ncps, capcps;
+  int column, indent;         /* indent -1: none yet (PyYAML's None) */
+  int whitespace, indention, open_ended, flow_level;
+  int best_indent, best_width, allow_unicode;
+  int flow;                   /* 0 block, 1 flow, 2 flow for leaf collections */
   int sort_keys;
-  int anchors;       /* stack index: table -> anchor number or 0 (seen once) */
-  int orders;        /* stack index: table -> array of keys in dump order */
-  int emitted;       /* stack index: table -> true once emitted */
+  int anchors, orders, emitted;  /* stack indexes of helper tables */
   int nanchors;
-  int root_plain;    /* the root is a plain scalar: PyYAML adds "..." */
-  int depth;
+};
+
+/* A scalar as the representer makes it. */
+struct scalar {
+  const char *text;
+  size_t len;
+  const char *tag;            /* PyYAML's prepared tag: "!!str", ... */
+  int implicit_plain, implicit_quoted;
+  int literal;                /* the representer asks for '|' (binary) */
+};
+
+struct analysis {
+  size_t length;              /* in characters */
+  int empty, multiline;
+  int flow_plain, block_plain, single_quoted, block;
 };
 
 static int dumper_gc(lua_State *L)
 {
   struct dumper *d = luaL_checkudata(L, 1, DUMPER_MT);
-  if (d->live)
-    yaml_emitter_delete(&d->emitter);
-  d->live = 0;
   free(d->out);
+  free(d->cps);
   d->out = NULL;
+  d->cps = NULL;
   return 0;
 }
 
-static int write_handler(void *data, unsigned char *buffer, size_t size)
+static void put(lua_State *L, struct dumper *d, const char *s, size_t n)
 {
-  struct dumper *d = data;
-  if (d->cap - d->len < size) {
-    size_t cap = d->cap ? d->cap : 256;
-    while (cap - d->len < size)
+  if (d->cap - d->len < n) {
+    size_t cap = d->cap ? d->cap : 1024;
+    while (cap - d->len < n)
       cap *= 2;
     char *out = realloc(d->out, cap);
     if (!out)
-      return 0;
+      luaL_error(L, "brine.yaml.dump: out of memory");
     d->out = out;
     d->cap = cap;
   }
-  memcpy(d->out + d->len, buffer, size);
-  d->len += size;
-  return 1;
+  memcpy(d->out + d->len, s, n);
+  d->len += n;
 }
 
-static void emit(lua_State *L, struct dumper *d, yaml_event_t *ev)
+static void put_cp(lua_State *L, struct dumper *d, uint32_t cp)
 {
-  if (!yaml_emitter_emit(&d->emitter, ev))
-    luaL_error(L, "brine.yaml.dump: %s", d->emitter.problem
-               ? d->emitter.problem : "emitter error");
+  char b[4];
+  size_t n;
+  if (cp < 0x80) {
+    b[0] = (char)cp;
+    n = 1;
+  } else if (cp < 0x800) {
+    b[0] = (char)(0xC0 | (cp >> 6));
+    b[1] = (char)(0x80 | (cp & 0x3F));
+    n = 2;
+  } else if (cp < 0x10000) {
+    b[0] = (char)(0xE0 | (cp >> 12));
+    b[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    b[2] = (char)(0x80 | (cp & 0x3F));
+    n = 3;
+  } else {
+    b[0] = (char)(0xF0 | (cp >> 18));
+    b[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    b[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    b[3] = (char)(0x80 | (cp & 0x3F));
+    n = 4;
+  }
+  put(L, d, b, n);
+}
+
+/* Writes cps[start, end) and advances the column. */
+static void put_cps(lua_State *L, struct dumper *d, size_t start, size_t end)
+{
+  for (size_t i = start; i < end; i++)
+    put_cp(L, d, d->cps[i]);
+  d->column += (int)(end - start);
+}
+
+static void line_break(lua_State *L, struct dumper *d, uint32_t br)
+{
+  d->whitespace = 1;
+  d->indention = 1;
+  d->column = 0;
+  put_cp(L, d, br);
+}
+
+static void write_indicator(lua_State *L, struct dumper *d, const char *ind,
+                            int need_whitespace, int whitespace,
+                            int indention)
+{
+  if (!d->whitespace && need_whitespace) {
+    put(L, d, " ", 1);
+    d->column++;
+  }
+  put(L, d, ind, strlen(ind));
+  d->column += (int)strlen(ind);
+  d->whitespace = whitespace;
+  d->indention = d->indention && indention;
+  d->open_ended = 0;
+}
+
+static void write_indent(lua_State *L, struct dumper *d)
+{
+  int indent = d->indent < 0 ? 0 : d->indent;
+  if (!d->indention || d->column > indent
+      || (d->column == indent && !d->whitespace))
+    line_break(L, d, '\n');
+  if (d->column < indent) {
+    d->whitespace = 1;
+    for (; d->column < indent; d->column++)
+      put(L, d, " ", 1);
+  }
+}
+
+static void increase_indent(struct dumper *d, int flow, int indentless)
+{
+  if (d->indent < 0)
+    d->indent = flow ? d->best_indent : 0;
+  else if (!indentless)
+    d->indent += d->best_indent;
 }
 
 static int valid_utf8(const unsigned char *s, size_t n)
@@ -1336,7 +1425,7 @@ static int valid_utf8(const unsigned char *s, size_t n)
       ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
     if (!len || i + len > n)
       return 0;
-    unsigned cp = len == 1 ? c : c & (0x7F >> len);
+    unsigned cp = len == 1 ? c : c & (0x7Fu >> len);
     for (size_t j = 1; j < len; j++) {
       if ((s[i + j] & 0xC0) != 0x80)
         return 0;
@@ -1351,64 +1440,340 @@ static int valid_utf8(const unsigned char *s, size_t n)
   return 1;
 }
 
-static void emit_scalar(lua_State *L, struct dumper *d, const char *tag,
-                        const char *value, size_t len, int plain_implicit,
-                        int quoted_implicit, yaml_scalar_style_t style)
+/* Decodes valid UTF-8 into d->cps. */
+static void decode(lua_State *L, struct dumper *d, const char *s, size_t n)
 {
-  yaml_event_t ev;
-  if (!yaml_scalar_event_initialize(&ev, NULL, (yaml_char_t *)tag,
-        (yaml_char_t *)value, (int)len, plain_implicit, quoted_implicit,
-        style))
-    luaL_error(L, "brine.yaml.dump: out of memory");
-  emit(L, d, &ev);
-}
-
-/* A byte string that is not UTF-8: PyYAML writes it as !!binary, base64
- * in lines of 76 characters, in literal style. */
-static void emit_binary(lua_State *L, struct dumper *d, const char *s,
-                        size_t n)
-{
-  static const char alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  size_t col = 0;
-  for (size_t i = 0; i < n; i += 3) {
-    unsigned v = (unsigned char)s[i] << 16;
-    if (i + 1 < n) v |= (unsigned char)s[i + 1] << 8;
-    if (i + 2 < n) v |= (unsigned char)s[i + 2];
-    char quad[4] = {alphabet[(v >> 18) & 63], alphabet[(v >> 12) & 63],
-      i + 1 < n ? alphabet[(v >> 6) & 63] : '=', i + 2 < n ? alphabet[v & 63]
-      : '='};
-    luaL_addlstring(&b, quad, 4);
-    col += 4;
-    if (col == 76) {
-      luaL_addchar(&b, '\n');
-      col = 0;
-    }
+  if (d->capcps < n + 1) {
+    uint32_t *cps = realloc(d->cps, (n + 1) * sizeof *cps);
+    if (!cps)
+      luaL_error(L, "brine.yaml.dump: out of memory");
+    d->cps = cps;
+    d->capcps = n + 1;
   }
-  if (col || n == 0)
-    luaL_addchar(&b, '\n');
-  luaL_pushresult(&b);
-  size_t len;
-  const char *text = lua_tolstring(L, -1, &len);
-  emit_scalar(L, d, "tag:yaml.org,2002:binary", text, len, 0, 0,
-              YAML_LITERAL_SCALAR_STYLE);
-  lua_pop(L, 1);
+  size_t k = 0;
+  for (size_t i = 0; i < n;) {
+    unsigned c = (unsigned char)s[i];
+    size_t len = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+    uint32_t cp = len == 1 ? c : c & (0x7Fu >> len);
+    for (size_t j = 1; j < len; j++)
+      cp = (cp << 6) | ((unsigned char)s[i + j] & 0x3F);
+    d->cps[k++] = cp;
+    i += len;
+  }
+  d->ncps = k;
 }
 
-static void emit_string(lua_State *L, struct dumper *d, int idx)
+static int is_break(uint32_t c)
 {
-  size_t n;
-  const char *s = lua_tolstring(L, idx, &n);
-  if (!valid_utf8((const unsigned char *)s, n)) {
-    emit_binary(L, d, s, n);
+  return c == '\n' || c == 0x85 || c == 0x2028 || c == 0x2029;
+}
+
+static int is_space_or_break(uint32_t c)
+{
+  return c == 0 || c == ' ' || c == '\t' || c == '\r' || is_break(c);
+}
+
+static int in_set(uint32_t c, const char *set)
+{
+  return c < 0x80 && c && strchr(set, (int)c);
+}
+
+/* PyYAML's analyze_scalar over d->cps. */
+static void analyze(struct dumper *d, struct analysis *a)
+{
+  const uint32_t *s = d->cps;
+  size_t n = d->ncps;
+  memset(a, 0, sizeof *a);
+  a->length = n;
+  if (n == 0) {
+    a->empty = 1;
+    a->block_plain = a->single_quoted = 1;
     return;
   }
-  int plain = resolve_plain(s, n) == T_STR;
-  if (d->depth == 0 && plain)
-    d->root_plain = 1;
-  emit_scalar(L, d, YAML_STR_TAG, s, n, plain, 1, YAML_ANY_SCALAR_STYLE);
+  int block_ind = 0, flow_ind = 0, breaks = 0, special = 0;
+  int lead_space = 0, lead_break = 0, trail_space = 0, trail_break = 0;
+  int break_space = 0, space_break = 0, prev_space = 0, prev_break = 0;
+  if (n >= 3 && ((s[0] == '-' && s[1] == '-' && s[2] == '-')
+                 || (s[0] == '.' && s[1] == '.' && s[2] == '.')))
+    block_ind = flow_ind = 1;
+  int preceded_ws = 1;
+  int followed_ws = n == 1 || is_space_or_break(s[1]);
+  for (size_t i = 0; i < n; i++) {
+    uint32_t ch = s[i];
+    if (i == 0) {
+      if (in_set(ch, "#,[]{}&*!|>'\"%@`"))
+        flow_ind = block_ind = 1;
+      if (ch == '?' || ch == ':') {
+        flow_ind = 1;
+        block_ind = block_ind || followed_ws;
+      }
+      if (ch == '-' && followed_ws)
+        flow_ind = block_ind = 1;
+    } else {
+      if (in_set(ch, ",?[]{}"))
+        flow_ind = 1;
+      if (ch == ':') {
+        flow_ind = 1;
+        block_ind = block_ind || followed_ws;
+      }
+      if (ch == '#' && preceded_ws)
+        flow_ind = block_ind = 1;
+    }
+    if (is_break(ch))
+      breaks = 1;
+    if (!(ch == '\n' || (ch >= 0x20 && ch <= 0x7E))) {
+      int printable = (ch == 0x85 || (ch >= 0xA0 && ch <= 0xD7FF)
+                       || (ch >= 0xE000 && ch <= 0xFFFD)
+                       || (ch >= 0x10000 && ch < 0x10FFFF)) && ch != 0xFEFF;
+      if (!printable || !d->allow_unicode)
+        special = 1;
+    }
+    if (ch == ' ') {
+      lead_space = lead_space || i == 0;
+      trail_space = trail_space || i == n - 1;
+      break_space = break_space || prev_break;
+      prev_space = 1;
+      prev_break = 0;
+    } else if (is_break(ch)) {
+      lead_break = lead_break || i == 0;
+      trail_break = trail_break || i == n - 1;
+      space_break = space_break || prev_space;
+      prev_space = 0;
+      prev_break = 1;
+    } else {
+      prev_space = prev_break = 0;
+    }
+    preceded_ws = is_space_or_break(ch);
+    followed_ws = i + 2 >= n || is_space_or_break(s[i + 2]);
+  }
+  int flow_plain = 1, block_plain = 1, single = 1, block = 1;
+  if (lead_space || lead_break || trail_space || trail_break)
+    flow_plain = block_plain = 0;
+  if (trail_space)
+    block = 0;
+  if (break_space)
+    flow_plain = block_plain = single = 0;
+  if (space_break || special)
+    flow_plain = block_plain = single = block = 0;
+  if (breaks)
+    flow_plain = block_plain = 0;
+  if (flow_ind)
+    flow_plain = 0;
+  if (block_ind)
+    block_plain = 0;
+  a->multiline = breaks;
+  a->flow_plain = flow_plain;
+  a->block_plain = block_plain;
+  a->single_quoted = single;
+  a->block = block;
+}
+
+/* PyYAML's choose_scalar_style: 0 plain, '\'', '"' or '|'. */
+static int choose_style(struct dumper *d, const struct scalar *sc,
+                        const struct analysis *a, int simple_key)
+{
+  if (!sc->literal && sc->implicit_plain
+      && !(simple_key && (a->empty || a->multiline))
+      && ((d->flow_level && a->flow_plain)
+          || (!d->flow_level && a->block_plain)))
+    return 0;
+  if (sc->literal)
+    return !d->flow_level && !simple_key && a->block ? '|' : '"';
+  if (a->single_quoted && !(simple_key && a->multiline))
+    return '\'';
+  return '"';
+}
+
+static void write_plain(lua_State *L, struct dumper *d, int root, int split)
+{
+  size_t n = d->ncps, start = 0;
+  if (root)
+    d->open_ended = 1;
+  if (n == 0)
+    return;
+  if (!d->whitespace) {
+    put(L, d, " ", 1);
+    d->column++;
+  }
+  d->whitespace = d->indention = 0;
+  int spaces = 0;
+  for (size_t end = 0; end <= n; end++) {
+    uint32_t ch = end < n ? d->cps[end] : UINT32_MAX;
+    if (spaces) {
+      if (ch != ' ') {
+        if (start + 1 == end && d->column > d->best_width && split) {
+          write_indent(L, d);
+          d->whitespace = d->indention = 0;
+        } else {
+          put_cps(L, d, start, end);
+        }
+        start = end;
+      }
+    } else if (ch == UINT32_MAX || ch == ' ') {
+      put_cps(L, d, start, end);
+      start = end;
+    }
+    spaces = ch == ' ';
+  }
+}
+
+/* The line breaks cps[start, end) of a quoted or block scalar. */
+static void write_breaks(lua_State *L, struct dumper *d, size_t start,
+                         size_t end, int leading_extra)
+{
+  if (leading_extra && d->cps[start] == '\n')
+    line_break(L, d, '\n');
+  for (size_t i = start; i < end; i++)
+    line_break(L, d, d->cps[i]);
+}
+
+static void write_single_quoted(lua_State *L, struct dumper *d, int split)
+{
+  size_t n = d->ncps, start = 0;
+  int spaces = 0, breaks = 0;
+  write_indicator(L, d, "'", 1, 0, 0);
+  for (size_t end = 0; end <= n; end++) {
+    uint32_t ch = end < n ? d->cps[end] : UINT32_MAX;
+    if (spaces) {
+      if (ch != ' ') {
+        if (start + 1 == end && d->column > d->best_width && split
+            && start != 0 && end != n)
+          write_indent(L, d);
+        else
+          put_cps(L, d, start, end);
+        start = end;
+      }
+    } else if (breaks) {
+      if (ch == UINT32_MAX || !is_break(ch)) {
+        write_breaks(L, d, start, end, 1);
+        write_indent(L, d);
+        start = end;
+      }
+    } else if (ch == UINT32_MAX || ch == ' ' || is_break(ch) || ch == '\'') {
+      if (start < end) {
+        put_cps(L, d, start, end);
+        start = end;
+      }
+    }
+    if (ch == '\'') {
+      put(L, d, "''", 2);
+      d->column += 2;
+      start = end + 1;
+    }
+    if (ch != UINT32_MAX) {
+      spaces = ch == ' ';
+      breaks = is_break(ch);
+    }
+  }
+  write_indicator(L, d, "'", 0, 0, 0);
+}
+
+static const char *escape_of(uint32_t ch)
+{
+  switch (ch) {
+  case 0: return "0";
+  case 0x07: return "a";
+  case 0x08: return "b";
+  case 0x09: return "t";
+  case 0x0A: return "n";
+  case 0x0B: return "v";
+  case 0x0C: return "f";
+  case 0x0D: return "r";
+  case 0x1B: return "e";
+  case '"': return "\"";
+  case '\\': return "\\";
+  case 0x85: return "N";
+  case 0xA0: return "_";
+  case 0x2028: return "L";
+  case 0x2029: return "P";
+  default: return NULL;
+  }
+}
+
+static void write_double_quoted(lua_State *L, struct dumper *d, int split)
+{
+  size_t n = d->ncps, start = 0;
+  write_indicator(L, d, "\"", 1, 0, 0);
+  for (size_t end = 0; end <= n; end++) {
+    uint32_t ch = end < n ? d->cps[end] : UINT32_MAX;
+    int plain_ch = ch != UINT32_MAX && ch != '"' && ch != '\\' && ch != 0x85
+      && ch != 0x2028 && ch != 0x2029 && ch != 0xFEFF
+      && ((ch >= 0x20 && ch <= 0x7E) || (d->allow_unicode
+          && ((ch >= 0xA0 && ch <= 0xD7FF) || (ch >= 0xE000 && ch <= 0xFFFD))));
+    if (!plain_ch) {
+      if (start < end) {
+        put_cps(L, d, start, end);
+        start = end;
+      }
+      if (ch != UINT32_MAX) {
+        char esc[12];
+        const char *e = escape_of(ch);
+        if (e)
+          snprintf(esc, sizeof esc, "\\%s", e);
+        else if (ch <= 0xFF)
+          snprintf(esc, sizeof esc, "\\x%02X", (unsigned)ch);
+        else if (ch <= 0xFFFF)
+          snprintf(esc, sizeof esc, "\\u%04X", (unsigned)ch);
+        else
+          snprintf(esc, sizeof esc, "\\U%08X", (unsigned)ch);
+        put(L, d, esc, strlen(esc));
+        d->column += (int)strlen(esc);
+        start = end + 1;
+      }
+    }
+    if (end > 0 && end + 1 < n && (ch == ' ' || start >= end)
+        && d->column + (int)(end - start) > d->best_width && split) {
+      put_cps(L, d, start, end > start ? end : start);
+      if (start < end)
+        start = end;
+      put(L, d, "\\", 1);
+      d->column++;
+      write_indent(L, d);
+      d->whitespace = d->indention = 0;
+      if (d->cps[start] == ' ') {
+        put(L, d, "\\", 1);
+        d->column++;
+      }
+    }
+  }
+  write_indicator(L, d, "\"", 0, 0, 0);
+}
+
+static void write_literal(lua_State *L, struct dumper *d)
+{
+  size_t n = d->ncps, start = 0;
+  char hints[8] = "|";
+  if (n) {
+    if (d->cps[0] == ' ' || is_break(d->cps[0]))
+      snprintf(hints + strlen(hints), 4, "%d", d->best_indent);
+    if (!is_break(d->cps[n - 1]))
+      strcat(hints, "-");
+    else if (n == 1 || is_break(d->cps[n - 2]))
+      strcat(hints, "+");
+  }
+  write_indicator(L, d, hints, 1, 0, 0);
+  if (hints[strlen(hints) - 1] == '+')
+    d->open_ended = 1;
+  line_break(L, d, '\n');
+  int breaks = 1;
+  for (size_t end = 0; end <= n; end++) {
+    uint32_t ch = end < n ? d->cps[end] : UINT32_MAX;
+    if (breaks) {
+      if (ch == UINT32_MAX || !is_break(ch)) {
+        write_breaks(L, d, start, end, 0);
+        if (ch != UINT32_MAX)
+          write_indent(L, d);
+        start = end;
+      }
+    } else if (ch == UINT32_MAX || is_break(ch)) {
+      put_cps(L, d, start, end);
+      if (ch == UINT32_MAX)
+        line_break(L, d, '\n');
+      start = end;
+    }
+    if (ch != UINT32_MAX)
+      breaks = is_break(ch);
+  }
 }
 
 /* PyYAML's represent_float: repr() lowercased, ".0" added before an
@@ -1434,11 +1799,152 @@ static void float_text(double v, char *buf)
   }
 }
 
-static void emit_value(lua_State *L, struct dumper *d, int idx);
+/* Base64 in lines of 76 characters, each ending with "\n", as Python's
+ * base64.encodebytes. Pushes the text. */
+static void push_base64(lua_State *L, const char *s, size_t n)
+{
+  static const char alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  size_t col = 0;
+  for (size_t i = 0; i < n; i += 3) {
+    unsigned v = (unsigned)(unsigned char)s[i] << 16;
+    if (i + 1 < n)
+      v |= (unsigned)(unsigned char)s[i + 1] << 8;
+    if (i + 2 < n)
+      v |= (unsigned char)s[i + 2];
+    char quad[4] = {alphabet[(v >> 18) & 63], alphabet[(v >> 12) & 63],
+      i + 1 < n ? alphabet[(v >> 6) & 63] : '=',
+      i + 2 < n ? alphabet[v & 63] : '='};
+    luaL_addlstring(&b, quad, 4);
+    col += 4;
+    if (col == 76) {
+      luaL_addchar(&b, '\n');
+      col = 0;
+    }
+  }
+  if (col)
+    luaL_addchar(&b, '\n');
+  luaL_pushresult(&b);
+}
+
+/* The data kind, with one correction: a brine.map is a map even when its
+ * keys are 1..n (brine__kind would call it an array). */
+static enum brine_kind value_kind(lua_State *L, int idx)
+{
+  enum brine_kind kind = brine__kind(L, idx);
+  if (kind == BRINE_ARRAY && luaL_getmetafield(L, idx, "__name") != LUA_TNIL) {
+    kind = strcmp(lua_tostring(L, -1), "brine.map") == 0 ? BRINE_MAP : kind;
+    lua_pop(L, 1);
+  }
+  return kind;
+}
+
+/* Represents the scalar at idx. buf holds number text; a binary string's
+ * base64 text is pushed (the caller pops one value then: returns 1). */
+static int represent_scalar(lua_State *L, int idx, struct scalar *sc,
+                            char *buf)
+{
+  memset(sc, 0, sizeof *sc);
+  sc->implicit_plain = 1;
+  switch (value_kind(L, idx)) {
+  case BRINE_NULL:
+    sc->text = "null";
+    sc->tag = "!!null";
+    break;
+  case BRINE_BOOL:
+    sc->text = lua_toboolean(L, idx) ? "true" : "false";
+    sc->tag = "!!bool";
+    break;
+  case BRINE_INT:
+    snprintf(buf, 48, "%lld", (long long)lua_tointeger(L, idx));
+    sc->text = buf;
+    sc->tag = "!!int";
+    break;
+  case BRINE_FLOAT:
+    float_text(lua_tonumber(L, idx), buf);
+    sc->text = buf;
+    sc->tag = "!!float";
+    break;
+  default: {
+    size_t n;
+    const char *s = lua_tolstring(L, idx, &n);
+    if (!valid_utf8((const unsigned char *)s, n)) {
+      push_base64(L, s, n);
+      sc->text = lua_tolstring(L, -1, &sc->len);
+      sc->tag = "!!binary";
+      sc->implicit_plain = 0;
+      sc->literal = 1;
+      return 1;
+    }
+    sc->text = s;
+    sc->len = n;
+    sc->tag = "!!str";
+    sc->implicit_plain = resolve_plain(s, n) == T_STR;
+    sc->implicit_quoted = 1;
+    return 0;
+  }
+  }
+  sc->len = strlen(sc->text);
+  return 0;
+}
+
+static void emit_node(lua_State *L, struct dumper *d, int idx, int root,
+                      int mapping, int simple_key);
+
+static void emit_scalar(lua_State *L, struct dumper *d, int idx, int root,
+                        int simple_key)
+{
+  char buf[48];
+  struct scalar sc;
+  struct analysis a;
+  int pushed = represent_scalar(L, idx, &sc, buf);
+  decode(L, d, sc.text, sc.len);
+  analyze(d, &a);
+  int style = choose_style(d, &sc, &a, simple_key);
+  if (!((style == 0 && sc.implicit_plain)
+        || (style != 0 && sc.implicit_quoted)))
+    write_indicator(L, d, sc.tag, 1, 0, 0);
+  int saved = d->indent;
+  increase_indent(d, 1, 0);
+  if (style == '"')
+    write_double_quoted(L, d, !simple_key);
+  else if (style == '\'')
+    write_single_quoted(L, d, !simple_key);
+  else if (style == '|')
+    write_literal(L, d);
+  else
+    write_plain(L, d, root, !simple_key);
+  d->indent = saved;
+  if (pushed)
+    lua_pop(L, 1);
+}
+
+/* Python's ordering of sortable keys: strings by code point (UTF-8 byte
+ * order), numbers by value with False and True as 0 and 1. */
+static int key_less(lua_State *L)
+{
+  if (lua_type(L, 1) == LUA_TSTRING) {
+    size_t na, nb;
+    const char *a = lua_tolstring(L, 1, &na), *b = lua_tolstring(L, 2, &nb);
+    int c = memcmp(a, b, na < nb ? na : nb);
+    lua_pushboolean(L, c < 0 || (c == 0 && na < nb));
+    return 1;
+  }
+  for (int i = 1; i <= 2; i++)
+    if (lua_type(L, i) == LUA_TBOOLEAN) {
+      lua_pushinteger(L, lua_toboolean(L, i));
+      lua_replace(L, i);
+    }
+  lua_pushboolean(L, lua_compare(L, 1, 2, LUA_OPLT));
+  return 1;
+}
 
 /* The keys of a map in dump order, cached so the anchor pass and the
  * emitting pass agree. Pushes the key list. Sorting follows Python's
- * sorted(): only when every key is a string, or every key a number. */
+ * sorted(), which only works when every key is a string, or every key a
+ * number or boolean; other maps keep their order. */
 static void push_key_order(lua_State *L, struct dumper *d, int idx)
 {
   idx = lua_absindex(L, idx);
@@ -1446,24 +1952,28 @@ static void push_key_order(lua_State *L, struct dumper *d, int idx)
   if (lua_rawget(L, d->orders) == LUA_TTABLE)
     return;
   lua_pop(L, 1);
-  lua_newtable(L);
+  lua_newtable(L);                           /* keys */
   struct brine__iter it;
-  brine__iter_start(L, idx, &it);
+  brine__iter_start(L, idx, &it);            /* keys helper */
   lua_Integer n = 0;
   int strings = 1, numbers = 1;
-  while (brine__iter_next(L, &it)) {
+  while (brine__iter_next(L, &it)) {         /* keys helper k v */
     lua_pop(L, 1);
     strings = strings && lua_type(L, -1) == LUA_TSTRING;
-    numbers = numbers && (lua_type(L, -1) == LUA_TNUMBER
-                          && !isnan(lua_tonumber(L, -1)));
+    numbers = numbers && ((lua_type(L, -1) == LUA_TNUMBER
+                           && !isnan(lua_tonumber(L, -1)))
+                          || lua_type(L, -1) == LUA_TBOOLEAN);
     lua_rawseti(L, -3, ++n);
   }
-  lua_pop(L, 1);                             /* iterator helper */
+  lua_pop(L, 1);                             /* keys */
   if (d->sort_keys && n > 1 && (strings || numbers)) {
-    lua_getglobal(L, "table");
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    lua_getfield(L, -1, "table");
     lua_getfield(L, -1, "sort");
+    lua_remove(L, -2);
     lua_pushvalue(L, -3);
-    lua_call(L, 1, 0);
+    lua_pushcfunction(L, key_less);
+    lua_call(L, 2, 0);
     lua_pop(L, 1);
   }
   lua_pushvalue(L, idx);
@@ -1477,8 +1987,9 @@ static void find_anchors(lua_State *L, struct dumper *d, int idx, int depth)
 {
   if (lua_type(L, idx) != LUA_TTABLE)
     return;
-  if (depth > 1000)
-    luaL_error(L, "brine.yaml.dump: value nested deeper than 1000 levels");
+  if (depth > MAX_DEPTH * 2)
+    luaL_error(L, "brine.yaml.dump: value nested deeper than %d levels",
+               MAX_DEPTH * 2);
   luaL_checkstack(L, 8, "brine.yaml.dump");
   idx = lua_absindex(L, idx);
   lua_pushvalue(L, idx);
@@ -1495,7 +2006,7 @@ static void find_anchors(lua_State *L, struct dumper *d, int idx, int depth)
   lua_pushvalue(L, idx);
   lua_pushinteger(L, 0);
   lua_rawset(L, d->anchors);
-  if (brine__kind(L, idx) == BRINE_ARRAY) {
+  if (value_kind(L, idx) == BRINE_ARRAY) {
     lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
     for (lua_Integer i = 1; i <= n; i++) {
       lua_rawgeti(L, idx, i);
@@ -1504,52 +2015,68 @@ static void find_anchors(lua_State *L, struct dumper *d, int idx, int depth)
     }
     return;
   }
-  push_key_order(L, d, idx);
+  if (value_kind(L, idx) != BRINE_MAP)
+    return;
+  push_key_order(L, d, idx);                 /* keys */
   lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
   for (lua_Integer i = 1; i <= n; i++) {
-    lua_rawgeti(L, -1, i);
+    lua_rawgeti(L, -1, i);                   /* keys k */
     find_anchors(L, d, -1, depth + 1);
-    lua_rawget(L, idx);
+    lua_rawget(L, idx);                      /* keys v */
     find_anchors(L, d, -1, depth + 1);
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
 }
 
-static int is_plain_scalar(lua_State *L, int idx)
+static lua_Integer anchor_of(lua_State *L, struct dumper *d, int idx)
 {
-  switch (lua_type(L, idx)) {
-  case LUA_TNUMBER: case LUA_TBOOLEAN: return 1;
-  case LUA_TSTRING: {
+  lua_pushvalue(L, idx);
+  lua_Integer num = lua_rawget(L, d->anchors) == LUA_TNUMBER
+    ? lua_tointeger(L, -1) : 0;
+  lua_pop(L, 1);
+  return num;
+}
+
+static int was_emitted(lua_State *L, struct dumper *d, int idx)
+{
+  lua_pushvalue(L, idx);
+  int yes = lua_rawget(L, d->emitted) != LUA_TNIL;
+  lua_pop(L, 1);
+  return yes;
+}
+
+static int is_leaf(lua_State *L, int idx)
+{
+  if (lua_type(L, idx) == LUA_TTABLE)
+    return 0;
+  if (lua_type(L, idx) == LUA_TSTRING) {
     size_t n;
     const char *s = lua_tolstring(L, idx, &n);
     return valid_utf8((const unsigned char *)s, n);
   }
-  default: return brine__is_null(L, idx);
-  }
+  return 1;
 }
 
-/* For flow "auto" (PyYAML's default_flow_style=None): flow when every
- * item is a scalar. */
-static int all_scalars(lua_State *L, int idx, int array)
+/* Flow style for a collection: always, never, or (PyYAML's
+ * default_flow_style=None) when every item is a plain-styled scalar. The
+ * key order is on top of the stack for maps. */
+static int flow_style(lua_State *L, struct dumper *d, int idx, int array)
 {
-  if (array) {
-    lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
-    for (lua_Integer i = 1; i <= n; i++) {
-      lua_rawgeti(L, idx, i);
-      int ok = is_plain_scalar(L, -1);
-      lua_pop(L, 1);
-      if (!ok)
-        return 0;
-    }
-    return 1;
-  }
-  lua_Integer n = (lua_Integer)lua_rawlen(L, -1);  /* key order on top */
+  if (d->flow != 2)
+    return d->flow;
+  lua_Integer n = (lua_Integer)lua_rawlen(L, array ? idx : -1);
   for (lua_Integer i = 1; i <= n; i++) {
-    lua_rawgeti(L, -1, i);
-    int ok = is_plain_scalar(L, -1);
-    lua_rawget(L, idx);
-    ok = ok && is_plain_scalar(L, -1);
+    int ok;
+    if (array) {
+      lua_rawgeti(L, idx, i);
+      ok = is_leaf(L, -1);
+    } else {
+      lua_rawgeti(L, -1, i);
+      ok = is_leaf(L, -1);
+      lua_rawget(L, idx);
+      ok = ok && is_leaf(L, -1);
+    }
     lua_pop(L, 1);
     if (!ok)
       return 0;
@@ -1557,114 +2084,146 @@ static int all_scalars(lua_State *L, int idx, int array)
   return 1;
 }
 
-/* Emits a table as an alias when already emitted; returns 1 then. Else
- * returns 0 and leaves in *anchor the anchor name to give it (or NULL). */
-static int alias_or_anchor(lua_State *L, struct dumper *d, int idx,
-                           char *anchor)
+/* PyYAML's check_simple_key for the key at idx. */
+static int simple_key(lua_State *L, struct dumper *d, int idx)
 {
-  lua_pushvalue(L, idx);
-  lua_Integer num = lua_rawget(L, d->anchors) == LUA_TNUMBER
-    ? lua_tointeger(L, -1) : 0;
-  lua_pop(L, 1);
-  if (num == 0)
-    return 0;
-  snprintf(anchor, 16, "id%03d", (int)num);
-  lua_pushvalue(L, idx);
-  if (lua_rawget(L, d->emitted) != LUA_TNIL) {
-    lua_pop(L, 1);
-    yaml_event_t ev;
-    if (!yaml_alias_event_initialize(&ev, (yaml_char_t *)anchor))
-      luaL_error(L, "brine.yaml.dump: out of memory");
-    emit(L, d, &ev);
-    return 1;
+  if (lua_type(L, idx) == LUA_TTABLE) {
+    lua_Integer anchor = anchor_of(L, d, idx);
+    if (anchor && was_emitted(L, d, idx))
+      return 1;                              /* an alias */
+    size_t length = 5 + (anchor ? 5 : 0);
+    return length < 128 && brine__count(L, idx) == 0;
   }
-  lua_pop(L, 1);
-  lua_pushvalue(L, idx);
-  lua_pushboolean(L, 1);
-  lua_rawset(L, d->emitted);
-  return 0;
-}
-
-static void emit_table(lua_State *L, struct dumper *d, int idx)
-{
-  char anchor[16] = {0};
-  if (alias_or_anchor(L, d, idx, anchor))
-    return;
-  yaml_char_t *a = anchor[0] ? (yaml_char_t *)anchor : NULL;
-  yaml_event_t ev;
-  int array = brine__kind(L, idx) == BRINE_ARRAY;
-  if (!array)
-    push_key_order(L, d, idx);
-  int flow = d->flow == 2 ? all_scalars(L, idx, array) : d->flow;
-  d->depth++;
-  if (array) {
-    yaml_sequence_start_event_initialize(&ev, a, (yaml_char_t *)YAML_SEQ_TAG,
-      1, flow ? YAML_FLOW_SEQUENCE_STYLE : YAML_BLOCK_SEQUENCE_STYLE);
-    emit(L, d, &ev);
-    lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
-    for (lua_Integer i = 1; i <= n; i++) {
-      lua_rawgeti(L, idx, i);
-      emit_value(L, d, -1);
-      lua_pop(L, 1);
-    }
-    yaml_sequence_end_event_initialize(&ev);
-  } else {
-    yaml_mapping_start_event_initialize(&ev, a, (yaml_char_t *)YAML_MAP_TAG,
-      1, flow ? YAML_FLOW_MAPPING_STYLE : YAML_BLOCK_MAPPING_STYLE);
-    emit(L, d, &ev);
-    lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
-    for (lua_Integer i = 1; i <= n; i++) {
-      lua_rawgeti(L, -1, i);
-      emit_value(L, d, -1);
-      lua_rawget(L, idx);
-      emit_value(L, d, -1);
-      lua_pop(L, 1);
-    }
-    lua_pop(L, 1);
-    yaml_mapping_end_event_initialize(&ev);
-  }
-  d->depth--;
-  emit(L, d, &ev);
-}
-
-static void emit_value(lua_State *L, struct dumper *d, int idx)
-{
   char buf[48];
+  struct scalar sc;
+  struct analysis a;
+  int pushed = represent_scalar(L, idx, &sc, buf);
+  decode(L, d, sc.text, sc.len);
+  analyze(d, &a);
+  if (pushed)
+    lua_pop(L, 1);
+  return strlen(sc.tag) + a.length < 128 && !a.empty && !a.multiline;
+}
+
+static void emit_sequence(lua_State *L, struct dumper *d, int idx,
+                          int mapping, int flow)
+{
+  int saved = d->indent;
+  lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
+  if (d->flow_level || flow || n == 0) {
+    write_indicator(L, d, "[", 1, 1, 0);
+    d->flow_level++;
+    increase_indent(d, 1, 0);
+    for (lua_Integer i = 1; i <= n; i++) {
+      if (i > 1)
+        write_indicator(L, d, ",", 0, 0, 0);
+      if (d->column > d->best_width)
+        write_indent(L, d);
+      lua_rawgeti(L, idx, i);
+      emit_node(L, d, -1, 0, 0, 0);
+      lua_pop(L, 1);
+    }
+    d->indent = saved;
+    d->flow_level--;
+    write_indicator(L, d, "]", 0, 0, 0);
+    return;
+  }
+  increase_indent(d, 0, mapping && !d->indention);
+  for (lua_Integer i = 1; i <= n; i++) {
+    write_indent(L, d);
+    write_indicator(L, d, "-", 1, 0, 1);
+    lua_rawgeti(L, idx, i);
+    emit_node(L, d, -1, 0, 0, 0);
+    lua_pop(L, 1);
+  }
+  d->indent = saved;
+}
+
+/* Emits one entry of a mapping: key at -1 (popped), value in the map. */
+static void emit_entry(lua_State *L, struct dumper *d, int map, int flow)
+{
+  int key = lua_gettop(L);
+  if (simple_key(L, d, key)) {
+    emit_node(L, d, key, 0, 1, 1);
+    write_indicator(L, d, ":", 0, 0, 0);
+  } else {
+    write_indicator(L, d, "?", 1, 0, !flow);
+    emit_node(L, d, key, 0, 1, 0);
+    if (!flow)
+      write_indent(L, d);
+    else if (d->column > d->best_width)
+      write_indent(L, d);
+    write_indicator(L, d, ":", 1, 0, !flow);
+  }
+  lua_rawget(L, map);
+  emit_node(L, d, -1, 0, 1, 0);
+  lua_pop(L, 1);
+}
+
+static void emit_mapping(lua_State *L, struct dumper *d, int idx, int flow)
+{
+  int saved = d->indent;
+  lua_Integer n = (lua_Integer)lua_rawlen(L, -1);  /* key order on top */
+  int order = lua_gettop(L);
+  if (d->flow_level || flow || n == 0) {
+    write_indicator(L, d, "{", 1, 1, 0);
+    d->flow_level++;
+    increase_indent(d, 1, 0);
+    for (lua_Integer i = 1; i <= n; i++) {
+      if (i > 1)
+        write_indicator(L, d, ",", 0, 0, 0);
+      if (d->column > d->best_width)
+        write_indent(L, d);
+      lua_rawgeti(L, order, i);
+      emit_entry(L, d, idx, 1);
+    }
+    d->indent = saved;
+    d->flow_level--;
+    write_indicator(L, d, "}", 0, 0, 0);
+    return;
+  }
+  increase_indent(d, 0, 0);
+  for (lua_Integer i = 1; i <= n; i++) {
+    write_indent(L, d);
+    lua_rawgeti(L, order, i);
+    emit_entry(L, d, idx, 0);
+  }
+  d->indent = saved;
+}
+
+static void emit_node(lua_State *L, struct dumper *d, int idx, int root,
+                      int mapping, int simple)
+{
   idx = lua_absindex(L, idx);
-  luaL_checkstack(L, 8, "brine.yaml.dump");
-  switch (brine__kind(L, idx)) {
-  case BRINE_NULL:
-    d->root_plain = d->root_plain || d->depth == 0;
-    emit_scalar(L, d, YAML_NULL_TAG, "null", 4, 1, 0, YAML_ANY_SCALAR_STYLE);
-    break;
-  case BRINE_BOOL:
-    d->root_plain = d->root_plain || d->depth == 0;
-    strcpy(buf, lua_toboolean(L, idx) ? "true" : "false");
-    emit_scalar(L, d, YAML_BOOL_TAG, buf, strlen(buf), 1, 0,
-                YAML_ANY_SCALAR_STYLE);
-    break;
-  case BRINE_INT:
-    d->root_plain = d->root_plain || d->depth == 0;
-    snprintf(buf, sizeof buf, "%lld", (long long)lua_tointeger(L, idx));
-    emit_scalar(L, d, YAML_INT_TAG, buf, strlen(buf), 1, 0,
-                YAML_ANY_SCALAR_STYLE);
-    break;
-  case BRINE_FLOAT:
-    d->root_plain = d->root_plain || d->depth == 0;
-    float_text(lua_tonumber(L, idx), buf);
-    emit_scalar(L, d, YAML_FLOAT_TAG, buf, strlen(buf), 1, 0,
-                YAML_ANY_SCALAR_STYLE);
-    break;
-  case BRINE_STRING:
-    emit_string(L, d, idx);
-    break;
-  case BRINE_ARRAY:
-  case BRINE_MAP:
-    emit_table(L, d, idx);
-    break;
-  default:
+  luaL_checkstack(L, 10, "brine.yaml.dump");
+  enum brine_kind kind = value_kind(L, idx);
+  if (kind == BRINE_OTHER)
     luaL_error(L, "brine.yaml.dump: cannot represent a %s value",
                luaL_typename(L, idx));
+  if (kind != BRINE_ARRAY && kind != BRINE_MAP) {
+    emit_scalar(L, d, idx, root, simple);
+    return;
+  }
+  lua_Integer anchor = anchor_of(L, d, idx);
+  char name[24];
+  if (anchor) {
+    int alias = was_emitted(L, d, idx);
+    snprintf(name, sizeof name, "%cid%03d", alias ? '*' : '&', (int)anchor);
+    write_indicator(L, d, name, 1, 0, 0);
+    if (alias)
+      return;
+    lua_pushvalue(L, idx);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, d->emitted);
+  }
+  if (d->flow_level > MAX_DEPTH * 2 || d->indent > MAX_DEPTH * 20)
+    luaL_error(L, "brine.yaml.dump: value nested too deeply");
+  if (kind == BRINE_ARRAY) {
+    emit_sequence(L, d, idx, mapping, flow_style(L, d, idx, 1));
+  } else {
+    push_key_order(L, d, idx);
+    emit_mapping(L, d, idx, flow_style(L, d, idx, 0));
+    lua_pop(L, 1);
   }
 }
 
@@ -1685,7 +2244,7 @@ static lua_Integer opt_int(lua_State *L, int opts, const char *name,
   lua_Integer v = def;
   if (t == LUA_TNUMBER) {
     double f = lua_tonumber(L, -1);
-    v = f >= (double)INT_MAX ? INT_MAX : (lua_Integer)f;
+    v = f >= (double)INT_MAX ? INT_MAX : f <= 0 ? 0 : (lua_Integer)f;
   } else if (t != LUA_TNIL) {
     luaL_error(L, "brine.yaml.dump: option %s must be a number", name);
   }
@@ -1693,6 +2252,7 @@ static lua_Integer opt_int(lua_State *L, int opts, const char *name,
   return v;
 }
 
+/* Reads the options as PyYAML's Emitter reads its arguments. */
 static void configure(lua_State *L, struct dumper *d, int opts, int *explicit)
 {
   int t = lua_getfield(L, opts, "flow");
@@ -1705,16 +2265,12 @@ static void configure(lua_State *L, struct dumper *d, int opts, int *explicit)
                "\"auto\"");
   lua_pop(L, 1);
   d->sort_keys = opt_bool(L, opts, "sort_keys", 0);
+  d->allow_unicode = opt_bool(L, opts, "allow_unicode", 1);
   *explicit = opt_bool(L, opts, "explicit_start", 0);
   lua_Integer indent = opt_int(L, opts, "indent", 2);
-  if (indent < 2 || indent > 9)
-    indent = 2;
+  d->best_indent = indent > 1 && indent < 10 ? (int)indent : 2;
   lua_Integer width = opt_int(L, opts, "width", 80);
-  if (width <= indent * 2)
-    width = 80;
-  yaml_emitter_set_indent(&d->emitter, (int)indent);
-  yaml_emitter_set_width(&d->emitter, width >= INT_MAX ? -1 : (int)width);
-  yaml_emitter_set_unicode(&d->emitter, opt_bool(L, opts, "allow_unicode", 1));
+  d->best_width = width > d->best_indent * 2 ? (int)width : 80;
 }
 
 /* dump(value[, opts]) -> string */
@@ -1737,35 +2293,23 @@ static int l_dump(lua_State *L)
   d->anchors = 4;
   d->orders = 5;
   d->emitted = 6;
-  if (!yaml_emitter_initialize(&d->emitter))
-    return luaL_error(L, "brine.yaml.dump: out of memory");
-  d->live = 1;
-  yaml_emitter_set_output(&d->emitter, write_handler, d);
+  d->indent = -1;
+  d->whitespace = d->indention = 1;
   int explicit_start;
   configure(L, d, 2, &explicit_start);
 
   find_anchors(L, d, 1, 0);
-  yaml_event_t ev;
-  yaml_stream_start_event_initialize(&ev, YAML_UTF8_ENCODING);
-  emit(L, d, &ev);
-  yaml_document_start_event_initialize(&ev, NULL, NULL, NULL,
-                                       !explicit_start);
-  emit(L, d, &ev);
-  emit_value(L, d, 1);
-  yaml_document_end_event_initialize(&ev, 1);
-  emit(L, d, &ev);
-  yaml_stream_end_event_initialize(&ev);
-  emit(L, d, &ev);
-  yaml_emitter_flush(&d->emitter);
-
-  int quoted = d->len > 0 && (d->out[explicit_start ? 4 : 0] == '\''
-                              || d->out[explicit_start ? 4 : 0] == '"');
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  luaL_addlstring(&b, d->out, d->len);
-  if (d->root_plain && !quoted)
-    luaL_addstring(&b, "...\n");
-  luaL_pushresult(&b);
+  if (explicit_start) {
+    write_indent(L, d);
+    write_indicator(L, d, "---", 1, 0, 0);
+  }
+  emit_node(L, d, 1, 1, 0, 0);
+  write_indent(L, d);
+  if (d->open_ended) {
+    write_indicator(L, d, "...", 1, 0, 0);
+    write_indent(L, d);
+  }
+  lua_pushlstring(L, d->out ? d->out : "", d->len);
   return 1;
 }
 
