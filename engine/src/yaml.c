@@ -1254,7 +1254,9 @@ static int l_load(lua_State *L)
     return luaL_error(L, "brine.yaml: out of memory");
   ld->parser_live = 1;
   yaml_parser_set_input_string(&ld->parser, (const unsigned char *)text, len);
-  yaml_parser_set_encoding(&ld->parser, YAML_UTF8_ENCODING);
+  /* No preset encoding: libyaml's reader then drops a leading byte order
+   * mark; a preset one leaves it to the scanner, which counts it as a
+   * column and breaks the indentation of the lines below. */
 
   struct node *root;
   int rc = compose_stream(L, ld, 4, &root);
