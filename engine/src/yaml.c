@@ -594,7 +594,8 @@ static int compose_kids(lua_State *L, struct loader *ld, int anchors,
   nd->kids = arena_alloc(ld, (nd->n ? nd->n : 1) * sizeof *nd->kids);
   if (!nd->kids)
     return out_of_memory(ld);
-  memcpy(nd->kids, ld->stack + base, nd->n * sizeof *nd->kids);
+  if (nd->n)
+    memcpy(nd->kids, ld->stack + base, nd->n * sizeof *nd->kids);
   ld->nstack = base;
   if (nd->size > EXPAND_FLOOR && nd->size / EXPAND_FACTOR > ld->nodes)
     return fail_at(ld, nd->line, nd->column, "aliases expand this document "
@@ -1327,6 +1328,8 @@ static int dumper_gc(lua_State *L)
 
 static void put(lua_State *L, struct dumper *d, const char *s, size_t n)
 {
+  if (n == 0)
+    return;
   if (d->cap - d->len < n) {
     size_t cap = d->cap ? d->cap : 1024;
     while (cap - d->len < n)
