@@ -122,7 +122,8 @@ end
 local function main(shared)
   shared = shared or os.getenv("BRINE_SHARED_DIR")
   if not shared or not read(shared .. "/conformance/README.md") then
-    io.stderr:write("usage: brine lua bench/yaml.lua SHARED_DIR (the folder holding conformance/)\n")
+    io.stderr:write("usage: brine lua bench/yaml.lua SHARED_DIR",
+      " (the folder holding conformance/)\n")
     return 2
   end
   local docs, names, bytes = corpus(shared)

@@ -95,6 +95,7 @@ describe("brine render", function()
     assert.equal(0, rc)
     assert.equal('{\n  "z": {\n    "n": "a"\n  },\n  "a": "base"\n}\n', out)
     spit(dir .. "/b.sls", "#!lua\nfunction run()\n  return { pi = 3.5, io = type(io) }\nend\n")
+    local _
     out, _, rc = render("b.sls")
     assert.equal(0, rc)
     assert.equal('{\n  "io": "nil",\n  "pi": 3.5\n}\n', out)
@@ -116,8 +117,8 @@ describe("brine render", function()
     local out, err, rc = render("j.sls")
     if have_json then
       assert.equal(0, rc)
-      assert.equal('{\n  "a": {\n    "test.nop": [\n      {\n        "x": 4\n      }\n    ]\n  }\n}\n',
-        out)
+      assert.equal('{\n  "a": {\n    "test.nop": [\n      {\n        "x": 4\n      }\n'
+        .. '    ]\n  }\n}\n', out)
     else
       assert.equal(1, rc)
       assert.matches("j%.sls: the json renderer needs the brine%.json module", err)
@@ -131,6 +132,7 @@ describe("brine render", function()
     assert.equal("", out)
     assert.matches("^brine render: bad%.sls:3:4: mapping values are not allowed", err)
     spit(dir .. "/dup.yaml", "a: 1\na: 2\n")
+    local _
     _, err, rc = render("-r yaml dup.yaml")
     assert.equal(1, rc)
     assert.matches("dup%.yaml:2:1: found conflicting ID 'a'", err)

@@ -60,7 +60,8 @@ describe("brine.yaml.load scalars", function()
   end)
 
   it("reads floats, keeping 3.10 a float and 1e3 a string", function()
-    local cases = { { "1.5", 1.5 }, { "3.10", 3.1 }, { "3.", 3.0 }, { ".5", 0.5 }, { "-0.25", -0.25 },
+    local cases = { { "1.5", 1.5 }, { "3.10", 3.1 }, { "3.", 3.0 }, { ".5", 0.5 },
+      { "-0.25", -0.25 },
       { "1.0e+3", 1000.0 }, { "1_000.5", 1000.5 }, { "1:30.5", 90.5 }, { ".inf", math.huge },
       { "-.Inf", -math.huge }, { "+.INF", math.huge } }
     for _, c in ipairs(cases) do
@@ -274,17 +275,20 @@ describe("brine.yaml.dump", function()
     assert.equal("{b: {y: 1, x: [1, 2]}, a: z}\n", yaml.dump(v, { flow = true }))
     assert.equal("a: z\nb:\n  x:\n  - 1\n  - 2\n  y: 1\n", yaml.dump(v, { sort_keys = true }))
     assert.equal("a:\n    b:\n    - 1\n    -   c: 2\n",
-      yaml.dump(m({ { "a", m({ { "b", data.array({ 1, m({ { "c", 2 } }) }) } }) } }), { indent = 4 }))
+      yaml.dump(m({ { "a", m({ { "b", data.array({ 1, m({ { "c", 2 } }) }) } }) } }),
+        { indent = 4 }))
     assert.equal("s: 'word word word word word word word word\n  word word word word word word "
       .. "word word\n  word word word word '\n",
       yaml.dump(m({ { "s", string.rep("word ", 20) } }), { width = 40 }))
     assert.equal("a: [1, 2]\nb: {c: d}\n",
-      yaml.dump(m({ { "a", data.array({ 1, 2 }) }, { "b", m({ { "c", "d" } }) } }), { flow = "auto" }))
+      yaml.dump(m({ { "a", data.array({ 1, 2 }) }, { "b", m({ { "c", "d" } }) } }),
+        { flow = "auto" }))
   end)
 
   it("writes floats as Python's repr and escapes when asked", function()
     local nan = 0 / 0
-    assert.equal("- 1.0\n- 3.5e-07\n- .nan\n- -.inf\n- 4611686018427387904\n- -0.0\n- 123456789.123\n",
+    assert.equal("- 1.0\n- 3.5e-07\n- .nan\n- -.inf\n- 4611686018427387904\n- -0.0\n"
+      .. "- 123456789.123\n",
       yaml.dump(data.array({ 1.0, 3.5e-07, nan, -math.huge, 1 << 62, -0.0, 123456789.123 })))
     assert.equal('u: "h\\xE9llo"\n', yaml.dump(m({ { "u", "héllo" } }), { allow_unicode = false }))
     assert.equal("u: héllo\n", yaml.dump(m({ { "u", "héllo" } })))
@@ -311,7 +315,8 @@ describe("brine.yaml.dump", function()
 
   it("round-trips what it writes", function()
     local v = m({ { "s", "yes" }, { "i", 10 }, { "f", 2.5 }, { "z", "0755" }, { "e", "" },
-      { "n", data.null }, { "t", "2023-01-01" }, { "l", data.array({ "a: b", "- c", "#x", " p " }) },
+      { "n", data.null }, { "t", "2023-01-01" },
+      { "l", data.array({ "a: b", "- c", "#x", " p " }) },
       { "u", "日本" }, { "ml", "one\ntwo\n" }, { "k", "1e3" } })
     for _, opts in ipairs({ {}, { flow = true }, { indent = 4 }, { width = 20 } }) do
       local back = load1(yaml.dump(v, opts))

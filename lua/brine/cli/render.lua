@@ -200,7 +200,7 @@ end
 
 -- The SLS name of a file under root: "a/b/init.sls" -> "a.b".
 local function sls_name(file, root)
-  local rel = file
+  local rel
   if root and file:sub(1, #root + 1) == root .. "/" then
     rel = file:sub(#root + 2)
   else
