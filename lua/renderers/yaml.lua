@@ -8,7 +8,7 @@ local data = require("brine.data")
 local M = {}
 
 local function falsy(v)
-  local kind = data.kind(v)
+  local kind = data.is_map(v) and "map" or data.kind(v)
   if kind == "null" or v == false or v == 0 or v == "" then
     return true
   end

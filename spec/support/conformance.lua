@@ -15,6 +15,13 @@ local data = require("brine.data")
 
 local M = {}
 
+-- data.kind, except that an ordered map stays a map even when its keys
+-- are 1..n (data.kind would call it an array).
+local function kind_of(v)
+  return data.is_map(v) and "map" or data.kind(v)
+end
+
+
 --- The shared folder, or nil when the environment does not name one that
 --- holds a conformance corpus.
 ---@return string|nil
@@ -152,7 +159,7 @@ local function key_text(k)
 end
 
 local function encode(v, out)
-  local kind = data.kind(v)
+  local kind = kind_of(v)
   if kind == "null" then
     out[#out + 1] = "null"
   elseif kind == "boolean" then

@@ -333,3 +333,21 @@ describe("brine.yaml.dump", function()
     assert.has_error(function() yaml.dump(1, { flow = 3 }) end)
   end)
 end)
+
+describe("conformance helper", function()
+  local conformance = require("conformance")
+
+  it("writes loaded data in the corpus's JSON form", function()
+    local v = assert(yaml.load("1: a\n2: [1.0, 1.0e+16, .inf, ~, yes]\n~: x\n"
+      .. "2.5: \"\\u00e9\\n\"\n"))
+    assert.equal('{"1":"a","2":[1.0,1e+16,{"$float":"inf"},null,true],"null":"x","2.5":"é\\n"}',
+      conformance.to_corpus_json(v))
+  end)
+
+  it("reads expected.json into the same canonical text", function()
+    assert.equal('{"1":"a","b":[1.0,1e+16,{"$float":"nan"},"hello",-5,"\\u0007"]}',
+      conformance.canonical_json('{ "1": "a", "b": [1.0, 1E16, {"$float": "nan"},'
+        .. ' {"$bytes": "aGVsbG8="}, -5, "\\u0007"] }'))
+    assert.equal("1.2345678901234567e+19", conformance.canonical_json("12345678901234567890"))
+  end)
+end)

@@ -6,6 +6,13 @@ local render = require("brine.render")
 
 local M = {}
 
+-- data.kind, except that an ordered map stays a map even when its keys
+-- are 1..n (data.kind would call it an array).
+local function kind_of(v)
+  return data.is_map(v) and "map" or data.kind(v)
+end
+
+
 M.summary = "render a template or SLS file through a renderer pipeline"
 M.usage = [==[
 Usage: brine render [--renderer PIPE] [--root DIR] [--context FILE.json] FILE
@@ -84,7 +91,7 @@ local function scalar_json(v, as_key)
 end
 
 local function to_json(v, indent, out)
-  local kind = data.kind(v)
+  local kind = kind_of(v)
   local pad = string.rep("  ", indent + 1)
   if kind == "array" then
     if #v == 0 then
@@ -182,7 +189,7 @@ local function load_context(path, ctx)
     return nil, "--context needs the brine.json module, which this build lacks"
   end
   local value, derr = json.decode(text)
-  if value == nil or data.kind(value) ~= "map" then
+  if value == nil or kind_of(value) ~= "map" then
     return nil, path .. ": " .. (derr or "the context must be a JSON object")
   end
   ctx.context = data.map()
