@@ -138,7 +138,11 @@ function M.pipeline(pipe, text, ctx)
   if type(text) ~= "string" then
     error("brine.render.pipeline: text must be a string", 2)
   end
-  ctx = setmetatable({}, { __index = ctx or {} })
+  local given = ctx or {}
+  ctx = {}
+  for k, v in pairs(given) do
+    ctx[k] = v
+  end
   ctx.name = ctx.name or "<string>"
   ctx.saltenv = ctx.saltenv or "base"
   local chosen, rest = M.shebang(text)
