@@ -733,7 +733,8 @@ static int scalar_equal(const struct node *a, const struct node *b)
 /* Salt's flatten_mapping: merged pairs go first, in the order the merge
  * sources give them (a list of sources reversed), minus keys whose text
  * the mapping itself defines. Rewrites nd->kids in place. */
-static int flatten(struct loader *ld, struct node *nd, int depth)
+static int flatten(lua_State *L, struct loader *ld, struct node *nd,
+                   int depth)
 {
   if (nd->flattened)
     return 0;
@@ -763,7 +764,7 @@ static int flatten(struct loader *ld, struct node *nd, int depth)
           return fail_at(ld, src->line, src->column, "expected a mapping for"
                          " merging, but found %s", node_id(src));
         }
-        if (flatten(ld, src, depth + 1))
+        if (flatten(L, ld, src, depth + 1))
           return -1;
         for (size_t j = 0; j < src->n; j++)
           if (push_kid(ld, src->kids[j]))
@@ -785,17 +786,37 @@ static int flatten(struct loader *ld, struct node *nd, int depth)
   struct node **kids = arena_alloc(ld, (merged + own) * sizeof *kids);
   if (!kids)
     return out_of_memory(ld);
+  /* Big mappings: the texts of the own keys go into a Lua set, so that
+   * merging is not quadratic. */
+  int set = 0;
+  if (own / 2 * (merged / 2) > 4096) {
+    lua_createtable(L, 0, (int)(own / 2));   /* set */
+    set = lua_gettop(L);
+    for (size_t i = 0; i < own; i += 2)
+      if (own_kids[i]->kind == N_SCALAR) {
+        lua_pushlstring(L, own_kids[i]->value, own_kids[i]->len);
+        lua_pushboolean(L, 1);
+        lua_rawset(L, set);
+      }
+  }
   size_t n = 0;
   for (size_t j = 0; j < merged; j += 2) {
     struct node *k = ld->stack[base + j];
     int defined = 0;
-    for (size_t i = 0; i < own && !defined; i += 2)
+    if (set && k->kind == N_SCALAR) {
+      lua_pushlstring(L, k->value, k->len);
+      defined = lua_rawget(L, set) != LUA_TNIL;
+      lua_pop(L, 1);
+    }
+    for (size_t i = 0; !set && i < own && !defined; i += 2)
       defined = scalar_equal(own_kids[i], k);
     if (!defined) {
       kids[n++] = k;
       kids[n++] = ld->stack[base + j + 1];
     }
   }
+  if (set)
+    lua_remove(L, set);
   memcpy(kids + n, own_kids, own * sizeof *kids);
   nd->kids = kids;
   nd->n = n + own;
@@ -849,7 +870,7 @@ static int key_taken(lua_State *L, int map)
 static int construct_map(lua_State *L, struct loader *ld, struct node *nd,
                          int depth)
 {
-  if (flatten(ld, nd, depth))
+  if (flatten(L, ld, nd, depth))
     return -1;
   brine__new_map(L, (int)(nd->n / 2 > 64 ? 64 : nd->n / 2));
   int map = lua_gettop(L);
