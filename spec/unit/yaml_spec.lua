@@ -250,6 +250,25 @@ describe("brine.yaml.load errors", function()
     assert.is_true(os.clock() - t0 < 1)
   end)
 
+  it("merges big mappings in linear time", function()
+    local lines = { "base: &b" }
+    for i = 1, 20000 do
+      lines[#lines + 1] = "  k" .. i .. ": " .. i
+    end
+    lines[#lines + 1] = "item:"
+    lines[#lines + 1] = "  <<: *b"
+    for i = 10001, 30000 do
+      lines[#lines + 1] = "  k" .. i .. ": own"
+    end
+    local t0 = os.clock()
+    local v = load1(table.concat(lines, "\n"))
+    assert.is_true(os.clock() - t0 < 2)
+    assert.equal(30000, data.count(v.item))
+    assert.equal(1, v.item.k1)
+    assert.equal("own", v.item.k15000)
+    assert.equal("k1", data.keys(v.item)[1])
+  end)
+
   it("raises on misuse", function()
     assert.has_error(function() yaml.load(nil) end)
     assert.has_error(function() yaml.load("a", "name") end)
