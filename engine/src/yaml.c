@@ -2,8 +2,8 @@
  * way Salt's loader (PyYAML's YAML 1.1 resolver plus Salt's changes) does
  * and writing text the way PyYAML's safe_dump does.
  *
- * load() runs in three steps. The composer turns libyaml's parser events
- * into a node tree (anchors resolved, depth and alias expansion bounded);
+ * load() runs in two steps over libyaml's parser. The composer turns the
+ * parser's events into a node tree (anchors resolved, depth and alias expansion bounded);
  * the constructor then walks the tree and builds Lua values with the data
  * model, applying Salt's merge-key flattening and duplicate-key checks.
  * Every node and string lives in one arena owned by a userdata, so a Lua
@@ -18,9 +18,9 @@
 #include <lauxlib.h>
 #include <yaml.h>
 
-#include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
