@@ -3,9 +3,10 @@
  * and writing text the way PyYAML's safe_dump does.
  *
  * load() runs in two steps over libyaml's parser. The composer turns the
- * parser's events into a node tree (anchors resolved, depth and alias expansion bounded);
- * the constructor then walks the tree and builds Lua values with the data
- * model, applying Salt's merge-key flattening and duplicate-key checks.
+ * parser's events into a node tree (anchors resolved, depth and alias
+ * expansion bounded); the constructor then walks the tree and builds Lua
+ * values with the data model, applying Salt's merge-key flattening and
+ * duplicate-key checks.
  * Every node and string lives in one arena owned by a userdata, so a Lua
  * error (out of memory) in the middle frees everything through __gc.
  *
