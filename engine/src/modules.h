@@ -16,6 +16,7 @@ int brine__open_sys(lua_State *L);
 int brine__open_log(lua_State *L);
 int brine__open_json(lua_State *L);
 int brine__open_msgpack(lua_State *L);
+int brine__open_yaml(lua_State *L);
 
 #define BRINE_C_MODULES(X) \
   X("brine.core", brine__open_core) \
@@ -28,6 +29,7 @@ int brine__open_msgpack(lua_State *L);
   X("brine.sys", brine__open_sys) \
   X("brine.log", brine__open_log) \
   X("brine.json", brine__open_json) \
-  X("brine.msgpack", brine__open_msgpack)
+  X("brine.msgpack", brine__open_msgpack) \
+  X("brine.yaml", brine__open_yaml)
 
 #endif

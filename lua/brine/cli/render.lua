@@ -1,0 +1,275 @@
+-- `brine render`: runs a file (or standard input) through a renderer
+-- pipeline and prints the result: text exactly as rendered, data as JSON
+-- (mapping order kept, floats always with a "." or an exponent).
+local data = require("brine.data")
+local render = require("brine.render")
+
+local M = {}
+
+-- data.kind, except that an ordered map stays a map even when its keys
+-- are 1..n (data.kind would call it an array).
+local function kind_of(v)
+  return data.is_map(v) and "map" or data.kind(v)
+end
+
+
+M.summary = "render a template or SLS file through a renderer pipeline"
+M.usage = [==[
+Usage: brine render [--renderer PIPE] [--root DIR] [--context FILE.json] FILE
+
+Renders FILE (or standard input when FILE is -) the way the state system
+renders SLS files and the file server renders templates, and prints the
+result: text exactly as rendered, or data as JSON.
+
+Options:
+  -r, --renderer PIPE   the pipeline, e.g. jinja|yaml, yaml, json, text, lua.
+                        Default: jinja|yaml for .sls files, jinja otherwise.
+                        A shebang on the first line (#!yaml, #!lua) wins.
+  --root DIR            the file_roots directory (includes, _renderers/);
+                        default: the directory of FILE
+  --context FILE.json   template variables; its "grains" and "pillar" keys
+                        become grains and pillar
+  -h, --help            print this help and exit
+
+Exit status: 0 on success, 1 when rendering fails (the message names the
+file and line), 2 on bad usage.
+]==]
+
+-- ---- a JSON printer for data, used when brine.json is not there ----
+
+-- Python's repr of a finite float: shortest round-trip digits, fixed
+-- notation for exponents -4..15, else "1e+16" style.
+local function float_repr(x)
+  local s
+  for prec = 0, 16 do
+    s = string.format("%." .. prec .. "e", x)
+    if tonumber(s) == x then
+      break
+    end
+  end
+  local sign, mant, exp = s:match("^(%-?)([%d%.]+)e([-+]%d+)$")
+  local digits = mant:gsub("%.", ""):gsub("0+$", "")
+  digits = digits == "" and "0" or digits
+  exp = tonumber(exp)
+  if exp < -4 or exp >= 16 then
+    local rest = digits:sub(2)
+    return string.format("%s%s%s%se%s%02d", sign, digits:sub(1, 1), rest ~= "" and "." or "",
+      rest, exp < 0 and "-" or "+", math.abs(exp))
+  end
+  local point = exp + 1
+  if point <= 0 then
+    return sign .. "0." .. string.rep("0", -point) .. digits
+  elseif point >= #digits then
+    return sign .. digits .. string.rep("0", point - #digits) .. ".0"
+  end
+  return sign .. digits:sub(1, point) .. "." .. digits:sub(point + 1)
+end
+
+local ESC = { ['"'] = '\\"', ["\\"] = "\\\\", ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t",
+  ["\b"] = "\\b", ["\f"] = "\\f" }
+
+local function quote(s)
+  return '"' .. s:gsub('[%c"\\]', function(c)
+    return ESC[c] or string.format("\\u%04x", c:byte())
+  end) .. '"'
+end
+
+local function scalar_json(v, as_key)
+  local kind = data.kind(v)
+  if kind == "string" then
+    return quote(v)
+  elseif kind == "null" then
+    return as_key and '"null"' or "null"
+  elseif kind == "boolean" or kind == "integer" then
+    return as_key and quote(tostring(v)) or tostring(v)
+  elseif kind == "float" then
+    local text = v ~= v and "NaN" or v == math.huge and "Infinity"
+      or v == -math.huge and "-Infinity" or float_repr(v)
+    return as_key and quote(text) or text
+  end
+  error("brine render: a " .. kind .. " value cannot be written as JSON", 0)
+end
+
+local function to_json(v, indent, out)
+  local kind = kind_of(v)
+  local pad = string.rep("  ", indent + 1)
+  if kind == "array" then
+    if #v == 0 then
+      out[#out + 1] = "[]"
+      return
+    end
+    out[#out + 1] = "[\n"
+    for i = 1, #v do
+      out[#out + 1] = pad
+      to_json(v[i], indent + 1, out)
+      out[#out + 1] = i < #v and ",\n" or "\n"
+    end
+    out[#out + 1] = string.rep("  ", indent) .. "]"
+  elseif kind == "map" then
+    local keys = data.keys(v)
+    if #keys == 0 then
+      out[#out + 1] = "{}"
+      return
+    end
+    out[#out + 1] = "{\n"
+    for i, k in ipairs(keys) do
+      out[#out + 1] = pad .. scalar_json(k, true) .. ": "
+      to_json(v[k], indent + 1, out)
+      out[#out + 1] = i < #keys and ",\n" or "\n"
+    end
+    out[#out + 1] = string.rep("  ", indent) .. "}"
+  else
+    out[#out + 1] = scalar_json(v, false)
+  end
+end
+
+--- Data as JSON text with a final newline: brine.json's encoder when it is
+--- there, else the printer above (Python's json.dumps layout, indent 2).
+---@param value any
+---@return string
+function M.json(value)
+  local ok, json = pcall(require, "brine.json")
+  if ok then
+    return json.encode(value, { indent = 2, ensure_ascii = false }) .. "\n"
+  end
+  local out = {}
+  to_json(value, 0, out)
+  return table.concat(out) .. "\n"
+end
+
+-- ---- the command ----
+
+local function parse(args)
+  local opts = {}
+  local i = 1
+  while i <= #args do
+    local a = args[i]
+    if a == "-h" or a == "--help" then
+      opts.help = true
+    elseif a == "-r" or a == "--renderer" or a == "--root" or a == "--context" then
+      if not args[i + 1] then
+        return nil, a .. " needs a value"
+      end
+      local key = (a == "-r" or a == "--renderer") and "renderer" or a:sub(3)
+      opts[key] = args[i + 1]
+      i = i + 1
+    elseif a:match("^%-%-?[^-]") and a ~= "-" then
+      return nil, "unknown option " .. a
+    elseif opts.file then
+      return nil, "one FILE only"
+    else
+      opts.file = a
+    end
+    i = i + 1
+  end
+  if not opts.help and not opts.file then
+    return nil, "FILE is missing"
+  end
+  return opts
+end
+
+local function read_file(path)
+  local f, err = io.open(path, "rb")
+  if not f then
+    return nil, err
+  end
+  local text = f:read("a")
+  f:close()
+  return text
+end
+
+-- Loads --context FILE.json into the render context.
+local function load_context(path, ctx)
+  local text, err = read_file(path)
+  if not text then
+    return nil, err
+  end
+  local ok, json = pcall(require, "brine.json")
+  if not ok then
+    return nil, "--context needs the brine.json module, which this build lacks"
+  end
+  local value, derr = json.decode(text)
+  if value == nil or kind_of(value) ~= "map" then
+    return nil, path .. ": " .. (derr or "the context must be a JSON object")
+  end
+  ctx.context = data.map()
+  for k, v in pairs(value) do
+    if k == "grains" then
+      ctx.grains = v
+    elseif k == "pillar" then
+      ctx.pillar = v
+    else
+      ctx.context[k] = v
+    end
+  end
+  return true
+end
+
+-- The SLS name of a file under root: "a/b/init.sls" -> "a.b".
+local function sls_name(file, root)
+  local rel
+  if root and file:sub(1, #root + 1) == root .. "/" then
+    rel = file:sub(#root + 2)
+  else
+    rel = file:match("([^/]*)$")
+  end
+  return (rel:gsub("%.sls$", ""):gsub("/init$", ""):gsub("/", "."))
+end
+
+local function fail(msg, code)
+  io.stderr:write("brine render: ", msg, "\n")
+  return code or 1
+end
+
+function M.run(args)
+  local opts, perr = parse(args)
+  if not opts then
+    return fail(perr .. " (see brine render --help)", 2)
+  end
+  if opts.help then
+    io.stdout:write(M.usage)
+    return 0
+  end
+  local text, rerr
+  local ctx = { saltenv = "base", grains = data.map(), pillar = data.map(), salt = {},
+    opts = {} }
+  if opts.file == "-" then
+    text = io.stdin:read("a")
+    ctx.name = "<stdin>"
+  else
+    text, rerr = read_file(opts.file)
+    ctx.name = opts.file
+  end
+  if not text then
+    return fail(rerr)
+  end
+  ctx.root = opts.root or (opts.file ~= "-" and (opts.file:match("^(.*)/[^/]*$") or ".")) or "."
+  if ctx.name:match("%.sls$") then
+    ctx.sls = sls_name(opts.file, opts.root)
+  end
+  if opts.context then
+    local ok, cerr = load_context(opts.context, ctx)
+    if not ok then
+      return fail(cerr)
+    end
+  end
+  local ok, result, err = pcall(render.pipeline, opts.renderer, text, ctx)
+  if not ok then
+    return fail(tostring(result))
+  end
+  if result == nil then
+    return fail(err)
+  end
+  if type(result) == "string" then
+    io.stdout:write(result)
+    return 0
+  end
+  local jok, out = pcall(M.json, result)
+  if not jok then
+    return fail(ctx.name .. ": " .. tostring(out))
+  end
+  io.stdout:write(out)
+  return 0
+end
+
+return M

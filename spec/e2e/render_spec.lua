@@ -1,0 +1,171 @@
+-- `brine render` end to end: the real binary renders files through the
+-- yaml, json, text and lua renderers, honours shebangs and user renderers,
+-- and fails with a non-zero exit and a message naming the file and line.
+local BIN = os.getenv("BRINE_BIN")
+
+local function sh_quote(s)
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+local function slurp(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function spit(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+end
+
+local dir
+
+-- Runs `brine render ARGS` in the temporary folder; returns stdout,
+-- stderr and the exit status.
+local function render(args, stdin)
+  local cmd = "cd " .. sh_quote(dir) .. " && "
+  if stdin then
+    spit(dir .. "/stdin.txt", stdin)
+    cmd = cmd .. "exec <stdin.txt && "
+  end
+  cmd = cmd .. sh_quote(BIN) .. " render " .. args .. " >out.txt 2>err.txt; echo $?"
+  local p = io.popen(cmd)
+  local rc = tonumber(p:read("a"))
+  p:close()
+  return slurp(dir .. "/out.txt"), slurp(dir .. "/err.txt"), rc
+end
+
+local have_json = pcall(require, "brine.json")
+
+describe("brine render", function()
+  if not BIN then
+    it("needs BRINE_BIN", function()
+      pending("BRINE_BIN is not set; end-to-end specs skipped")
+    end)
+    return
+  end
+
+  setup(function()
+    local p = io.popen("mktemp -d")
+    dir = p:read("l")
+    p:close()
+    os.execute("mkdir -p " .. sh_quote(dir .. "/_renderers"))
+  end)
+
+  teardown(function()
+    os.execute("rm -rf " .. sh_quote(dir))
+  end)
+
+  it("prints YAML data as JSON, order and number kinds kept", function()
+    spit(dir .. "/data.yaml", "b: 1\na: [x, 2.0, 0755, yes, ~]\nc: {}\nd: []\n")
+    local out, err, rc = render("--renderer yaml data.yaml")
+    assert.equal("", err)
+    assert.equal(0, rc)
+    assert.equal('{\n  "b": 1,\n  "a": [\n    "x",\n    2.0,\n    755,\n    true,\n    null\n'
+      .. '  ],\n  "c": {},\n  "d": []\n}\n', out)
+  end)
+
+  it("follows a #!yaml shebang and gives {} for an empty SLS", function()
+    spit(dir .. "/web.sls", "#!yaml\nnginx:\n  pkg.installed: []\n")
+    local out, _, rc = render("web.sls")
+    assert.equal(0, rc)
+    assert.equal('{\n  "nginx": {\n    "pkg.installed": []\n  }\n}\n', out)
+    spit(dir .. "/empty.sls", "#!yaml\n# nothing here\n")
+    out, _, rc = render("empty.sls")
+    assert.equal(0, rc)
+    assert.equal("{}\n", out)
+  end)
+
+  it("prints text exactly as rendered, with no newline added", function()
+    spit(dir .. "/motd", "#!text\nhello\nworld")
+    local out, _, rc = render("motd")
+    assert.equal(0, rc)
+    assert.equal("hello\nworld", out)
+    out, _, rc = render("-r text -", "from stdin\n")
+    assert.equal(0, rc)
+    assert.equal("from stdin\n", out)
+  end)
+
+  it("runs #!lua SLS files: a returned table or run()", function()
+    spit(dir .. "/a.sls", "#!lua\nreturn data.map({ { 'z', { n = sls } }, { 'a', saltenv } })\n")
+    local out, err, rc = render("a.sls")
+    assert.equal("", err)
+    assert.equal(0, rc)
+    assert.equal('{\n  "z": {\n    "n": "a"\n  },\n  "a": "base"\n}\n', out)
+    spit(dir .. "/b.sls", "#!lua\nfunction run()\n  return { pi = 3.5, io = type(io) }\nend\n")
+    local _
+    out, _, rc = render("b.sls")
+    assert.equal(0, rc)
+    assert.equal('{\n  "io": "nil",\n  "pi": 3.5\n}\n', out)
+  end)
+
+  it("uses a renderer from <root>/_renderers before the built-in one", function()
+    spit(dir .. "/_renderers/shout.lua",
+      "return { render = function(input) return input:upper() end }\n")
+    spit(dir .. "/_renderers/text.lua",
+      "return { render = function(input) return '[' .. input .. ']' end }\n")
+    spit(dir .. "/note.txt", "quiet words")
+    local out, _, rc = render("-r 'text|shout' note.txt")
+    assert.equal(0, rc)
+    assert.equal("[QUIET WORDS]", out)
+  end)
+
+  it("renders #!json when brine.json is there, else says it is missing", function()
+    spit(dir .. "/j.sls", '#!json\n{"a": {"test.nop": [{"x": 4}]}}\n')
+    local out, err, rc = render("j.sls")
+    if have_json then
+      assert.equal(0, rc)
+      assert.equal('{\n  "a": {\n    "test.nop": [\n      {\n        "x": 4\n      }\n'
+        .. '    ]\n  }\n}\n', out)
+    else
+      assert.equal(1, rc)
+      assert.matches("j%.sls: the json renderer needs the brine%.json module", err)
+    end
+  end)
+
+  it("fails with the file and line of a YAML error, counting the shebang", function()
+    spit(dir .. "/bad.sls", "#!yaml\na: 1\n  b: 2\n")
+    local out, err, rc = render("bad.sls")
+    assert.equal(1, rc)
+    assert.equal("", out)
+    assert.matches("^brine render: bad%.sls:3:4: mapping values are not allowed", err)
+    spit(dir .. "/dup.yaml", "a: 1\na: 2\n")
+    local _
+    _, err, rc = render("-r yaml dup.yaml")
+    assert.equal(1, rc)
+    assert.matches("dup%.yaml:2:1: found conflicting ID 'a'", err)
+  end)
+
+  it("fails with the file and line of a Lua error", function()
+    spit(dir .. "/boom.sls", "#!lua\nlocal x = 1\nerror('no pillar for ' .. x)\n")
+    local _, err, rc = render("boom.sls")
+    assert.equal(1, rc)
+    assert.matches("boom%.sls:3: no pillar for 1", err)
+    spit(dir .. "/syntax.sls", "#!lua\nreturn {\n")
+    _, err, rc = render("syntax.sls")
+    assert.equal(1, rc)
+    assert.matches("syntax%.sls:%d+:", err)
+  end)
+
+  it("reports unknown renderers, missing files and bad usage", function()
+    spit(dir .. "/x.txt", "#!nosuch\nx")
+    local _, err, rc = render("x.txt")
+    assert.equal(1, rc)
+    assert.matches("x%.txt: the renderer 'nosuch' is not available", err)
+    _, err, rc = render("missing.sls")
+    assert.equal(1, rc)
+    assert.matches("missing%.sls", err)
+    _, err, rc = render("")
+    assert.equal(2, rc)
+    assert.matches("FILE is missing", err)
+    _, err, rc = render("--bogus x")
+    assert.equal(2, rc)
+    assert.matches("unknown option", err)
+    local out
+    out, _, rc = render("--help")
+    assert.equal(0, rc)
+    assert.matches("^Usage: brine render", out)
+  end)
+end)
