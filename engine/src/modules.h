@@ -7,9 +7,11 @@
 
 int brine__open_core(lua_State *L);
 int brine__open_data(lua_State *L);
+int brine__open_grains(lua_State *L);
 
 #define BRINE_C_MODULES(X) \
   X("brine.core", brine__open_core) \
-  X("brine.data", brine__open_data)
+  X("brine.data", brine__open_data) \
+  X("brine.grains", brine__open_grains)
 
 #endif
