@@ -11,11 +11,13 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <lauxlib.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- key=value files ----------------------------------------------------- */
@@ -583,7 +585,7 @@ static const char *systemd_shared(struct brine__grains *g, char *rel,
       size_t vl = strlen(version);
       if (vl && version[vl - 1] == '.')
         version[vl - 1] = '\0';
-      snprintf(rel, n, "%s/%s", dirs[i], e->d_name);
+      snprintf(rel, n, "%.255s/%.255s", dirs[i], e->d_name);
       closedir(d);
       return version;
     }
@@ -598,6 +600,16 @@ static const char *systemd_shared(struct brine__grains *g, char *rel,
 static int systemd_features(struct brine__grains *g, const char *rel,
                             char *out, size_t n)
 {
+  /* The scan reads megabytes, so its answer is kept for as long as the
+   * library file stays the same one. */
+  static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+  static struct {
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    time_t mtime;
+    char features[1024];
+  } cache;
   char path[4096];
   if (!brine__grains_path(g, rel, path, sizeof path))
     return 0;
@@ -607,6 +619,16 @@ static int systemd_features(struct brine__grains *g, const char *rel,
     if (fd >= 0)
       close(fd);
     return 0;
+  }
+  pthread_mutex_lock(&lock);
+  int cached = cache.features[0] && cache.dev == st.st_dev && cache.ino == st.st_ino
+            && cache.size == st.st_size && cache.mtime == st.st_mtime;
+  if (cached)
+    snprintf(out, n, "%s", cache.features);
+  pthread_mutex_unlock(&lock);
+  if (cached) {
+    close(fd);
+    return 1;
   }
   const char *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
   close(fd);
@@ -626,6 +648,15 @@ static int systemd_features(struct brine__grains *g, const char *rel,
     }
   }
   munmap((void *)map, size);
+  if (ok) {
+    pthread_mutex_lock(&lock);
+    cache.dev = st.st_dev;
+    cache.ino = st.st_ino;
+    cache.size = st.st_size;
+    cache.mtime = st.st_mtime;
+    snprintf(cache.features, sizeof cache.features, "%s", out);
+    pthread_mutex_unlock(&lock);
+  }
   return ok;
 }
 
