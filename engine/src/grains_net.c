@@ -59,7 +59,8 @@ static int cmp16(const void *a, const void *b)
  * ipv6 by value; we sort fqdn_ip4/6 too, where Salt's order is a set's). */
 static void addrs_push(lua_State *L, struct addrs *s)
 {
-  qsort(s->a, (size_t)s->n, 16, cmp16);
+  if (s->n)
+    qsort(s->a, (size_t)s->n, 16, cmp16);
   brine__new_array(L, s->n);
   for (int i = 0; i < s->n; i++) {
     char text[INET6_ADDRSTRLEN];
