@@ -512,6 +512,7 @@ static void finish_value(lua_State *L, int idx)
   idx = lua_absindex(L, idx);
   if (lua_type(L, idx) != LUA_TTABLE)
     return;
+  luaL_checkstack(L, 8, "grains nested too deep");
   if (lua_getmetatable(L, idx)) {              /* an array or tuple */
     lua_pop(L, 1);
     for (lua_Integer i = 1; i <= (lua_Integer)lua_rawlen(L, idx); i++) {
@@ -590,6 +591,7 @@ static const char *opt_string(lua_State *L, int opts, const char *name)
 static int l_core(lua_State *L)
 {
   lua_settop(L, 1);
+  luaL_checkstack(L, 48, "grains.core");
   if (lua_isnil(L, 1)) {
     lua_newtable(L);
     lua_replace(L, 1);

@@ -19,7 +19,7 @@
 #include <cpuid.h>
 #endif
 
-/* ---- cpu and memory ---------------------------------------------------- */
+/* ---- cpu and memory ------------------------------------------------------ */
 
 /* Pushes the words of s as an array. */
 static void push_words(lua_State *L, const char *s)
@@ -101,7 +101,7 @@ static void mem_grains(struct brine__grains *g)
   brine__grains_set_int(g, "swap_total", swap);
 }
 
-/* ---- firmware identity ------------------------------------------------- */
+/* ---- firmware identity --------------------------------------------------- */
 
 /* A device-tree string property: NUL-terminated, maybe with trailing
  * NULs. */
@@ -169,7 +169,7 @@ static void dmi_grains(struct brine__grains *g)
   }
 }
 
-/* ---- virtual --------------------------------------------------------------- */
+/* ---- virtual ------------------------------------------------------------- */
 
 struct virt {
   char virtual[64];
@@ -241,9 +241,11 @@ static const char *detect_virt(struct brine__grains *g, const char *cpuinfo)
 {
   static char container[64];
   char buf[512];
-  char *c = brine__grains_read_line(g, "/run/systemd/container", buf, sizeof buf);
+  char *c =
+      brine__grains_read_line(g, "/run/systemd/container", buf, sizeof buf);
   if (!c)
-    c = brine__grains_read_line(g, "/run/host/container-manager", buf, sizeof buf);
+    c = brine__grains_read_line(g, "/run/host/container-manager", buf,
+                                sizeof buf);
   if (c && *c) {
     snprintf(container, sizeof container, "%s", c);
     return container;
@@ -269,8 +271,8 @@ static const char *detect_virt(struct brine__grains *g, const char *cpuinfo)
       && file_has(g, "/sys/devices/system/clocksource/clocksource0/"
                      "available_clocksource", "kvm-clock"))
     return "kvm";
-  char *hv = brine__grains_read_line(g, "/proc/device-tree/hypervisor/compatible",
-                                     buf, sizeof buf);
+  char *hv = brine__grains_read_line(
+      g, "/proc/device-tree/hypervisor/compatible", buf, sizeof buf);
   if (hv)
     return strstr(hv, "kvm") ? "kvm" : strstr(hv, "xen") ? "xen" : "vm-other";
   static const char *const vendors[][2] = {
@@ -387,8 +389,9 @@ static void virt_commands(struct brine__grains *g, struct virt *v,
 {
   char tool[1024];
   int virt_what = brine__grains_which(g, "virt-what", tool, sizeof tool);
-  if (!virt_what && brine__grains_which(g, "systemd-detect-virt", tool, sizeof tool)
-      && from_detect_virt(v, detect_virt(g, cpuinfo)))
+  if (!virt_what &&
+      brine__grains_which(g, "systemd-detect-virt", tool, sizeof tool) &&
+      from_detect_virt(v, detect_virt(g, cpuinfo)))
     return;
   if (virt_what) {
     /* TODO: virt-what's own probes are not reproduced; its common answers
@@ -409,15 +412,17 @@ static void virt_commands(struct brine__grains *g, struct virt *v,
 
 static void virt_xen(struct brine__grains *g, struct virt *v)
 {
-  if (!brine__grains_is_dir(g, "/proc/sys/xen") && !brine__grains_is_dir(g, "/sys/bus/xen")
-      && !brine__grains_is_dir(g, "/proc/xen"))
+  if (!brine__grains_is_dir(g, "/proc/sys/xen") &&
+      !brine__grains_is_dir(g, "/sys/bus/xen") &&
+      !brine__grains_is_dir(g, "/proc/xen"))
     return;
   char pn[256], buf[512];
   if (brine__grains_is_file(g, "/proc/xen/xsd_kva")) {
     set_virt(v, NULL, "Xen Dom0");
   } else if (strcmp(dmi(g, "product_name", pn, sizeof pn), "HVM domU") == 0) {
     set_virt(v, NULL, "Xen HVM DomU");
-  } else if (brine__grains_read(g, "/proc/xen/capabilities", buf, sizeof buf) >= 0) {
+  } else if (brine__grains_read(g, "/proc/xen/capabilities", buf, sizeof buf) >=
+             0) {
     set_virt(v, NULL, strstr(buf, "control_d") ? "Xen Dom0" : "Xen PV DomU");
   } else if (brine__grains_is_dir(g, "/sys/bus/xen/drivers/xenconsole")) {
     set_virt(v, NULL, "Xen PV DomU");
@@ -453,8 +458,8 @@ static void virt_files(struct brine__grains *g, struct virt *v,
   if (cpuinfo && strstr(cpuinfo, "QEMU Virtual CPU"))
     set_virt(v, "kvm", NULL);
   char buf[512];
-  char *pn = brine__grains_read_line(g, "/sys/devices/virtual/dmi/id/product_name",
-                                     buf, sizeof buf);
+  char *pn = brine__grains_read_line(
+      g, "/sys/devices/virtual/dmi/id/product_name", buf, sizeof buf);
   if (pn && strstr(pn, "VirtualBox"))
     set_virt(v, "VirtualBox", NULL);
   else if (pn && strstr(pn, "RHEV Hypervisor"))
@@ -502,7 +507,8 @@ static void virt_ec2(struct brine__grains *g, struct virt *v)
     if (strcmp(v->virtual, "xen") != 0)
       set_virt(v, "Nitro", NULL);
     char sub[128];
-    snprintf(sub, sizeof sub, "Amazon EC2 (%s)", dmi(g, "product_name", pn, sizeof pn));
+    snprintf(sub, sizeof sub, "Amazon EC2 (%s)",
+             dmi(g, "product_name", pn, sizeof pn));
     set_virt(v, NULL, sub);
   } else if (strstr(dmi(g, "product_version", pv, sizeof pv), ".amazon")) {
     set_virt(v, NULL, "Amazon EC2");
@@ -522,9 +528,12 @@ static void virt_hv(struct brine__grains *g, const struct virt *v)
   if (!strstr(v->virtual, "xen"))
     return;
   char a[64], b[64], c[64], f[64];
-  char *maj = brine__grains_read_line(g, "/sys/hypervisor/version/major", a, sizeof a);
-  char *min = brine__grains_read_line(g, "/sys/hypervisor/version/minor", b, sizeof b);
-  char *ext = brine__grains_read_line(g, "/sys/hypervisor/version/extra", c, sizeof c);
+  char *maj =
+      brine__grains_read_line(g, "/sys/hypervisor/version/major", a, sizeof a);
+  char *min =
+      brine__grains_read_line(g, "/sys/hypervisor/version/minor", b, sizeof b);
+  char *ext =
+      brine__grains_read_line(g, "/sys/hypervisor/version/extra", c, sizeof c);
   lua_State *L = g->L;
   if (maj && min && ext) {
     lua_pushfstring(L, "%s.%s%s", maj, min, ext);
@@ -587,7 +596,8 @@ static int list_dir(struct brine__grains *g, const char *rel, char ***names)
     if (e->d_name[0] == '.')
       continue;
     if (n == cap) {
-      char **more = realloc(*names, sizeof(char *) * (size_t)(cap = cap * 2 + 16));
+      char **more =
+          realloc(*names, sizeof(char *) * (size_t)(cap = cap * 2 + 16));
       if (!more)
         break;
       *names = more;
@@ -719,7 +729,8 @@ static void gpu_grains(struct brine__grains *g)
       if (!ids)
         ids = brine__grains_slurp(g, "/usr/share/hwdata/pci.ids", NULL);
       char vendor[256], device[256];
-      pci_names(ids, v + 2, d + 2, vendor, sizeof vendor, device, sizeof device);
+      pci_names(ids, v + 2, d + 2, vendor, sizeof vendor, device,
+                sizeof device);
       lua_createtable(L, 0, 2);
       lua_pushstring(L, gpu_vendor(vendor));
       lua_setfield(L, -2, "vendor");

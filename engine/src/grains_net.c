@@ -24,7 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* ---- addresses ------------------------------------------------------------- */
+/* ---- addresses ----------------------------------------------------------- */
 
 struct addrs {
   int n, cap;
@@ -119,7 +119,7 @@ static void take_addr(void *p, const char *addr, const char *canon)
     addrs_add(s, buf);
 }
 
-/* ---- bounded getaddrinfo --------------------------------------------------- */
+/* ---- bounded getaddrinfo ------------------------------------------------- */
 
 /* getaddrinfo that gives up after ms milliseconds (a lookup that leaves
  * the host can hang for the resolver's whole timeout). Returns 0 and
@@ -172,7 +172,7 @@ static int bounded_getaddrinfo(const char *name, int family, int flags, int ms,
   return rc;
 }
 
-/* ---- names ------------------------------------------------------------- */
+/* ---- names --------------------------------------------------------------- */
 
 /* Salt's get_fqhostname: the canonical name getaddrinfo gives the host
  * name, else the host name itself. */
@@ -184,7 +184,8 @@ static void fqdn_of(struct brine__grains *g, const char *host, char *out,
   if (hosts_each(g, host, take_canon, &c) || !g->real || g->resolve_ms <= 0)
     return;
   struct addrinfo *res = NULL;
-  if (bounded_getaddrinfo(host, AF_UNSPEC, AI_CANONNAME, g->resolve_ms, &res) == 0) {
+  if (bounded_getaddrinfo(host, AF_UNSPEC, AI_CANONNAME, g->resolve_ms, &res) ==
+      0) {
     for (struct addrinfo *a = res; a; a = a->ai_next)
       if (a->ai_canonname && *a->ai_canonname) {
         snprintf(out, n, "%s", a->ai_canonname);
@@ -222,7 +223,7 @@ static void ignore(void *p, const char *a, const char *c)
   (void)p, (void)a, (void)c;
 }
 
-/* ---- interfaces ------------------------------------------------------------ */
+/* ---- interfaces ---------------------------------------------------------- */
 
 /* Returns the record table of interface `name` in the table at idx,
  * creating it: { inet = array, inet6 = array [, hwaddr = string] }. */
@@ -337,7 +338,7 @@ static void interface_grains(struct brine__grains *g, struct addrs *v4,
   lua_pop(L, 1);
 }
 
-/* ---- gateways ---------------------------------------------------------- */
+/* ---- gateways ------------------------------------------------------------ */
 
 #define RTF_UP_ 0x0001
 #define RTF_GATEWAY_ 0x0002
@@ -354,8 +355,8 @@ static void push_gw4(struct brine__grains *g)
     char ifname[64];
     unsigned long dest, gw, flags, mask;
     if (sscanf(line, "%63s %lx %lx %lx %*s %*s %*s %lx", ifname, &dest, &gw,
-               &flags, &mask) != 5
-        || dest != 0 || mask != 0 || !(flags & RTF_UP_) || (flags & RTF_REJECT_))
+               &flags, &mask) != 5 ||
+        dest != 0 || mask != 0 || !(flags & RTF_UP_) || (flags & RTF_REJECT_))
       continue;
     found = 1;
     if ((flags & RTF_GATEWAY_) && gw) {
@@ -427,7 +428,7 @@ static void gateway_grains(struct brine__grains *g)
   brine__grains_set_bool(g, "ip_gw", v4 || v6);
 }
 
-/* ---- resolver ---------------------------------------------------------- */
+/* ---- resolver ------------------------------------------------------------ */
 
 static int array_has(lua_State *L, int idx, const char *s)
 {
@@ -585,7 +586,7 @@ static void dns_grain(struct brine__grains *g)
   lua_settop(L, base - 1);
 }
 
-/* ---- the group --------------------------------------------------------- */
+/* ---- the group ----------------------------------------------------------- */
 
 void brine__grains_net(struct brine__grains *g)
 {

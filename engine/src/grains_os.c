@@ -292,7 +292,8 @@ static void suse_quirks(const struct kv *os, struct kv *grains)
 /* Rocky and AlmaLinux carry their codename in parentheses. */
 static void bracket_codename(struct kv *grains)
 {
-  const char *os = kv_get(grains, "os"), *c = kv_get(grains, "lsb_distrib_codename");
+  const char *os = kv_get(grains, "os"),
+             *c = kv_get(grains, "lsb_distrib_codename");
   if (!os || !c || (!strstr(os, "Rocky") && !strstr(os, "AlmaLinux")))
     return;
   const char *open = strchr(c, '(');
@@ -406,7 +407,7 @@ static void osrelease_data(struct brine__grains *g, const char *os,
   brine__grains_set_top(g, "osrelease_info");
 }
 
-/* ---- osarch ---------------------------------------------------------------- */
+/* ---- osarch -------------------------------------------------------------- */
 
 /* Debian's architecture name of an ELF file (dpkg's own binary tells the
  * architecture of the installed system, whatever the kernel runs). */
@@ -477,7 +478,7 @@ static void osarch(struct brine__grains *g, const char *family)
   brine__grains_set_str(g, "osarch", arch);
 }
 
-/* ---- init, systemd, selinux ------------------------------------------------ */
+/* ---- init, systemd, selinux ---------------------------------------------- */
 
 /* Salt scans the init binary for the names of known init systems. */
 static const char *scan_init_binary(struct brine__grains *g, const char *rel)
@@ -571,15 +572,18 @@ static const char *systemd_shared(struct brine__grains *g, char *rel,
            ? opendir(path) : NULL;
   for (struct dirent *e; d && (e = readdir(d)) && nd < 8;)
     if (strstr(e->d_name, "-linux-"))
-      snprintf(dirs[nd++], sizeof dirs[0], "/usr/lib/%.200s/systemd", e->d_name);
+      snprintf(dirs[nd++], sizeof dirs[0], "/usr/lib/%.200s/systemd",
+               e->d_name);
   if (d)
     closedir(d);
   for (int i = 0; i < nd; i++) {
-    if (!brine__grains_path(g, dirs[i], path, sizeof path) || !(d = opendir(path)))
+    if (!brine__grains_path(g, dirs[i], path, sizeof path) ||
+        !(d = opendir(path)))
       continue;
     for (struct dirent *e; (e = readdir(d));) {
       const char *v = e->d_name + 18;
-      if (strncmp(e->d_name, "libsystemd-shared-", 18) != 0 || !isdigit((unsigned char)*v))
+      if (strncmp(e->d_name, "libsystemd-shared-", 18) != 0 ||
+          !isdigit((unsigned char)*v))
         continue;
       snprintf(version, vn, "%.*s", (int)strspn(v, "0123456789."), v);
       size_t vl = strlen(version);
@@ -621,8 +625,9 @@ static int systemd_features(struct brine__grains *g, const char *rel,
     return 0;
   }
   pthread_mutex_lock(&lock);
-  int cached = cache.features[0] && cache.dev == st.st_dev && cache.ino == st.st_ino
-            && cache.size == st.st_size && cache.mtime == st.st_mtime;
+  int cached = cache.features[0] && cache.dev == st.st_dev &&
+               cache.ino == st.st_ino && cache.size == st.st_size &&
+               cache.mtime == st.st_mtime;
   if (cached)
     snprintf(out, n, "%s", cache.features);
   pthread_mutex_unlock(&lock);
@@ -630,7 +635,8 @@ static int systemd_features(struct brine__grains *g, const char *rel,
     close(fd);
     return 1;
   }
-  const char *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+  const char *map =
+      mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
   close(fd);
   if (map == MAP_FAILED)
     return 0;
@@ -691,14 +697,15 @@ static void selinux_grain(struct brine__grains *g)
   if (brine__grains_which(g, "getenforce", tool, sizeof tool)) {
     char *v = enabled ? brine__grains_read_line(g, "/sys/fs/selinux/enforce",
                                                 buf, sizeof buf) : NULL;
-    lua_pushstring(g->L, !v ? "Disabled" : strcmp(v, "1") == 0 ? "Enforcing"
-                                                                 : "Permissive");
+    lua_pushstring(g->L, !v                    ? "Disabled"
+                         : strcmp(v, "1") == 0 ? "Enforcing"
+                                               : "Permissive");
     lua_setfield(g->L, -2, "enforced");
   }
   brine__grains_set_top(g, "selinux");
 }
 
-/* ---- the group --------------------------------------------------------- */
+/* ---- the group ----------------------------------------------------------- */
 
 static void set_kv(struct brine__grains *g, const struct kv *kv,
                    const char *key)
