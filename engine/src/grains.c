@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <langinfo.h>
+#include <locale.h>
 #include <lauxlib.h>
 #include <pwd.h>
 #include <sodium.h>
@@ -345,8 +346,9 @@ static void machine_id(struct brine__grains *g)
 /* ---- locale ------------------------------------------------------------ */
 
 /* Python's locale.getlocale() after the interpreter's start-up: the
- * LC_CTYPE locale from the environment, with the C locale coerced to
- * C.UTF-8, which the Python 3.10 that Salt ships reports as en_US. */
+ * LC_CTYPE locale from the environment when it is installed, else the C
+ * locale, which Python coerces to C.UTF-8 and the Python 3.10 that Salt
+ * ships reports as en_US. */
 static void locale_language(char *lang, size_t ln, char *enc, size_t en)
 {
   const char *name = getenv("LC_ALL");
@@ -354,7 +356,11 @@ static void locale_language(char *lang, size_t ln, char *enc, size_t en)
     name = getenv("LC_CTYPE");
   if (!name || !*name)
     name = getenv("LANG");
-  if (!name || !*name || strcmp(name, "C") == 0 || strcmp(name, "POSIX") == 0
+  locale_t loc = name && *name ? newlocale(LC_CTYPE_MASK, name, (locale_t)0)
+                               : (locale_t)0;
+  if (loc)
+    freelocale(loc);
+  if (!loc || strcmp(name, "C") == 0 || strcmp(name, "POSIX") == 0
       || strncmp(name, "C.", 2) == 0) {
     snprintf(lang, ln, "en_US");
     snprintf(enc, en, "UTF-8");

@@ -199,6 +199,28 @@ describe("brine.grains.core on this machine", function()
     )
   end)
 
+  it("reports the locale as Salt's Python does", function()
+    local bin = os.getenv("BRINE_BIN")
+    if not bin then
+      return pending("BRINE_BIN is not set")
+    end
+    local function locale_of(lang)
+      return command("env LC_ALL= LC_CTYPE= LANG=" .. lang .. " " .. bin
+        .. " lua -e \"local l = require('brine.grains').core{groups={'misc'}}.locale_info"
+        .. " print(l.defaultlanguage .. ' ' .. l.defaultencoding)\"")
+    end
+    -- the C locale, and a locale that is not installed, are C.UTF-8 to Python
+    assert.equal("en_US UTF-8", locale_of("C"))
+    assert.equal("en_US UTF-8", locale_of("xx_YY.UTF-8"))
+    for name in command("locale -a"):gmatch("%S+") do
+      local lang = name:match("^(%a%a_%a%a)%.[uU][tT][fF]%-?8$")
+      if lang then
+        assert.equal(lang .. " UTF-8", locale_of(name))
+        break
+      end
+    end
+  end)
+
   it("reads the kernel command line as Salt splits it", function()
     local words = {}
     for w in trim(read("/proc/cmdline")):gmatch("%S+") do
