@@ -234,24 +234,53 @@ static void derive_os(const char *fullname, const char *os_id, char *out,
   snprintf(out, n, "%s", mapped ? mapped : distro);
 }
 
-/* distro.codename(): VERSION_CODENAME, UBUNTU_CODENAME, or the part of
- * VERSION in parentheses. */
-static void distro_codename(const struct kv *os, char *out, size_t n)
+/* The text inside the first "(...)" of s holding no digit, or after a
+ * comma: what the distro package takes for a codename. */
+static int paren_codename(const char *s, char *out, size_t n)
 {
-  const char *c = kv_get(os, "VERSION_CODENAME");
-  if (!c || !*c)
-    c = kv_get(os, "UBUNTU_CODENAME");
-  if (c && *c) {
-    snprintf(out, n, "%s", c);
-    return;
+  for (const char *p = s; p && *p; p++) {
+    if (*p == '(') {
+      size_t l = strcspn(p + 1, "0123456789)");
+      if (l > 0 && p[1 + l] == ')') {
+        snprintf(out, n, "%.*s", (int)l, p + 1);
+        return 1;
+      }
+    } else if (*p == ',') {
+      const char *q = p + 1;
+      while (isspace((unsigned char)*q))
+        q++;
+      size_t l = strcspn(q, "0123456789");
+      if (l > 0) {
+        snprintf(out, n, "%.*s", (int)l, q);
+        return 1;
+      }
+    }
   }
-  const char *v = kv_get(os, "VERSION");
-  const char *open = v ? strchr(v, '(') : NULL;
-  const char *close = open ? strchr(open, ')') : NULL;
-  if (open && close)
-    snprintf(out, n, "%.*s", (int)(close - open - 1), open + 1);
-  else
-    snprintf(out, n, "%s", "");
+  return 0;
+}
+
+/* distro.codename(): os-release's VERSION_CODENAME when present (even
+ * empty), else UBUNTU_CODENAME, else from VERSION; when that is empty, the
+ * codename in the distribution's release file. */
+static void distro_codename(struct brine__grains *g, const struct kv *os,
+                            char *out, size_t n)
+{
+  static const char *const files[] = {
+    "/etc/fedora-release", "/etc/centos-release", "/etc/redhat-release",
+    "/etc/rocky-release", "/etc/almalinux-release", "/etc/system-release"};
+  const char *c = kv_get(os, "VERSION_CODENAME");
+  if (!c)
+    c = kv_get(os, "UBUNTU_CODENAME");
+  snprintf(out, n, "%s", c ? c : "");
+  if (!c && kv_get(os, "VERSION"))
+    paren_codename(kv_get(os, "VERSION"), out, n);
+  for (size_t i = 0; !*out && i < sizeof files / sizeof files[0]; i++) {
+    char buf[512];
+    char *line = brine__grains_read_line(g, files[i], buf, sizeof buf);
+    const char *rel = line ? strstr(line, "release ") : NULL;
+    if (rel && paren_codename(rel, out, n))
+      break;
+  }
 }
 
 /* The SUSE handling of Salt's legacy path, driven by CPE_NAME. */
@@ -354,7 +383,7 @@ static void distribution(struct brine__grains *g, struct kv *grains)
   snprintf(buf, sizeof buf, "%s", code ? code : "");
   char *c = brine__grains_trim(buf);
   char fallback[256];
-  distro_codename(os, fallback, sizeof fallback);
+  distro_codename(g, os, fallback, sizeof fallback);
   if (!*c || strstr(c, "Red Hat"))
     c = fallback;
   kv_set(grains, "oscodename", c);

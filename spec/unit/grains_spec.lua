@@ -470,3 +470,31 @@ describe("brine.grains.core in an Alpine Docker container", function()
     assert.same({ "ndots:0" }, { table.unpack(g.dns.options) })
   end)
 end)
+
+describe("brine.grains.core names other distributions as Salt does", function()
+  local cases = {
+    ["fedora-39"] = {
+      os = "Fedora", os_family = "RedHat", osfullname = "Fedora Linux", osrelease = "39",
+      osmajorrelease = 39, oscodename = "Thirty Nine", osfinger = "Fedora Linux-39",
+      osarch = "x86_64",
+    },
+    ["rocky-9"] = {
+      os = "Rocky", os_family = "RedHat", osfullname = "Rocky Linux", osrelease = "9.3",
+      osmajorrelease = 9, oscodename = "Blue Onyx", osfinger = "Rocky Linux-9",
+      osarch = "aarch64",
+    },
+    ["opensuse-leap-15"] = {
+      os = "SUSE", os_family = "Suse", osfullname = "Leap", osrelease = "15.5",
+      osmajorrelease = 15, oscodename = "openSUSE Leap 15.5", osfinger = "Leap-15",
+      osarch = "x86_64",
+    },
+  }
+  for name, want in pairs(cases) do
+    it(name, function()
+      local g = fixture(name, { groups = { "os" } })
+      for key, value in pairs(want) do
+        assert.equal(value, g[key], key)
+      end
+    end)
+  end
+end)
