@@ -281,7 +281,7 @@ static void process_grains(struct brine__grains *g)
   brine__grains_set_int(g, "gid", (lua_Integer)gid);
   brine__grains_set_int(g, "pid", (lua_Integer)getpid());
 
-  char buf[4096];
+  char buf[16384];
   struct passwd pw, *pwp = NULL;
   if (getpwuid_r(uid, &pw, buf, sizeof buf, &pwp) == 0 && pwp)
     brine__grains_set_str(g, "username", pw.pw_name);

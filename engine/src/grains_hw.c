@@ -602,7 +602,8 @@ static int list_dir(struct brine__grains *g, const char *rel, char ***names)
         break;
       *names = more;
     }
-    (*names)[n++] = strdup(e->d_name);
+    if (((*names)[n] = strdup(e->d_name)))
+      n++;
   }
   closedir(d);
   if (*names)
@@ -626,8 +627,6 @@ static void disk_grains(struct brine__grains *g)
   brine__new_array(L, n);                       /* disks ssds */
   for (int i = 0; i < n; i++) {
     char rel[512], path[4096], link[512], flag[4];
-    if (!names[i])
-      continue;
     snprintf(rel, sizeof rel, "/sys/block/%s", names[i]);
     ssize_t l = brine__grains_path(g, rel, path, sizeof path)
                 ? readlink(path, link, sizeof link - 1) : -1;
