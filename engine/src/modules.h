@@ -17,6 +17,7 @@ int brine__open_log(lua_State *L);
 int brine__open_json(lua_State *L);
 int brine__open_msgpack(lua_State *L);
 int brine__open_yaml(lua_State *L);
+int brine__open_grains(lua_State *L);
 
 #define BRINE_C_MODULES(X) \
   X("brine.core", brine__open_core) \
@@ -30,6 +31,7 @@ int brine__open_yaml(lua_State *L);
   X("brine.log", brine__open_log) \
   X("brine.json", brine__open_json) \
   X("brine.msgpack", brine__open_msgpack) \
-  X("brine.yaml", brine__open_yaml)
+  X("brine.yaml", brine__open_yaml) \
+  X("brine.grains", brine__open_grains)
 
 #endif
