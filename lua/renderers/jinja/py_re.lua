@@ -273,7 +273,7 @@ function Parser:quant(node)
     min = #a > 0 and tonumber(concat(a)) or 0
     if b == nil then max = min else max = #b > 0 and tonumber(concat(b)) or math.huge end
     if max < min then perr(self, "min repeat greater than max repeat") end
-    self.i = j - 1
+    self.i = j
   else
     return node
   end

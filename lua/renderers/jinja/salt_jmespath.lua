@@ -22,6 +22,20 @@ local SIMPLE = {
   ["@"] = "current", ["("] = "lparen", [")"] = "rparen", ["{"] = "lbrace", ["}"] = "rbrace",
 }
 
+-- JSON scalars that need no decoder: true, false, null, numbers and
+-- strings without escapes.
+local function simple_literal(body)
+  body = body:match("^%s*(.-)%s*$")
+  if body == "true" then return true end
+  if body == "false" then return false end
+  if body == "null" then return null end
+  if body:match("^%-?%d+$") then return math.tointeger(tonumber(body)) end
+  if body:match("^%-?%d+%.?%d*[eE]?[-+]?%d*$") then return tonumber(body) + 0.0 end
+  local str = body:match('^"([^"\\]*)"$')
+  if str then return str end
+  return nil
+end
+
 local function lex(expr)
   local toks, i, n = {}, 1, #expr
   local function push(t, v) toks[#toks + 1] = { type = t, value = v } end
@@ -63,7 +77,8 @@ local function lex(expr)
       end
       if j > n then perr("unterminated JSON literal") end
       local body = expr:sub(i + 1, j - 1):gsub("\\`", "`")
-      local v, err = require("brine.json").decode(body)
+      local v, err = simple_literal(body)
+      if v == nil then v, err = require("brine.json").decode(body) end
       if v == nil and err then
         v, err = require("brine.json").decode('"' .. body .. '"')
         if v == nil then perr("bad JSON literal: " .. tostring(err)) end
