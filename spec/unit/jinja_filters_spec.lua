@@ -48,7 +48,8 @@ describe("Jinja builtin filters", function()
   it("abs, attr, batch, slice (filter-abs, filter-attr, filter-batch-slice)", function()
     assert.equal("3 2.5", f("abs", -3) .. " " .. f("abs", -2.5))
     assert.is_true(t("callable", call(lib.filters, "attr", map({ "a", 1 }), "keys")))
-    assert.equal("[[0, 1, 2], [3, 4, 5], [6]] [[0, 1], [2, 3], [4, 'x']] [[0, 1, 2], [3, 4], [5, 6]]",
+    assert.equal("[[0, 1, 2], [3, 4, 5], [6]] [[0, 1], [2, 3], [4, 'x']] "
+      .. "[[0, 1, 2], [3, 4], [5, 6]]",
       f("batch", range(7), 3) .. " " .. f("batch", range(5), 2, "x") .. " "
       .. f("slice", range(7), 3))
   end)
@@ -130,7 +131,8 @@ describe("Jinja builtin filters", function()
   end)
 
   it("raises for undefined items while joining (filter-join-undefined-items)", function()
-    local mapped = call(lib.filters, "map", L({ map({ "name", "a" }) }), kw({ attribute = "shell" }))
+    local mapped = call(lib.filters, "map", L({ map({ "name", "a" }) }),
+      kw({ attribute = "shell" }))
     assert.equal("UndefinedError: 'dict object' has no attribute 'shell'",
       err(f, "join", mapped, ","))
   end)
@@ -466,7 +468,8 @@ describe("tests", function()
       t("mapping", L()), t("sequence", L()), t("sequence", "ab"), t("sequence", data.map()),
       t("iterable", 5), t("iterable", "x") })
     assert.same({ true, false, false }, { t("none", null), t("none", 0), t("none", "") })
-    assert.same({ false, true }, { t("defined", P.undefined("x")), t("undefined", P.undefined("x")) })
+    local u = P.undefined("x")
+    assert.same({ false, true }, { t("defined", u), t("undefined", u) })
     assert.is_true(t("number", true))
     assert.is_true(t("sameas", null, null))
     assert.is_false(t("sameas", L(), L()))

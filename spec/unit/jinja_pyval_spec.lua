@@ -226,7 +226,8 @@ describe("pyval str methods", function()
   it("counts and slices characters, not bytes (str-slicing)", function()
     local s = "abcdefgh"
     assert.equal("a h cde abc fgh aceg hgfedcba fgh", table.concat({ P.getitem(s, 0),
-      P.getitem(s, -1), P.slice(s, 2, 5), P.slice(s, nil, 3), P.slice(s, 5), P.slice(s, nil, nil, 2),
+      P.getitem(s, -1), P.slice(s, 2, 5), P.slice(s, nil, 3), P.slice(s, 5),
+      P.slice(s, nil, nil, 2),
       P.slice(s, nil, nil, -1), P.slice(s, -3) }, " "))
     assert.equal(5, P.len("héllo"))
     assert.equal("él", P.slice("héllo", 1, 3))

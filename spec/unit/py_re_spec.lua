@@ -97,6 +97,7 @@ describe("py_re sub, findall, split and escape", function()
     assert.equal("error", e.class)
     assert.matches("missing %), unterminated subpattern", e.message)
     ok, e = pcall(re.compile, "*a")
+    assert.is_false(ok)
     assert.equal("nothing to repeat at position 0", e.message)
   end)
 

@@ -111,7 +111,7 @@ local function call_test(env, name, value, args, kwargs)
 end
 M.call_test = call_test
 
-local function undefined(env, hint)
+local function undefined_hint(hint)
   return pyval.undefined(nil, hint)
 end
 
@@ -303,13 +303,13 @@ end
 
 filters.first = function(_, v)
   local items = items_of(v)
-  if #items == 0 then return undefined(nil, "No first item, sequence was empty.") end
+  if #items == 0 then return undefined_hint("No first item, sequence was empty.") end
   return items[1]
 end
 
 filters.last = function(_, v)
   local items = items_of(v)
-  if #items == 0 then return undefined(nil, "No last item, sequence was empty.") end
+  if #items == 0 then return undefined_hint("No last item, sequence was empty.") end
   return items[#items]
 end
 
@@ -737,7 +737,9 @@ filters.truncate = function(_, v, args, kwargs)
   local ending = a[3] == nil and "..." or text(a[3])
   local leeway = (a[4] == nil or a[4] == null) and 5 or as_int(a[4])
   local elen = ulen(ending)
-  if length < elen then raise("AssertionError", "expected length >= " .. elen .. ", got " .. length) end
+  if length < elen then
+    raise("AssertionError", "expected length >= " .. elen .. ", got " .. length)
+  end
   if leeway < 0 then raise("AssertionError", "expected leeway >= 0, got " .. leeway) end
   if ulen(s) <= length + leeway then return s end
   local head = pyval.slice(s, 0, length - elen)
@@ -815,7 +817,7 @@ filters.wordcount = function(_, v)
   return n
 end
 
-filters.wordwrap = function(env, v, args, kwargs)
+filters.wordwrap = function(_, v, args, kwargs)
   local a = bind("do_wordwrap", args, kwargs,
     { "width", "break_long_words", "wrapstring", "break_on_hyphens" })
   local width = a[1] == nil and 79 or as_int(a[1])
@@ -1010,8 +1012,8 @@ globals.range = function(_, args)
   local n = args.n or #args
   if n == 0 then raise("TypeError", "range expected at least 1 argument, got 0") end
   if n > 3 then raise("TypeError", "range expected at most 3 arguments, got " .. n) end
-  local start, stop, step = 0, nil, 1
-  if n == 1 then stop = as_int(args[1]) else start, stop = as_int(args[1]), as_int(args[2]) end
+  local start, stop, step = 0, as_int(args[1]), 1
+  if n > 1 then start, stop = stop, as_int(args[2]) end
   if n == 3 then step = as_int(args[3]) end
   if step == 0 then raise("ValueError", "range() arg 3 must not be zero") end
   local count = 0
@@ -1049,7 +1051,7 @@ globals.cycler = function(_, args)
   for i = 1, args.n or #args do items[i] = args[i] end
   if #items == 0 then raise("RuntimeError", "at least one item has to be provided") end
   local pos = 1
-  local get = function(self, name)
+  local get = function(_, name)
     if name == "current" then return items[pos] end
     if name == "items" then return list(items) end
     if name == "pos" then return pos - 1 end

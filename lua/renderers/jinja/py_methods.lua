@@ -188,7 +188,7 @@ end
 
 -- Whitespace split as str.split() does it (runs of whitespace, no empties).
 local function split_ws(s, maxsplit)
-  local out, cur, cs = {}, {}, chars(s)
+  local out, cs = {}, chars(s)
   local i, n = 1, #cs
   while i <= n do
     while i <= n and SPACE[cs[i]] do i = i + 1 end
@@ -198,7 +198,7 @@ local function split_ws(s, maxsplit)
       out[#out + 1] = rest
       return out
     end
-    cur = {}
+    local cur = {}
     while i <= n and not SPACE[cs[i]] do cur[#cur + 1] = cs[i]; i = i + 1 end
     out[#out + 1] = concat(cur)
   end

@@ -399,7 +399,7 @@ end
 
 local compile_node
 
-local function compile_seq(items, k_final)
+local function compile_seq(items)
   -- build right to left: each matcher takes (i, k)
   local ms = {}
   for idx, item in ipairs(items) do ms[idx] = compile_node(item) end

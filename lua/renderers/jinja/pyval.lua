@@ -163,11 +163,11 @@ function M.view(name, t)
 end
 
 ---A tuple whose fields can also be read by name (Python's namedtuple).
----@param type_name string printed name, e.g. "_GroupTuple"
+---@param tname string printed name, e.g. "_GroupTuple"
 ---@param fields string[] field names, in order
-function M.named_tuple(type_name, fields, t)
+function M.named_tuple(tname, fields, t)
   local tp = tuple(t)
-  named[tp] = { name = type_name, fields = fields }
+  named[tp] = { name = tname, fields = fields }
   return tp
 end
 
@@ -179,9 +179,9 @@ function M.is_markup(v) return getmetatable(v) == MARKUP_MT end
 
 ---A generic object: attribute reads call get(self, name), which returns the
 ---value or nil when the object has no such attribute.
-function M.object(type_name, get, fields)
+function M.object(tname, get, fields)
   local o = fields or {}
-  o.type_name = type_name
+  o.type_name = tname
   o.get = get
   return setmetatable(o, OBJECT_MT)
 end
@@ -457,7 +457,6 @@ function M.truthy(v)
   end
   return true
 end
-local truthy = M.truthy
 
 -- ---------------------------------------------------------------- equality
 

@@ -100,14 +100,10 @@ local function normpath(p)
   if #lead > 2 or #lead == 0 then lead = lead:sub(1, 1) end
   local parts = {}
   for comp in p:gmatch("[^/]+") do
-    if comp == "." then
-      -- skip
-    elseif comp == ".." and ((lead == "" and #parts > 0 and parts[#parts] ~= "..")
-      or (lead ~= "" and #parts > 0)) then
+    -- "." is dropped; ".." pops a component, and stays put at the root
+    if comp == ".." and #parts > 0 and (lead ~= "" or parts[#parts] ~= "..") then
       parts[#parts] = nil
-    elseif comp == ".." and lead ~= "" then
-      -- ".." at the root stays at the root
-    else
+    elseif comp ~= "." and not (comp == ".." and lead ~= "") then
       parts[#parts + 1] = comp
     end
   end
@@ -263,18 +259,15 @@ local function flatten(v, levels, preserve_nulls, seen)
   seen[v] = true
   local out = {}
   for _, el in ipairs(pyval.iter(v)) do
-    if not preserve_nulls and (el == null or el == "None" or el == "null") then
-      -- dropped
-    elseif is_iter(el) then
-      if levels == nil then
-        for _, x in ipairs(flatten(el, nil, preserve_nulls, seen)) do out[#out + 1] = x end
-      elseif levels >= 1 then
-        for _, x in ipairs(flatten(el, levels - 1, preserve_nulls, seen)) do out[#out + 1] = x end
+    local dropped = not preserve_nulls and (el == null or el == "None" or el == "null")
+    if not dropped then
+      if is_iter(el) and (levels == nil or levels >= 1) then
+        for _, x in ipairs(flatten(el, levels and levels - 1, preserve_nulls, seen)) do
+          out[#out + 1] = x
+        end
       else
         out[#out + 1] = el
       end
-    else
-      out[#out + 1] = el
     end
   end
   return list(out)
@@ -405,7 +398,9 @@ local function strftime(v, fmt)
     if v:match("^%d+$") then t = tonumber(v)
     else
       t = require("renderers.jinja.filters").parse_float(v)
-      if not t then raise("RuntimeError", "Unable to parse " .. v .. ". Consider installing timelib") end
+      if not t then
+        raise("RuntimeError", "Unable to parse " .. v .. ". Consider installing timelib")
+      end
     end
   else
     raise("RuntimeError", "Unable to parse " .. str(v) .. ". Consider installing timelib")

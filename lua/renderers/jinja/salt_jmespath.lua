@@ -98,7 +98,11 @@ local function lex(expr)
     elseif c == "|" then
       if expr:sub(i + 1, i + 1) == "|" then push("or"); i = i + 2 else push("pipe"); i = i + 1 end
     elseif c == "&" then
-      if expr:sub(i + 1, i + 1) == "&" then push("and"); i = i + 2 else push("expref"); i = i + 1 end
+      if expr:sub(i + 1, i + 1) == "&" then
+        push("and"); i = i + 2
+      else
+        push("expref"); i = i + 1
+      end
     elseif c == "!" then
       if expr:sub(i + 1, i + 1) == "=" then push("ne"); i = i + 2 else push("not"); i = i + 1 end
     elseif c == "=" and expr:sub(i + 1, i + 1) == "=" then
@@ -297,7 +301,11 @@ function P:led(tok, left)
     local cond = self:expression(0)
     self:expect("rbracket")
     local right
-    if self:cur().type == "flatten" then right = IDENTITY else right = self:projection_rhs(BP.filter) end
+    if self:cur().type == "flatten" then
+      right = IDENTITY
+    else
+      right = self:projection_rhs(BP.filter)
+    end
     return { t = "fprojection", left = left, right = right, cond = cond }
   end
   if BP[tp] == 5 then return { t = "cmp", op = tp, left, self:expression(BP[tp]) } end

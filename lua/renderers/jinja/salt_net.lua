@@ -177,7 +177,9 @@ local RESERVED6 = { "::/8", "100::/8", "200::/7", "400::/6", "800::/5", "1000::/
 local PROPS = {
   ["private"] = function(ip) return in_any(ip, ip.version == 4 and PRIVATE4 or PRIVATE6) end,
   ["loopback"] = function(ip) return in_net(ip, ip.version == 4 and "127.0.0.0/8" or "::1/128") end,
-  ["multicast"] = function(ip) return in_net(ip, ip.version == 4 and "224.0.0.0/4" or "ff00::/8") end,
+  ["multicast"] = function(ip)
+    return in_net(ip, ip.version == 4 and "224.0.0.0/4" or "ff00::/8")
+  end,
   ["link-local"] = function(ip)
     return in_net(ip, ip.version == 4 and "169.254.0.0/16" or "fe80::/10")
   end,
