@@ -708,7 +708,7 @@ local function dict_update(d, args, kwargs)
       end
     end
   end
-  for key, v in pairs(kwargs) do d[key] = v end
+  for _, key in ipairs(data.keys(kwargs)) do d[key] = kwargs[key] end
 end
 M.dict_update = dict_update
 
