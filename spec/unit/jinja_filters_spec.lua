@@ -338,6 +338,16 @@ describe("Salt's filters", function()
       f("substring_in_list", "ell", L({ "hello", "x" })) }, " "))
   end)
 
+  it("xml renders the document minidom prints", function()
+    local v = map({ "root_node", map({ "foo", true }, { "bar", 42 }, { "baz", L({ 1, 2 }) },
+      { "sub", map({ "a", "x<y" }, { "deep", map({ "k", "v" }) }) }, { "e", data.map() }) })
+    assert.equal('<?xml version="1.0" ?>\n<root_node foo="True" bar="42">\n <baz>1</baz>\n'
+      .. ' <baz>2</baz>\n <sub a="x&lt;y">\n  <deep k="v"/>\n </sub>\n <e/>\n</root_node>\n',
+      f("xml", v))
+    assert.equal("TemplateRuntimeError: Value is not a dict or list. Cannot render as XML",
+      err(f, "xml", 5))
+  end)
+
   it("python and quote (salt-python-filter, salt-quote)", function()
     assert.equal("{'a': 'x', 'b': 1} [None, True]", f("python", map({ "b", 1 }, { "a", "x" }))
       .. " " .. f("python", L({ null, true })))

@@ -23,8 +23,9 @@
 -- is called as f(args, kwargs), where args is an array with field n and
 -- kwargs a table of keyword arguments, and returns one value (nil means
 -- None). Pass kwargs as a data.map to keep the order they were written in
--- (dict(x=1, y=2) and d.update(x=1, y=2) build dicts in that order); a
--- plain table is read in sorted key order. Errors are raised as tables {class=, message=} (M.raise).
+-- (dict(x=1, y=2) and d.update(x=1, y=2) build dicts in that order);
+-- a plain table is read in sorted key order. Errors are raised as tables
+-- {class=, message=} (M.raise).
 local data = require("brine.data")
 
 local M = {}

@@ -872,6 +872,7 @@ function M.install(lib)
     return pyval.markup(methods.strip(s))
   end
   F.python = function(_, v) return pyval.markup(methods.strip(lib.pformat(v))) end
+  F.xml = function(_, v) return pyval.markup(require("renderers.jinja.salt_xml").format(v)) end
   F.load_yaml = function(_, v)
     local s = text(v)
     local r, err = require("brine.yaml").load(s)
