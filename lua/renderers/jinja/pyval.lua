@@ -498,12 +498,13 @@ function M.eq(a, b)
   end
   local ta, tb = type(a), type(b)
   if ta == "number" and tb == "number" then return a == b end
-  if ta == "string" or tb == "string" then
-    return M.text(a) ~= nil and M.text(a) == M.text(b)
-  end
+  if ta == "string" and tb == "string" then return false end
   local ka, kb = kind(a), kind(b)
   if ka == "undefined" then fail(a) end
   if kb == "undefined" then fail(b) end
+  if ta == "string" or tb == "string" then
+    return M.text(a) ~= nil and M.text(a) == M.text(b)
+  end
   if M.is_number(a) and M.is_number(b) then
     if ka == "bigint" or kb == "bigint" then return big().cmp(a, b) == 0 end
     return num_of(a) == num_of(b)
@@ -954,7 +955,7 @@ function M.getitem(obj, key)
     fail(obj)
   elseif k == "namespace" then
     local v = type(key) == "string" and obj.attrs[key]
-    if v ~= nil and v ~= false or v == false then return v end
+    if v ~= nil and (v ~= false or type(key) == "string") then return v end
   end
   if type(key) == "string" then
     return M.getattr(obj, key)
