@@ -176,6 +176,11 @@ describe("pyval str methods", function()
       42, 3.14159, 255, 8, 1234567))
     assert.equal("{x} 'q' ***7*** 2.0", method("{{x}} {0!r} {1:*^7} {2}", "format", "q", 7, 2.0))
     assert.equal("b", method("{0[1]}", "format", L({ "a", "b" })))
+    local F = require("renderers.jinja.py_format")
+    assert.equal("2.0 3e+00 1.2e+03 -0,098,765 +0042 0x00ff 12.5%", table.concat({
+      F.format_value(2.0, ".2"), F.format_value(3.0, ".1"), F.format_value(1234.5, ".2"),
+      F.format_value(-98765, "010,"), F.format_value(42, "+05d"), F.format_value(255, "#06x"),
+      F.format_value(0.125, ".1%") }, " "))
   end)
 
   it("blocks dunder attributes in format fields (err-sandbox-format-attr)", function()

@@ -267,12 +267,42 @@ local function spec_sign(neg, p)
   return ""
 end
 
+-- Python's float format with a precision and no type: like "g", but a
+-- fixed-point result keeps one digit after the point.
+local function general_repr(ax, prec)
+  if ax ~= ax or ax == math.huge then return fmt_float(ax, "g", 1) end
+  prec = math.max(prec, 1)
+  local sci = string.format("%." .. (prec - 1) .. "e", ax)
+  local exp = tonumber(sci:match("e([-+]%d+)$"))
+  if exp < -4 or exp >= prec - 1 then
+    local mant, e = sci:match("^(.-)e(.*)$")
+    if mant:find(".", 1, true) then mant = mant:gsub("0+$", ""):gsub("%.$", "") end
+    return mant .. "e" .. e
+  end
+  local fixed = string.format("%." .. (prec - 1 - exp) .. "f", ax)
+  if fixed:find(".", 1, true) then fixed = fixed:gsub("0+$", "") end
+  if fixed:sub(-1) == "." then fixed = fixed .. "0" end
+  if not fixed:find(".", 1, true) then fixed = fixed .. ".0" end
+  return fixed
+end
+
+-- Zero padding that also groups the padding digits, as Python does for
+-- specs such as "010,".
+local function zero_group(sign, int, rest, width, sep)
+  local k = 0
+  while true do
+    local grouped = group_digits(("0"):rep(k) .. int, sep)
+    if ulen(sign .. grouped .. rest) >= width then return sign .. grouped .. rest end
+    k = k + 1
+  end
+end
+
 local function format_number(v, p)
   local t = p.type
   local k = kind(v)
   if t == "" and k ~= "float" then t = "d" end
   if t == "n" then t = (k == "float") and "g" or "d" end
-  local body
+  local sign, digits, rest
   if t == "d" or t == "x" or t == "X" or t == "o" or t == "b" or t == "c" then
     if k == "float" then
       raise("ValueError", string.format("Unknown format code '%s' for object of type 'float'", t))
@@ -280,12 +310,10 @@ local function format_number(v, p)
     v = as_number(v)
     if t == "c" then return utf8.char(v) end
     local base = ({ d = 10, x = 16, X = 16, o = 8, b = 2 })[t]
-    local digits, neg = int_text(v, base, t == "X")
-    if p.group then
-      digits = group_digits(digits, p.group)
-    end
-    local prefix = p.alt and ({ x = "0x", X = "0X", o = "0o", b = "0b" })[t] or ""
-    body = spec_sign(neg, p) .. prefix .. digits
+    local neg
+    digits, neg = int_text(v, base, t == "X")
+    sign = spec_sign(neg, p) .. (p.alt and ({ x = "0x", X = "0X", o = "0o", b = "0b" })[t] or "")
+    rest = ""
   else
     local x = as_number(v)
     x = (k == "bigint") and require("renderers.jinja.py_bigint").tofloat(x) or x + 0.0
@@ -293,25 +321,22 @@ local function format_number(v, p)
     local ax = math.abs(x)
     local s
     if t == "" then
-      if p.prec then
-        s = fmt_float(ax, "g", math.max(p.prec, 1))
-        if not s:find("[.e]") and ax == ax and ax ~= math.huge then
-          s = s -- Python keeps "3" for format(3.0, '.1')
-        end
-      else
-        s = pyval.float_repr(ax)
-      end
+      s = p.prec and general_repr(ax, p.prec) or pyval.float_repr(ax)
     elseif t == "%" then
       s = fmt_float(ax * 100, "f", p.prec or 6) .. "%"
     else
       s = fmt_float(ax, (p.alt and "#" or "") .. t, p.prec or 6)
     end
-    if p.group then s = group_digits(s, p.group) end
-    body = spec_sign(neg, p) .. s
+    sign = spec_sign(neg, p)
+    digits, rest = s:match("^(%d*)(.*)$")
   end
   local align = p.align or (p.zero and "=" or ">")
   local fill = p.fill or (p.zero and "0" or " ")
-  return pad(body, p.width, align, fill)
+  if p.group and p.width and align == "=" and fill == "0" and digits ~= "" then
+    return zero_group(sign, digits, rest, p.width, p.group)
+  end
+  if p.group and digits ~= "" then digits = group_digits(digits, p.group) end
+  return pad(sign .. digits .. rest, p.width, align, fill)
 end
 
 ---Python's format(value, spec).
