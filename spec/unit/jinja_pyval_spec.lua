@@ -195,6 +195,9 @@ describe("pyval str methods", function()
     assert.equal("x-y", method("-", "join", L({ "x", "y" })))
     assert.equal("['a.b', 'c']", P.str(method("a.b.c", "rsplit", ".", 1)))
     assert.equal("['a b', 'c']", P.str(method("a b c", "rsplit", null, 1)))
+    assert.equal("['hello', 'world  '] ['  hello', 'world']",
+      P.str(method("  hello world  ", "split", null, 1)) .. " "
+      .. P.str(method("  hello world  ", "rsplit", null, 1)))
     assert.equal("('k', '=', 'v=w')", P.str(method("k=v=w", "partition", "=")))
     assert.equal("('k=v', '=', 'w')", P.str(method("k=v=w", "rpartition", "=")))
     assert.equal("['a', 'b', 'c']", P.str(method("a\nb\r\nc", "splitlines")))
@@ -229,6 +232,7 @@ describe("pyval str methods", function()
     assert.equal("HÉLLO WÖRLD", method("héllo wörld", "upper"))
     assert.equal("Hello World", method("hello world", "title"))
     assert.equal("hELLO", method("Hello", "swapcase"))
+    assert.equal("Ss ss", method("ß", "title") .. " " .. method("ß", "casefold"))
   end)
 
   it("counts and slices characters, not bytes (str-slicing)", function()

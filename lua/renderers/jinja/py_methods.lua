@@ -136,11 +136,17 @@ M.SPACE = SPACE
 
 function M.is_space_char(ch) return SPACE[ch] == true end
 
+-- Title case of one character (ß becomes "Ss", not "SS").
+local function title_char(ch)
+  if ch == "ß" then return "Ss" end
+  return M.upper(ch)
+end
+
 ---Python's str.title(): every run of letters starts upper case.
 function M.title(s)
   local out, prev_cased = {}, false
   for _, ch in ipairs(chars(s)) do
-    if prev_cased then out[#out + 1] = M.lower(ch) else out[#out + 1] = M.upper(ch) end
+    if prev_cased then out[#out + 1] = M.lower(ch) else out[#out + 1] = title_char(ch) end
     prev_cased = is_cased(ch)
   end
   return concat(out)
@@ -149,7 +155,7 @@ end
 function M.capitalize(s)
   local cs = chars(s)
   if #cs == 0 then return "" end
-  return M.upper(cs[1]) .. M.lower(concat(cs, "", 2))
+  return title_char(cs[1]) .. M.lower(concat(cs, "", 2))
 end
 
 function M.swapcase(s)
@@ -194,8 +200,7 @@ local function split_ws(s, maxsplit)
     while i <= n and SPACE[cs[i]] do i = i + 1 end
     if i > n then break end
     if maxsplit >= 0 and #out >= maxsplit then
-      local rest = M.strip(concat(cs, "", i), nil, "right")
-      out[#out + 1] = rest
+      out[#out + 1] = concat(cs, "", i)
       return out
     end
     local cur = {}
@@ -230,7 +235,7 @@ function M.rsplit(s, sep, maxsplit)
     local out, j = {}, #cs
     while j >= 1 do
       if #out >= maxsplit then
-        table.insert(out, 1, M.strip(concat(cs, "", 1, j), nil, "left"))
+        table.insert(out, 1, concat(cs, "", 1, j))
         return out
       end
       local stop = j
@@ -436,7 +441,7 @@ end
 
 simple("upper", function(s) return M.upper(s) end)
 simple("lower", function(s) return M.lower(s) end)
-simple("casefold", function(s) return M.lower(s) end)
+simple("casefold", function(s) return (M.lower(s):gsub("ß", "ss")) end)
 simple("title", function(s) return M.title(s) end)
 simple("capitalize", function(s) return M.capitalize(s) end)
 simple("swapcase", function(s) return M.swapcase(s) end)
