@@ -131,6 +131,10 @@ describe("pyval arithmetic", function()
     assert.equal("9999999999800000000001", P.str(P.mul(99999999999, 99999999999)))
     assert.is_true(P.cmp_op("gt", P.pow(2, 70), P.pow(2, 64)))
     assert.equal(1, P.mod(P.pow(2, 64), 3))
+    assert.equal("123456789012345678901234567890",
+      P.str(P.int_from_digits("123456789012345678901234567890")))
+    assert.equal(255, P.int_from_digits("ff", 16))
+    assert.is_nil(P.int_from_digits("12a"))
   end)
 
   it("concatenates and repeats sequences (op-list-concat, op-string-repeat-concat)", function()

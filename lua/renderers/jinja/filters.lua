@@ -194,12 +194,8 @@ local function parse_int(s, base)
   end
   body = body:gsub("_", "")
   if not body:match("^[%w]+$") then return nil end
-  local v = 0
-  for c in body:gmatch(".") do
-    local d = tonumber(c, 36)
-    if not d or d >= base then return nil end
-    v = pyval.add(pyval.mul(v, base), d)
-  end
+  local v = pyval.int_from_digits(body, base)
+  if v == nil then return nil end
   return sign == "-" and pyval.neg(v) or v
 end
 M.parse_int = parse_int

@@ -816,6 +816,21 @@ function M.pow(a, b)
   return x ^ y
 end
 
+---An integer from its digits in `base` (2..36), exact beyond 64 bits.
+---Underscores and a "0x"/"0o"/"0b" prefix are not accepted here; strip
+---them first. Returns nil when a character is not a digit of the base.
+function M.int_from_digits(digits, base)
+  base = base or 10
+  if digits == "" then return nil end
+  local v = 0
+  for i = 1, #digits do
+    local d = tonumber(digits:sub(i, i), 36)
+    if not d or d >= base then return nil end
+    v = M.add(M.mul(v, base), d)
+  end
+  return v
+end
+
 function M.neg(a)
   local t = type(a)
   if t == "number" then
