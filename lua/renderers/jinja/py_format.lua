@@ -345,6 +345,14 @@ function M.format_value(v, spec)
   local p = parse_spec(spec)
   local k = kind(v)
   if k == "int" or k == "float" or k == "bigint" or (k == "bool" and p.type ~= "") then
+    if not (p.type == "" or p.type:match("^[dbcoxXneEfFgG%%]$")) then
+      raise("ValueError", string.format("Unknown format code '%s' for object of type '%s'",
+        p.type, pyval.type_name(v)))
+    end
+    if (k == "float") and p.type:match("^[dbcoxX]$") then
+      raise("ValueError", string.format("Unknown format code '%s' for object of type 'float'",
+        p.type))
+    end
     return format_number(v, p)
   end
   if p.type ~= "" and p.type ~= "s" then
@@ -414,6 +422,7 @@ end
 -- Reads a replacement field starting after "{" at i; returns its text and
 -- the index after the closing "}".
 local function field_text(s, i)
+  if i > #s then raise("ValueError", "Single '{' encountered in format string") end
   local depth, j = 1, i
   while j <= #s do
     local c = s:sub(j, j)

@@ -433,8 +433,9 @@ end
 local str_methods = {}
 
 local function simple(name, fn, min, max)
+  local shown = (max or 0) == 0 and ("str." .. name) or name
   str_methods[name] = function(s, args)
-    arity(name, args, min or 0, max or 0)
+    arity(shown, args, min or 0, max or 0)
     return fn(s, args)
   end
 end
