@@ -180,6 +180,12 @@ describe("pyval str methods", function()
       42, 3.14159, 255, 8, 1234567))
     assert.equal("{x} 'q' ***7*** 2.0", method("{{x}} {0!r} {1:*^7} {2}", "format", "q", 7, 2.0))
     assert.equal("b", method("{0[1]}", "format", L({ "a", "b" })))
+    assert.equal("ValueError: Unknown format code 's' for object of type 'int'",
+      err(method, "{:s}", "format", 1))
+    assert.equal("ValueError: Single '{' encountered in format string", err(method, "{", "format"))
+    assert.equal("KeyError: 'x'", err(method, "{x}", "format"))
+    assert.equal("TypeError: str.upper() takes no arguments (1 given)",
+      err(method, "abc", "upper", 1))
     local F = require("renderers.jinja.py_format")
     assert.equal("2.0 3e+00 1.2e+03 -0,098,765 +0042 0x00ff 12.5%", table.concat({
       F.format_value(2.0, ".2"), F.format_value(3.0, ".1"), F.format_value(1234.5, ".2"),
