@@ -405,6 +405,7 @@ describe("Salt's filters", function()
     assert.equal([["it's \"x\"" 'it''s' "tab\there" "caf\xE9"]], table.concat({
       f("yaml_dquote", [[it's "x"]]), f("yaml_squote", "it's"), f("yaml_dquote", "tab\there"),
       f("yaml_dquote", "café") }, " "))
+    assert.equal("'a\n\nb'", f("yaml_squote", "a\nb"))
     assert.equal("null true 3 1.0e+16 \"x\"", table.concat({ f("yaml_encode", null),
       f("yaml_encode", true), f("yaml_encode", 3), f("yaml_encode", 1e16),
       f("yaml_encode", "x") }, " "))

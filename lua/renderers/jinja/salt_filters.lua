@@ -221,8 +221,11 @@ function M.yaml_dquote(s)
   return '"' .. concat(out) .. '"'
 end
 
+---PyYAML's single-quoted scalar: quotes doubled, and a run of newlines
+---written with one more newline (YAML folds a single one into a space).
 function M.yaml_squote(s)
-  return "'" .. s:gsub("'", "''") .. "'"
+  s = s:gsub("'", "''"):gsub("\n+", function(run) return "\n" .. run end)
+  return "'" .. s .. "'"
 end
 
 local function yaml_float(x)
