@@ -106,7 +106,11 @@ function M.parse(s, allow_iface)
     addr, prefix = s:sub(1, slash - 1), s:sub(slash + 1)
   end
   local version, bytes = 4, parse_v4(addr)
-  if not bytes then version, bytes = 6, parse_v6(addr) end
+  local scope
+  if not bytes then
+    version, bytes = 6, parse_v6(addr)
+    scope = addr:match("%%(.+)$")
+  end
   if not bytes then return nil end
   local bits = version == 4 and 32 or 128
   local plen = bits
@@ -127,11 +131,12 @@ function M.parse(s, allow_iface)
     end
     if plen > bits then return nil end
   end
-  return { version = version, bytes = bytes, prefix = plen, iface = prefix ~= nil }
+  return { version = version, bytes = bytes, prefix = plen, iface = prefix ~= nil, scope = scope }
 end
 
 local function addr_text(ip)
-  return ip.version == 4 and v4_text(ip.bytes) or v6_text(ip.bytes)
+  if ip.version == 4 then return v4_text(ip.bytes) end
+  return v6_text(ip.bytes) .. (ip.scope and ("%" .. ip.scope) or "")
 end
 
 ---The address as Python's ipaddress prints it (with /prefix for an
