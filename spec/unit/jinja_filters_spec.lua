@@ -328,6 +328,9 @@ describe("Salt's filters", function()
       f("json_query", d, "servers[?up == `false`].name"),
       f("json_query", d, "length(servers)"), f("json_query", d, "reverse(servers[*].name)"),
       f("json_query", d, "servers[0].{n: name}") }, " "))
+    assert.equal("['c', 'b', 'a'] ['a', 'b'] ['c']", f("json_query", d,
+      "servers[::-1].name") .. " " .. f("json_query", d, "servers[0:2].name") .. " "
+      .. f("json_query", d, "sort_by(servers, &name)[-1:].name"))
   end)
 
   it("method_call and misc string tests (salt-method-call, salt-misc-string-tests)", function()

@@ -226,10 +226,10 @@ function P:multi_hash()
   return { t = "mhash", pairs = pairs_ }
 end
 
-local function project_if_slice(left, right)
+function P:project_if_slice(left, right)
   local idx = { t = "subexpr", left, right }
   if right.t == "slice" then
-    return { t = "projection", left = idx, right = IDENTITY }
+    return { t = "projection", left = idx, right = self:projection_rhs(BP.star) }
   end
   return idx
 end
@@ -262,7 +262,7 @@ function P:nud(tok)
   if tp == "lbracket" then
     local c = self:cur().type
     if c == "number" or c == "colon" then
-      return project_if_slice(IDENTITY, self:index_expr())
+      return self:project_if_slice(IDENTITY, self:index_expr())
     end
     if c == "star" and self.t[self.i + 1].type == "rbracket" then
       self.i = self.i + 2
@@ -316,7 +316,7 @@ function P:led(tok, left)
   if tp == "lbracket" then
     local c = self:cur().type
     if c == "number" or c == "colon" then
-      return project_if_slice(left, self:index_expr())
+      return self:project_if_slice(left, self:index_expr())
     end
     self:expect("star")
     self:expect("rbracket")
