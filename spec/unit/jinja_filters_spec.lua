@@ -100,6 +100,7 @@ describe("Jinja builtin filters", function()
     for _, g in ipairs(groups) do out[#out + 1] = g[1] .. "=" .. P.len(g[2]) end
     assert.equal("db=1 web=2", table.concat(out, " "))
     assert.equal("web", P.getattr(groups[2], "grouper"))
+    assert.equal("('db', [{'name': 'd1', 'role': 'db'}])", P.str(groups[1]))
   end)
 
   it("indent (filter-indent)", function()
@@ -148,6 +149,7 @@ describe("Jinja builtin filters", function()
       .. f("sum", call(lib.filters, "map", L({ "1", "2" }), "int")) .. " "
       .. f("join", call(lib.filters, "map", L({ "x" }), "replace", "x", "y")))
     assert.equal("FilterArgumentError: map requires a filter argument", err(f, "map", L()))
+    assert.equal("[] []", f("map", null, "upper") .. " " .. f("select", 0))
   end)
 
   it("pprint sorts keys (filter-pprint)", function()
@@ -223,10 +225,14 @@ describe("Jinja builtin filters", function()
       assert.equal("1 Byte|1.5 kB|1.4 MiB", f("filesizeformat", 1) .. "|"
         .. f("filesizeformat", 1500) .. "|" .. f("filesizeformat", 1500000, true))
       assert.equal("3", f("wordcount", "a b, c"))
+      assert.equal("ValueError: could not convert string to float: 'x'",
+        err(f, "filesizeformat", "x"))
       assert.equal("a & b", f("striptags", "<p>a &amp;  b</p>"))
       assert.equal("a%20b/c a=x+y&b=1", f("urlencode", "a b/c") .. " "
         .. f("urlencode", map({ "a", "x y" }, { "b", 1 })))
       assert.equal("aaa bbb\nccc ddd", f("wordwrap", "aaa bbb ccc ddd", 7))
+      assert.equal("  a b|ÄÖü s\ntraße|well-\nknown", f("wordwrap", "  a b  ", 5) .. "|"
+        .. f("wordwrap", "ÄÖü straße", 5) .. "|" .. f("wordwrap", "well-known", 7))
       assert.equal('see <a href="http://x.org" rel="noopener">http://x.org</a> now',
         f("urlize", "see http://x.org now"))
     end)
@@ -511,8 +517,11 @@ end)
 
 describe("globals", function()
   it("range (list-range) and its sandbox limit", function()
-    assert.equal("[0, 1, 2] [1, 4, 7] [5, 3, 1]", P.str(range(3)) .. " " .. P.str(range(1, 10, 3))
-      .. " " .. P.str(range(5, 0, -2)))
+    assert.equal("[0, 1, 2] [1, 4, 7] [5, 3, 1]", f("list", range(3)) .. " "
+      .. f("list", range(1, 10, 3)) .. " " .. f("list", range(5, 0, -2)))
+    assert.equal("range(0, 3) range(1, 10, 3)", P.str(range(3)) .. " " .. P.str(range(1, 10, 3)))
+    assert.equal("1 range", P.str(P.getitem(range(3), 1)) .. " " .. P.type_name(range(3)))
+    assert.is_true(P.is_undefined(P.getattr(range(3), "append")))
     assert.equal("OverflowError: Range too big. The sandbox blocks ranges larger than "
       .. "MAX_RANGE (100000).", err(range, 200000))
   end)

@@ -77,6 +77,23 @@ local function text(v)
 end
 M.text = text
 
+-- The string a text filter works on; other values raise the error Python
+-- raises when the filter calls a str method on them.
+local function want_str(v, method)
+  local s = pyval.text(v)
+  if s then return s end
+  raise("AttributeError", string.format("'%s' object has no attribute '%s'",
+    pyval.type_name(v), method))
+end
+
+-- A dict's keys, or Python's AttributeError for `.items()` on anything else.
+local function mapping_keys(v)
+  if kind(v) ~= "dict" then
+    raise("AttributeError", "'" .. pyval.type_name(v) .. "' object has no attribute 'items'")
+  end
+  return pyval.keys(v)
+end
+
 local function as_int(v, what)
   if v == true then return 1 elseif v == false then return 0 end
   if mtype(v) == "integer" then return v end
@@ -266,7 +283,7 @@ filters.dictsort = function(_, v, args, kwargs)
   end
   local cs = a[1] ~= nil and truthy(a[1])
   local items = {}
-  for i, k in ipairs(pyval.keys(v)) do items[i] = tuple({ k, v[k] }) end
+  for i, k in ipairs(mapping_keys(v)) do items[i] = tuple({ k, v[k] }) end
   pyval.sort(items, function(it)
     local x = it[pos]
     if not cs then x = ignore_case(x) end
@@ -282,19 +299,38 @@ filters.e = filters.escape
 
 filters.filesizeformat = function(_, v, args, kwargs)
   local a = bind("do_filesizeformat", args, kwargs, { "binary" })
-  local bytes = filters.float(nil, v, { n = 0 }, {})
+  local bytes = M.to_float(v)
   local binary = a[1] ~= nil and truthy(a[1])
   local base = binary and 1024 or 1000
   local prefixes = binary and { "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB" }
     or { "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB" }
   if bytes == 1 then return "1 Byte" end
-  if bytes < base then return string.format("%d Bytes", math.tointeger(bytes // 1) or 0) end
+  if bytes < base then
+    local whole = bytes < 0 and math.ceil(bytes) or math.floor(bytes)
+    return string.format("%d Bytes", math.tointeger(whole) or 0)
+  end
   local unit, prefix
   for i, p in ipairs(prefixes) do
     unit, prefix = base ^ (i + 1), p
     if bytes < unit then break end
   end
   return string.format("%.1f %s", base * bytes / unit, prefix)
+end
+
+---Python's float(v): raises ValueError or TypeError as Python does.
+function M.to_float(v)
+  local t = type(v)
+  if t == "number" then return v + 0.0 end
+  if t == "boolean" then return v and 1.0 or 0.0 end
+  if kind(v) == "bigint" then return require("renderers.jinja.py_bigint").tofloat(v) end
+  local s = pyval.text(v)
+  if s then
+    local f = parse_float(s)
+    if f then return f end
+    raise("ValueError", "could not convert string to float: " .. repr(s))
+  end
+  raise("TypeError", "float() argument must be a string or a real number, not '"
+    .. pyval.type_name(v) .. "'")
 end
 
 filters.first = function(_, v)
@@ -304,6 +340,9 @@ filters.first = function(_, v)
 end
 
 filters.last = function(_, v)
+  if not pyval.is_iterable(v) then
+    raise("TypeError", "'" .. pyval.type_name(v) .. "' object is not reversible")
+  end
   local items = items_of(v)
   if #items == 0 then return undefined_hint("No last item, sequence was empty.") end
   return items[#items]
@@ -373,7 +412,17 @@ filters.indent = function(_, v, args, kwargs)
   local a = bind("do_indent", args, kwargs, { "width", "first", "blank" })
   local width = a[1] == nil and 4 or a[1]
   local ind = type(width) == "string" and width or (" "):rep(as_int(width))
-  local s = text(v) .. "\n"
+  local s = pyval.text(v)
+  if not s then
+    local k = kind(v)
+    if k == "list" and not pyval.is_range(v) then want_str(v, "splitlines") end
+    if k == "tuple" then
+      raise("TypeError", 'can only concatenate tuple (not "str") to tuple')
+    end
+    raise("TypeError", "unsupported operand type(s) for +=: '" .. pyval.type_name(v)
+      .. "' and 'str'")
+  end
+  s = s .. "\n"
   local lines = methods.splitlines(s)
   local rv
   if a[3] ~= nil and truthy(a[3]) then
@@ -466,6 +515,8 @@ filters.map = function(env, v, args, kwargs)
     fn = function(item) return call_filter(env, name, item, rest, kwargs) end
   end
   local out = {}
+  -- Jinja maps nothing over a false value (None, 0, '' and empty sequences)
+  if not truthy(v) then return list(out) end
   for i, item in ipairs(items_of(v)) do out[i] = fn(item) end
   return list(out)
 end
@@ -489,6 +540,7 @@ local function select_or_reject(env, v, args, kwargs, want, lookup_attr)
     fn = truthy
   end
   local out = {}
+  if not truthy(v) then return list(out) end
   for _, item in ipairs(items_of(v)) do
     if fn(trans(item)) == want then out[#out + 1] = item end
   end
@@ -510,6 +562,7 @@ end
 
 local function safe_repr(v)
   local k = kind(v)
+  if pyval.is_range(v) then return repr(v) end
   if k == "dict" then
     local parts = {}
     for i, key in ipairs(sorted_keys(v)) do
@@ -533,6 +586,7 @@ local function pformat(v, indent, allowance)
   local rep = safe_repr(v)
   if ulen(rep) <= 80 - indent - allowance then return rep end
   local k = kind(v)
+  if pyval.is_range(v) then return rep end
   if k == "dict" then
     local ks = sorted_keys(v)
     if #ks == 0 then return rep end
@@ -584,6 +638,7 @@ filters.reverse = function(_, v)
     for i = #cs, 1, -1 do out[#out + 1] = cs[i] end
     return concat(out)
   end
+  if not pyval.is_iterable(v) then raise("FilterArgumentError", "argument must be iterable") end
   local items = items_of(v)
   local out = {}
   for i = #items, 1, -1 do out[#out + 1] = items[i] end
@@ -684,8 +739,7 @@ filters.striptags = function(_, v)
   local s = text(v)
   s = s:gsub("<!%-%-.-%-%->", "")
   s = s:gsub("<[^>]*>", "")
-  s = unescape(s)
-  return concat(methods.split(s), " ")
+  return unescape(concat(methods.split(s), " "))
 end
 
 filters.sum = function(_, v, args, kwargs)
@@ -727,7 +781,7 @@ end
 
 filters.truncate = function(_, v, args, kwargs)
   local a = bind("do_truncate", args, kwargs, { "length", "killwords", "end", "leeway" })
-  local s = text(v)
+  local s = pyval.text(v)
   local length = a[1] == nil and 255 or as_int(a[1])
   local killwords = a[2] ~= nil and truthy(a[2])
   local ending = a[3] == nil and "..." or text(a[3])
@@ -737,6 +791,12 @@ filters.truncate = function(_, v, args, kwargs)
     raise("AssertionError", "expected length >= " .. elen .. ", got " .. length)
   end
   if leeway < 0 then raise("AssertionError", "expected leeway >= 0, got " .. leeway) end
+  if not s then
+    -- Jinja measures and slices the value itself: short sequences pass
+    if pyval.len(v) <= length + leeway then return v end
+    raise("TypeError", "can only concatenate " .. pyval.type_name(v) .. ' (not "str") to '
+      .. pyval.type_name(v))
+  end
   if ulen(s) <= length + leeway then return s end
   local head = pyval.slice(s, 0, length - elen)
   if killwords then return head .. ending end
@@ -755,13 +815,22 @@ local function url_quote(v, for_qs)
 end
 
 filters.urlencode = function(_, v)
-  if pyval.text(v) or kind(v) == "bytes" then return url_quote(pyval.text(v) or v, false) end
+  if pyval.text(v) or kind(v) == "bytes" or not pyval.is_iterable(v) then
+    return url_quote(pyval.text(v) or v, false)
+  end
   local pairs_list = {}
   if kind(v) == "dict" then
     for _, k in ipairs(pyval.keys(v)) do pairs_list[#pairs_list + 1] = { k, v[k] } end
   else
     for _, item in ipairs(items_of(v)) do
+      if not pyval.is_iterable(item) then
+        raise("TypeError", "cannot unpack non-iterable " .. pyval.type_name(item) .. " object")
+      end
       local kv = items_of(item)
+      if #kv ~= 2 then
+        raise("ValueError", string.format("%s values to unpack (expected 2, got %d)",
+          #kv < 2 and "not enough" or "too many", #kv))
+      end
       pairs_list[#pairs_list + 1] = { kv[1], kv[2] }
     end
   end
@@ -808,9 +877,62 @@ filters.urlize = function(_, v, args, kwargs)
 end
 
 filters.wordcount = function(_, v)
-  local n = 0
-  for _ in text(v):gmatch("[%w_\128-\255]+") do n = n + 1 end
-  return n
+  return #require("renderers.jinja.py_re").findall("\\w+", text(v))
+end
+
+-- Python's textwrap.wrap as Jinja calls it (tabs and whitespace kept):
+-- chunks of words and whitespace filled greedily, whitespace dropped at
+-- line ends and at the start of every line but the first, long words cut.
+-- textwrap's chunk patterns: whitespace runs, em-dashes, and words that
+-- may break after a hyphen between letters.
+local WS, NWS = "[\t\n\v\f\r ]", "[^\t\n\v\f\r ]"
+local WP, LT = "[\\w!\"'&.,?]", "[^\\d\\W]"
+local WORDSEP = "(" .. WS .. "+|(?<=" .. WP .. ")-{2,}(?=\\w)|" .. NWS .. "+?(?:-(?:(?<="
+  .. LT .. "{2}-)|(?<=" .. LT .. "-" .. LT .. "-))(?=" .. LT .. "-?" .. LT .. ")|(?="
+  .. WS .. "|\\Z)|(?<=" .. WP .. ")(?=-{2,}\\w)))"
+local WORDSEP_SIMPLE = "(" .. WS .. "+)"
+
+local function wrap_chunks(line, width, break_long, on_hyphens)
+  local re = require("renderers.jinja.py_re")
+  local chunks = {}
+  for _, c in ipairs(re.split(on_hyphens and WORDSEP or WORDSEP_SIMPLE, line)) do
+    if c and c ~= "" then chunks[#chunks + 1] = c end
+  end
+  local rev = {}
+  for i = #chunks, 1, -1 do rev[#rev + 1] = chunks[i] end
+  local lines = {}
+  local function is_ws(c) return c:match("^%s*$") ~= nil end
+  while #rev > 0 do
+    local cur, cur_len = {}, 0
+    if is_ws(rev[#rev]) and #lines > 0 then rev[#rev] = nil end
+    while #rev > 0 do
+      local l = ulen(rev[#rev])
+      if cur_len + l > width then break end
+      cur[#cur + 1] = table.remove(rev)
+      cur_len = cur_len + l
+    end
+    if #rev > 0 and ulen(rev[#rev]) > width then
+      local space_left = width < 1 and 1 or width - cur_len
+      if break_long then
+        local chunk = rev[#rev]
+        local stop = space_left
+        if on_hyphens and ulen(chunk) > space_left then
+          local head = pyval.slice(chunk, 0, space_left)
+          local hyphen = head:match(".*()%-")
+          if hyphen and hyphen > 1 and head:sub(1, hyphen - 1):find("[^-]") then
+            stop = hyphen
+          end
+        end
+        cur[#cur + 1] = pyval.slice(chunk, 0, stop)
+        rev[#rev] = pyval.slice(chunk, stop)
+      elseif #cur == 0 then
+        cur[#cur + 1] = table.remove(rev)
+      end
+    end
+    if #cur > 0 and is_ws(cur[#cur]) then cur[#cur] = nil end
+    if #cur > 0 then lines[#lines + 1] = concat(cur) end
+  end
+  return lines
 end
 
 filters.wordwrap = function(_, v, args, kwargs)
@@ -819,26 +941,10 @@ filters.wordwrap = function(_, v, args, kwargs)
   local width = a[1] == nil and 79 or as_int(a[1])
   local break_long = a[2] == nil or truthy(a[2])
   local wrapstring = (a[3] == nil or a[3] == null) and "\n" or text(a[3])
+  local on_hyphens = a[4] == nil or truthy(a[4])
   local out = {}
-  for _, line in ipairs(methods.splitlines(text(v))) do
-    local lines, cur = {}, ""
-    for word in line:gmatch("%S+") do
-      while break_long and ulen(word) > width do
-        if cur ~= "" then lines[#lines + 1] = cur; cur = "" end
-        lines[#lines + 1] = pyval.slice(word, 0, width)
-        word = pyval.slice(word, width)
-      end
-      if cur == "" then
-        cur = word
-      elseif ulen(cur) + 1 + ulen(word) <= width then
-        cur = cur .. " " .. word
-      else
-        lines[#lines + 1] = cur
-        cur = word
-      end
-    end
-    if cur ~= "" then lines[#lines + 1] = cur end
-    out[#out + 1] = concat(lines, wrapstring)
+  for _, line in ipairs(methods.splitlines(want_str(v, "splitlines"))) do
+    out[#out + 1] = concat(wrap_chunks(line, width, break_long, on_hyphens), wrapstring)
   end
   return concat(out, wrapstring)
 end
@@ -846,7 +952,7 @@ end
 filters.xmlattr = function(_, v, args, kwargs)
   local a = bind("do_xmlattr", args, kwargs, { "autospace" })
   local parts = {}
-  for _, k in ipairs(pyval.keys(v)) do
+  for _, k in ipairs(mapping_keys(v)) do
     local val = v[k]
     if val ~= null and not is_undef(val) then
       if type(k) == "string" and k:find("[%s/>=]") then
@@ -1021,7 +1127,7 @@ globals.range = function(_, args)
   end
   local out = {}
   for i = 0, count - 1 do out[i + 1] = start + i * step end
-  return list(out)
+  return pyval.range(out, start, stop, step)
 end
 
 local function dict_from(args, kwargs, fname)

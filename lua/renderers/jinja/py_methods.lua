@@ -816,6 +816,7 @@ function M.bound(k, obj, name)
     receiver = obj.s
   end
   local t = TABLES[k]
+  if k == "list" and pyval.is_range(obj) then t = tuple_methods end
   local f = t and t[name]
   if not f then return nil end
   return function(args, kwargs)

@@ -53,6 +53,7 @@ local OWN_KINDS = {
 
 -- Lists that stand for dict views or named tuples, to print as Python does.
 local views = setmetatable({}, { __mode = "k" })
+local ranges = setmetatable({}, { __mode = "k" })
 local named = setmetatable({}, { __mode = "k" })
 
 local bigint -- renderers.jinja.py_bigint, loaded on first overflow
@@ -124,6 +125,7 @@ local TYPE_NAMES = {
 function M.type_name(v)
   local k = kind(v)
   if k == "object" then return v.type_name end
+  if k == "list" and ranges[v] then return "range" end
   return TYPE_NAMES[k]
 end
 local type_name = M.type_name
@@ -165,8 +167,21 @@ function M.view(name, t)
   return l
 end
 
----A tuple whose fields can also be read by name (Python's namedtuple).
----@param tname string printed name, e.g. "_GroupTuple"
+---The list of a range() call, which prints as Python's range object
+---("range(0, 5)") and, like it, has no methods that change it.
+function M.range(t, start, stop, step)
+  local l = list(t)
+  ranges[l] = step == 1 and string.format("range(%d, %d)", start, stop)
+    or string.format("range(%d, %d, %d)", start, stop, step)
+  return l
+end
+
+---@return boolean true for a list made by M.range
+function M.is_range(v) return ranges[v] ~= nil end
+
+---A tuple whose fields can also be read by name. It prints as a plain
+---tuple, as Jinja's _GroupTuple does.
+---@param tname string the type's name, e.g. "_GroupTuple"
 ---@param fields string[] field names, in order
 function M.named_tuple(tname, fields, t)
   local tp = tuple(t)
@@ -380,6 +395,7 @@ reprs = {
   bytes = function(v) return repr_bytes(v.s) end,
   markup = function(v) return "Markup(" .. repr_str(v.s) .. ")" end,
   list = function(v, seen)
+    if ranges[v] then return ranges[v] end
     return guard(v, seen, "[...]", function()
       local body = "[" .. repr_items(v, seen) .. "]"
       if views[v] then
@@ -390,12 +406,6 @@ reprs = {
   end,
   tuple = function(v, seen)
     return guard(v, seen, "(...)", function()
-      local nt = named[v]
-      if nt then
-        local parts = {}
-        for i, f in ipairs(nt.fields) do parts[i] = f .. "=" .. repr_in(v[i], seen) end
-        return nt.name .. "(" .. concat(parts, ", ") .. ")"
-      end
       if #v == 1 then return "(" .. repr_in(v[1], seen) .. ",)" end
       return "(" .. repr_items(v, seen) .. ")"
     end)
@@ -509,7 +519,7 @@ function M.eq(a, b)
     if ka == "bigint" or kb == "bigint" then return big().cmp(a, b) == 0 end
     return num_of(a) == num_of(b)
   end
-  if ka ~= kb then return false end
+  if ka ~= kb or (ranges[a] == nil) ~= (ranges[b] == nil) then return false end
   if ka == "list" or ka == "tuple" then return seq_eq(a, b) end
   if ka == "dict" then return dict_eq(a, b) end
   if ka == "markup" or ka == "bytes" then return a.s == b.s end
