@@ -292,6 +292,7 @@ end
 local ESCAPES = { ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t", ["\\"] = "\\\\" }
 
 local function repr_str(s)
+  if not s:find("[%c\\'\"\127\194]") then return "'" .. s .. "'" end
   local q = "'"
   if s:find("'", 1, true) and not s:find('"', 1, true) then q = '"' end
   local out = s:gsub("[%c\\'\"\127]", function(c)
@@ -324,8 +325,11 @@ function M.float_repr(x)
   if x == math.huge then return "inf" end
   if x == -math.huge then return "-inf" end
   if x == 0 then return (1 / x < 0) and "-0.0" or "0.0" end
+  -- 15 significant digits read back for most values; the zeros they end
+  -- with are stripped below, which leaves the shortest form.
+  -- (Subnormal numbers carry fewer digits, so they search from 1.)
   local s
-  for p = 1, 17 do
+  for p = math.abs(x) < 2.2250738585072014e-308 and 1 or 15, 17 do
     s = string.format("%." .. (p - 1) .. "e", x)
     if tonumber(s) == x then break end
   end
