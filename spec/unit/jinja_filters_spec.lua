@@ -450,6 +450,11 @@ describe("Salt's filters", function()
         .. "baee65c346a662c5be2d12441322f7a4bac821a382c4af091 aGVsbG8= hello", f("sha512", "salt")
         .. " " .. f("base64_encode", "hello") .. " " .. f("base64_decode", "aGVsbG8="))
       assert.equal("9ade8beb-355a-50d8-9011-1c99848a7719", f("uuid", "example"))
+      assert.equal("2d93cbc1be167bcb1637a4a23cbff01a7878f0c50ee833954ea5221bb1b8c628",
+        f("hmac_compute", "msg", "key"))
+      assert.equal("True False", f("hmac", "msg", "key",
+        "LZPLwb4We8sWN6SiPL/wGnh48MUO6DOVTqUiG7G4xig=") .. " " .. f("hmac", "msg", "key", "x"))
+      assert.equal("b'\\xff'", f("base64_decode", "/w=="))
     end)
 
   it("yaml and json serialisers (salt-yaml-filter-*, salt-json-unicode)", function()

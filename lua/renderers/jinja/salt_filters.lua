@@ -572,7 +572,7 @@ function M.install(lib)
       for _, x in ipairs(items) do total = pyval.add(total, x) end
       return pyval.truediv(total, #items) + 0.0
     end
-    return lib.filters.float(nil, v, { n = 0 }, {})
+    return lib.to_float(v)
   end
 
   local function two_lists(a, b)
