@@ -298,6 +298,10 @@ describe("pyval list and dict methods", function()
       P.call(P.getattr(e, "update"), { n = 0 }, map({ "z", 2 }, { "b", 3 }))
       P.call(P.getattr(e, "update"), { n = 0 }, { y = 4, c = 5 })
       assert.equal("{'x': 1, 'z': 2, 'b': 3, 'c': 5, 'y': 4}", P.str(e))
+      local kw = { q = 1, a = 2 }
+      P.kwarg_order[kw] = { "q", "a" }
+      P.call(P.getattr(e, "update"), { n = 0 }, kw)
+      assert.equal("{'x': 1, 'z': 2, 'b': 3, 'c': 5, 'y': 4, 'q': 1, 'a': 2}", P.str(e))
       assert.equal("KeyError: 'zz'", err(method, e, "pop", "zz"))
     end)
 end)

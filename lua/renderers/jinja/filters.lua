@@ -1136,7 +1136,7 @@ local function dict_from(args, kwargs, fname)
     raise("TypeError", fname .. " expected at most 1 argument, got " .. (args.n or #args))
   end
   methods.dict_update(d, args, {})
-  for _, k in ipairs(data.keys(kwargs)) do d[k] = kwargs[k] end
+  for _, k in ipairs(pyval.kwarg_names(kwargs)) do d[k] = kwargs[k] end
   return d
 end
 

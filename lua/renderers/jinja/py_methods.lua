@@ -714,7 +714,7 @@ local function dict_update(d, args, kwargs)
       end
     end
   end
-  for _, key in ipairs(data.keys(kwargs)) do d[key] = kwargs[key] end
+  for _, key in ipairs(pyval.kwarg_names(kwargs)) do d[key] = kwargs[key] end
 end
 M.dict_update = dict_update
 

@@ -22,9 +22,10 @@
 -- A callable is a Lua function or a table whose metatable has __call; either
 -- is called as f(args, kwargs), where args is an array with field n and
 -- kwargs a table of keyword arguments, and returns one value (nil means
--- None). Pass kwargs as a data.map to keep the order they were written in
--- (dict(x=1, y=2) and d.update(x=1, y=2) build dicts in that order);
--- a plain table is read in sorted key order. Errors are raised as tables
+-- None). To keep the order keywords were written in (dict(x=1, y=2) and
+-- d.update(x=1, y=2) build dicts in that order), pass kwargs as a data.map
+-- or record the order with M.kwarg_order[kwargs] = {names...}; otherwise
+-- keys are read in sorted order. Errors are raised as tables
 -- {class=, message=} (M.raise).
 local data = require("brine.data")
 
@@ -1124,6 +1125,22 @@ end
 
 local NO_KW = setmetatable({}, { __newindex = function() error("read-only", 2) end })
 M.NO_KWARGS = NO_KW
+
+---The written order of a kwargs table's names, when its caller recorded it.
+M.kwarg_order = setmetatable({}, { __mode = "k" })
+
+---The names of a kwargs table in written order (see M.kwarg_order).
+function M.kwarg_names(kwargs)
+  local order = M.kwarg_order[kwargs]
+  if order then
+    local out = {}
+    for _, k in ipairs(order) do
+      if kwargs[k] ~= nil then out[#out + 1] = k end
+    end
+    return out
+  end
+  return data.keys(kwargs)
+end
 
 ---Calls a callable with Python-style arguments.
 ---@param fn any a Lua function or a table with __call: fn(args, kwargs)
