@@ -457,6 +457,48 @@ describe("Salt's filters", function()
       assert.equal("b'\\xff'", f("base64_decode", "/w=="))
     end)
 
+  it("host filters read files, users and programs", function()
+    if not (have("brine.fs") and have("brine.sys") and have("brine.proc")
+      and have("brine.crypto")) then
+      return
+    end
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p " .. dir .. "/sub"))
+    local function put(name, body)
+      local fh = assert(io.open(dir .. "/" .. name, "wb"))
+      fh:write(body)
+      fh:close()
+    end
+    put("a.txt", "hello\n")
+    put("b.bin", "\0\1\2")
+    put("sub/e", "")
+    assert.equal("True False True False True False", table.concat({
+      f("is_text_file", dir .. "/a.txt"), f("is_text_file", dir .. "/b.bin"),
+      f("is_bin_file", dir .. "/b.bin"), f("is_bin_file", dir .. "/a.txt"),
+      f("is_empty", dir .. "/sub/e"), f("is_empty", dir .. "/a.txt") }, " "))
+    local all = L({ dir, dir .. "/a.txt", dir .. "/b.bin", dir .. "/sub", dir .. "/sub/e" })
+    assert.equal(P.str(all), f("list_files", dir))
+    assert.equal("5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03",
+      f("file_hashsum", dir .. "/a.txt"))
+    assert.equal("b1946ac92492d2347c6235b4d2611184", f("file_hashsum", dir .. "/a.txt", "md5"))
+    os.execute("rm -rf " .. dir)
+    assert.equal("0 None None", f("get_uid", "root") .. " " .. f("get_uid", "no-such-user-here")
+      .. " " .. f("which", "no-such-program-here"))
+    assert.matches("/sh$", f("which", "sh"))
+  end)
+
+  it("random and MAC filters", function()
+    local shuffled = call(lib.filters, "random_shuffle", L({ 1, 2, 3, 4, 5 }), 7)
+    assert.equal(P.str(shuffled), f("random_shuffle", L({ 1, 2, 3, 4, 5 }), 7))
+    assert.equal("[1, 2, 3, 4, 5]", f("sort", shuffled))
+    assert.equal(2, P.len(call(lib.filters, "random_sample", L({ 1, 2, 3 }), 2)))
+    assert.matches("^AC:DE:48:%x%x:%x%x:%x%x$", f("gen_mac"))
+    assert.equal([[b'\x00\x11"\xaa\xbb\xcc']], f("mac_str_to_bytes", "00:11:22:aa:bb:cc"))
+    assert.equal("['10.0.0.1', '::1']", f("filter_by_networks",
+      L({ "10.0.0.1", "192.168.1.5", "::1" }), L({ "10.0.0.0/8", "::/0" })))
+  end)
+
   it("yaml and json serialisers (salt-yaml-filter-*, salt-json-unicode)", function()
     if not have("brine.yaml") or not have("brine.json") then return end
     local d = map({ "b", 1 }, { "a", L({ 1, 2 }) }, { "c", map({ "d", null }) })

@@ -498,6 +498,7 @@ end
 function M.install(lib)
   local F = lib.filters
   local bind, text = lib.bind, lib.text
+  require("renderers.jinja.salt_host").install(lib)
 
   local function iter(v) return pyval.iter(v) end
 

@@ -163,6 +163,13 @@ local function in_net(ip, net_text)
   return true
 end
 
+---Whether address text `addr` lies in network text `net_text`.
+function M.in_network(addr, net_text)
+  local ip = M.parse(addr, true)
+  if not ip or not M.parse(net_text, true) then return false end
+  return in_net(ip, net_text)
+end
+
 local function in_any(ip, nets)
   for _, n in ipairs(nets) do
     if in_net(ip, n) then return true end
