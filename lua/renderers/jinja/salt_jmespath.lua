@@ -36,85 +36,85 @@ local function simple_literal(body)
   return nil
 end
 
+-- Two-character operators first, then their one-character forms.
+local OPERATORS = {
+  { "||", "or" }, { "&&", "and" }, { "!=", "ne" }, { "==", "eq" }, { "<=", "lte" },
+  { ">=", "gte" }, { "[]", "flatten" }, { "[?", "filter" }, { "|", "pipe" }, { "&", "expref" },
+  { "!", "not" }, { "<", "lt" }, { ">", "gt" }, { "[", "lbracket" },
+}
+
+-- The index just past the closing `close` of a quoted token opening at i;
+-- a backslash escapes the next character.
+local function closing(expr, i, close, what)
+  local j = i + 1
+  while j <= #expr and expr:sub(j, j) ~= close do
+    if expr:sub(j, j) == "\\" then j = j + 1 end
+    j = j + 1
+  end
+  if j > #expr then perr("unterminated " .. what) end
+  return j
+end
+
+local function json_literal(body)
+  local v = simple_literal(body)
+  if v ~= nil then return v end
+  local json = require("brine.json")
+  local err
+  v, err = json.decode(body)
+  if v == nil and err then
+    -- JMESPath's legacy form: an unquoted string between backticks
+    v, err = json.decode('"' .. body .. '"')
+    if v == nil then perr("bad JSON literal: " .. tostring(err)) end
+  end
+  if v == nil then return null end
+  return v
+end
+
+-- Reads the token at i; returns its type, value and the next index.
+local function token(expr, i)
+  local c = expr:sub(i, i)
+  if c:match("[%a_]") then
+    local id = expr:match("^[%w_]+", i)
+    return "unquoted_identifier", id, i + #id
+  end
+  if SIMPLE[c] then return SIMPLE[c], nil, i + 1 end
+  if c == "-" or c:match("%d") then
+    local num = expr:match("^%-?%d+", i)
+    if not num then perr("unknown token '-'") end
+    return "number", tonumber(num), i + #num
+  end
+  if c == "'" then
+    local j = closing(expr, i, "'", "raw string")
+    return "literal", (expr:sub(i + 1, j - 1):gsub("\\'", "'")), j + 1
+  end
+  if c == "`" then
+    local j = closing(expr, i, "`", "JSON literal")
+    return "literal", json_literal((expr:sub(i + 1, j - 1):gsub("\\`", "`"))), j + 1
+  end
+  if c == '"' then
+    local j = closing(expr, i, '"', "quoted identifier")
+    local raw = expr:sub(i + 1, j - 1)
+    if raw:find("\\", 1, true) then raw = require("brine.json").decode('"' .. raw .. '"') end
+    return "quoted_identifier", raw, j + 1
+  end
+  for _, op in ipairs(OPERATORS) do
+    if expr:sub(i, i + #op[1] - 1) == op[1] then return op[2], nil, i + #op[1] end
+  end
+  perr("unknown token '" .. c .. "'")
+end
+
 local function lex(expr)
-  local toks, i, n = {}, 1, #expr
-  local function push(t, v) toks[#toks + 1] = { type = t, value = v } end
-  while i <= n do
-    local c = expr:sub(i, i)
-    if c:match("%s") then
+  local toks, i = {}, 1
+  while i <= #expr do
+    if expr:sub(i, i):match("%s") then
       i = i + 1
-    elseif c:match("[%a_]") then
-      local id = expr:match("^[%w_]+", i)
-      push("unquoted_identifier", id)
-      i = i + #id
-    elseif SIMPLE[c] then
-      push(SIMPLE[c]); i = i + 1
-    elseif c == "[" then
-      local nx = expr:sub(i + 1, i + 1)
-      if nx == "]" then push("flatten"); i = i + 2
-      elseif nx == "?" then push("filter"); i = i + 2
-      else push("lbracket"); i = i + 1 end
-    elseif c == "-" or c:match("%d") then
-      local num = expr:match("^%-?%d+", i)
-      if not num then perr("unknown token '-'") end
-      push("number", tonumber(num)); i = i + #num
-    elseif c == "'" then
-      local j, buf = i + 1, {}
-      while j <= n and expr:sub(j, j) ~= "'" do
-        if expr:sub(j, j) == "\\" and expr:sub(j + 1, j + 1) == "'" then
-          buf[#buf + 1] = "'"; j = j + 2
-        else
-          buf[#buf + 1] = expr:sub(j, j); j = j + 1
-        end
-      end
-      if j > n then perr("unterminated raw string") end
-      push("literal", table.concat(buf)); i = j + 1
-    elseif c == "`" then
-      local j = i + 1
-      while j <= n and expr:sub(j, j) ~= "`" do
-        if expr:sub(j, j) == "\\" then j = j + 1 end
-        j = j + 1
-      end
-      if j > n then perr("unterminated JSON literal") end
-      local body = expr:sub(i + 1, j - 1):gsub("\\`", "`")
-      local v, err = simple_literal(body)
-      if v == nil then v, err = require("brine.json").decode(body) end
-      if v == nil and err then
-        v, err = require("brine.json").decode('"' .. body .. '"')
-        if v == nil then perr("bad JSON literal: " .. tostring(err)) end
-      end
-      push("literal", v == nil and null or v); i = j + 1
-    elseif c == '"' then
-      local j = i + 1
-      while j <= n and expr:sub(j, j) ~= '"' do
-        if expr:sub(j, j) == "\\" then j = j + 1 end
-        j = j + 1
-      end
-      if j > n then perr("unterminated quoted identifier") end
-      local raw = expr:sub(i + 1, j - 1)
-      local v = raw
-      if raw:find("\\", 1, true) then v = require("brine.json").decode('"' .. raw .. '"') end
-      push("quoted_identifier", v); i = j + 1
-    elseif c == "|" then
-      if expr:sub(i + 1, i + 1) == "|" then push("or"); i = i + 2 else push("pipe"); i = i + 1 end
-    elseif c == "&" then
-      if expr:sub(i + 1, i + 1) == "&" then
-        push("and"); i = i + 2
-      else
-        push("expref"); i = i + 1
-      end
-    elseif c == "!" then
-      if expr:sub(i + 1, i + 1) == "=" then push("ne"); i = i + 2 else push("not"); i = i + 1 end
-    elseif c == "=" and expr:sub(i + 1, i + 1) == "=" then
-      push("eq"); i = i + 2
-    elseif c == "<" or c == ">" then
-      local eqs = expr:sub(i + 1, i + 1) == "="
-      push((c == "<" and "lt" or "gt") .. (eqs and "e" or "")); i = i + (eqs and 2 or 1)
     else
-      perr("unknown token '" .. c .. "'")
+      local tp, value
+      tp, value, i = token(expr, i)
+      toks[#toks + 1] = { type = tp, value = value }
     end
   end
-  push("eof")
+  toks[#toks + 1] = { type = "eof" }
   return toks
 end
 
@@ -468,108 +468,114 @@ local function project(base, right, root)
   return list(out)
 end
 
+local function or_null(r)
+  if r == nil then return null end
+  return r
+end
+
+-- One evaluator per node type: EVAL[t](node, current value, root value).
+local EVAL = {}
+
+EVAL.current = function(_, v) return v end
+EVAL.literal = function(node) return node.value end
+EVAL.expref = function(node) return node end
+EVAL.field = function(node, v)
+  if is_dict(v) then return or_null(v[node.name]) end
+  return null
+end
+EVAL.subexpr = function(node, v, root)
+  local r = eval(node[1], v, root)
+  if r == null then return null end
+  return eval(node[2], r, root)
+end
+EVAL.index = function(node, v)
+  if not is_list(v) then return null end
+  local i = node.n
+  if i < 0 then i = i + #v end
+  return or_null(v[i + 1])
+end
+EVAL.slice = function(node, v)
+  if not is_list(v) then return null end
+  return pyval.slice(list({ table.unpack(v) }), node[1], node[2], node[3])
+end
+EVAL.projection = function(node, v, root)
+  return project(eval(node.left, v, root), node.right, root)
+end
+EVAL.vprojection = function(node, v, root)
+  local base = eval(node.left, v, root)
+  if not is_dict(base) then return null end
+  local vals = {}
+  for i, k in ipairs(pyval.keys(base)) do vals[i] = base[k] end
+  return project(vals, node.right, root)
+end
+EVAL.fprojection = function(node, v, root)
+  local base = eval(node.left, v, root)
+  if not is_list(base) then return null end
+  local kept = {}
+  for _, el in ipairs(base) do
+    if jtrue(eval(node.cond, el, root)) then kept[#kept + 1] = el end
+  end
+  return project(kept, node.right, root)
+end
+EVAL.flatten = function(node, v, root)
+  local base = eval(node.node, v, root)
+  if not is_list(base) then return null end
+  local out = {}
+  for _, el in ipairs(base) do
+    if is_list(el) then
+      for _, x in ipairs(el) do out[#out + 1] = x end
+    else
+      out[#out + 1] = el
+    end
+  end
+  return list(out)
+end
+EVAL.pipe = function(node, v, root) return eval(node[2], eval(node[1], v, root), root) end
+EVAL["or"] = function(node, v, root)
+  local l = eval(node[1], v, root)
+  if jtrue(l) then return l end
+  return eval(node[2], v, root)
+end
+EVAL["and"] = function(node, v, root)
+  local l = eval(node[1], v, root)
+  if not jtrue(l) then return l end
+  return eval(node[2], v, root)
+end
+EVAL["not"] = function(node, v, root) return not jtrue(eval(node.node, v, root)) end
+EVAL.cmp = function(node, v, root)
+  local a, b = eval(node[1], v, root), eval(node[2], v, root)
+  local op = node.op
+  if op == "eq" then return pyval.eq(a, b) end
+  if op == "ne" then return not pyval.eq(a, b) end
+  -- ordering is defined for numbers only; anything else gives null
+  if type(a) ~= "number" or type(b) ~= "number" then return null end
+  if op == "lt" then return a < b end
+  if op == "lte" then return a <= b end
+  if op == "gt" then return a > b end
+  return a >= b
+end
+EVAL.mlist = function(node, v, root)
+  if v == null then return null end
+  local out = {}
+  for i, e in ipairs(node.items) do out[i] = eval(e, v, root) end
+  return list(out)
+end
+EVAL.mhash = function(node, v, root)
+  if v == null then return null end
+  local out = data.map()
+  for _, p in ipairs(node.pairs) do out[p[1]] = eval(p[2], v, root) end
+  return out
+end
+EVAL.call = function(node, v, root)
+  local f = FUNCS[node.name]
+  if not f then raise("UnknownFunctionError", "Unknown function: " .. node.name .. "()") end
+  local args = {}
+  for i, a in ipairs(node.args) do args[i] = eval(a, v, root) end
+  return f(args, root)
+end
+
 function eval(node, v, root)
-  local t = node.t
-  if t == "current" then return v end
-  if t == "field" then
-    if is_dict(v) then
-      local r = v[node.name]
-      if r == nil then return null end
-      return r
-    end
-    return null
-  end
-  if t == "literal" then return node.value end
-  if t == "subexpr" then
-    local r = eval(node[1], v, root)
-    if r == null then return null end
-    return eval(node[2], r, root)
-  end
-  if t == "index" then
-    if not is_list(v) then return null end
-    local i = node.n
-    if i < 0 then i = i + #v end
-    local r = v[i + 1]
-    if r == nil then return null end
-    return r
-  end
-  if t == "slice" then
-    if not is_list(v) then return null end
-    return pyval.slice(list({ table.unpack(v) }), node[1], node[2], node[3])
-  end
-  if t == "projection" then return project(eval(node.left, v, root), node.right, root) end
-  if t == "vprojection" then
-    local base = eval(node.left, v, root)
-    if not is_dict(base) then return null end
-    local vals = {}
-    for i, k in ipairs(pyval.keys(base)) do vals[i] = base[k] end
-    return project(vals, node.right, root)
-  end
-  if t == "fprojection" then
-    local base = eval(node.left, v, root)
-    if not is_list(base) then return null end
-    local kept = {}
-    for _, el in ipairs(base) do
-      if jtrue(eval(node.cond, el, root)) then kept[#kept + 1] = el end
-    end
-    return project(kept, node.right, root)
-  end
-  if t == "flatten" then
-    local base = eval(node.node, v, root)
-    if not is_list(base) then return null end
-    local out = {}
-    for _, el in ipairs(base) do
-      if is_list(el) then
-        for _, x in ipairs(el) do out[#out + 1] = x end
-      else
-        out[#out + 1] = el
-      end
-    end
-    return list(out)
-  end
-  if t == "pipe" then return eval(node[2], eval(node[1], v, root), root) end
-  if t == "or" then
-    local l = eval(node[1], v, root)
-    if jtrue(l) then return l end
-    return eval(node[2], v, root)
-  end
-  if t == "and" then
-    local l = eval(node[1], v, root)
-    if not jtrue(l) then return l end
-    return eval(node[2], v, root)
-  end
-  if t == "not" then return not jtrue(eval(node.node, v, root)) end
-  if t == "cmp" then
-    local a, b = eval(node[1], v, root), eval(node[2], v, root)
-    if node.op == "eq" then return pyval.eq(a, b) end
-    if node.op == "ne" then return not pyval.eq(a, b) end
-    if type(a) ~= "number" or type(b) ~= "number" then return null end
-    if node.op == "lt" then return a < b end
-    if node.op == "lte" then return a <= b end
-    if node.op == "gt" then return a > b end
-    return a >= b
-  end
-  if t == "mlist" then
-    if v == null then return null end
-    local out = {}
-    for i, e in ipairs(node.items) do out[i] = eval(e, v, root) end
-    return list(out)
-  end
-  if t == "mhash" then
-    if v == null then return null end
-    local out = data.map()
-    for _, p in ipairs(node.pairs) do out[p[1]] = eval(p[2], v, root) end
-    return out
-  end
-  if t == "expref" then return node end
-  if t == "call" then
-    local f = FUNCS[node.name]
-    if not f then raise("UnknownFunctionError", "Unknown function: " .. node.name .. "()") end
-    local args = {}
-    for i, a in ipairs(node.args) do args[i] = eval(a, v, root) end
-    return f(args, root)
-  end
-  error("jmespath: unknown node " .. tostring(t))
+  return EVAL[node.t](node, v, root)
 end
 
 ---Evaluates JMESPath expression `expr` against value v.
