@@ -160,77 +160,91 @@ function Parser:set()
   return node
 end
 
+-- Reads characters up to `stop` (consumed); `what` names it in errors.
+function Parser:read_until(stop, what, start)
+  local buf = {}
+  while self:peek() and self:peek() ~= stop do buf[#buf + 1] = self:take() end
+  if self:take() ~= stop then perr(self, "missing " .. stop .. ", unterminated " .. what, start) end
+  return concat(buf)
+end
+
+-- After "(?P": a named group's opening (returns the group node, body still
+-- to read) or a named back reference (returns the finished node).
+function Parser:named(start)
+  local d = self:take()
+  if d == "<" then
+    local name = self:read_until(">", "name", start)
+    if not name:match("^[%a_][%w_]*$") then
+      perr(self, "bad character in group name '" .. name .. "'", start)
+    end
+    self.ngroups = self.ngroups + 1
+    self.names[name] = self.ngroups
+    return { t = "group", n = self.ngroups }, false
+  end
+  if d == "=" then
+    local name = self:read_until(")", "name", start)
+    local n = self.names[name]
+    if not n then perr(self, "unknown group name '" .. name .. "'", start) end
+    return { t = "backref", n = n }, true
+  end
+  perr(self, "unknown extension ?P" .. tostring(d), start)
+end
+
+local FLAG_NAMES = { i = "ignorecase", m = "multiline", s = "dotall", x = "verbose" }
+
+-- After "(?": inline flags, either for the rest of the pattern "(?i)" or
+-- for a group "(?i:...)".
+function Parser:inline_flags(start)
+  local on, set = true, {}
+  while self:peek() and self:peek():match("^[aiLmsux%-]$") do
+    local f = self:take()
+    if f == "-" then on = false elseif FLAG_NAMES[f] then set[FLAG_NAMES[f]] = on end
+  end
+  local term = self:take()
+  if term == ")" then
+    for k, v in pairs(set) do self.flags[k] = v end
+    return { t = "seq", items = {} }
+  end
+  if term ~= ":" then perr(self, "missing -, : or )", start) end
+  local saved = {}
+  for k, v in pairs(self.flags) do saved[k] = v end
+  for k, v in pairs(set) do self.flags[k] = v end
+  local body = self:alt()
+  if self:take() ~= ")" then perr(self, "missing ), unterminated subpattern", start) end
+  self.flags = saved
+  return { t = "group", body = body }
+end
+
+-- After "(?": the kind of group; returns the node and whether it is
+-- finished (no body to read).
+function Parser:extension(start)
+  local c = self:take()
+  if c == ":" then return { t = "group" }, false end
+  if c == "P" then return self:named(start) end
+  if c == "=" or c == "!" then return { t = "look", neg = c == "!" }, false end
+  if c == "<" then
+    local d = self:take()
+    if d ~= "=" and d ~= "!" then perr(self, "unknown extension ?<" .. tostring(d), start) end
+    return { t = "look", behind = true, neg = d == "!" }, false
+  end
+  if c == "#" then
+    self:read_until(")", "comment", start)
+    return { t = "seq", items = {} }, true
+  end
+  if c and c:match("^[aiLmsux%-]$") then
+    self.i = self.i - 1
+    return self:inline_flags(start), true
+  end
+  perr(self, "unknown extension ?" .. tostring(c), start)
+end
+
 function Parser:group()
   local start = self.i - 1
-  local node
+  local node, done
   if self:peek() == "?" then
     self.i = self.i + 1
-    local c = self:take()
-    if c == ":" then
-      node = { t = "group" }
-    elseif c == "P" then
-      local d = self:take()
-      if d == "<" then
-        local name = {}
-        while self:peek() and self:peek() ~= ">" do name[#name + 1] = self:take() end
-        if self:take() ~= ">" then perr(self, "missing >, unterminated name", start) end
-        name = concat(name)
-        if not name:match("^[%a_][%w_]*$") then perr(self, "bad character in group name '"
-          .. name .. "'", start) end
-        self.ngroups = self.ngroups + 1
-        node = { t = "group", n = self.ngroups }
-        self.names[name] = self.ngroups
-      elseif d == "=" then
-        local name = {}
-        while self:peek() and self:peek() ~= ")" do name[#name + 1] = self:take() end
-        if self:take() ~= ")" then perr(self, "missing ), unterminated name", start) end
-        name = concat(name)
-        local n = self.names[name]
-        if not n then perr(self, "unknown group name '" .. name .. "'", start) end
-        return { t = "backref", n = n }
-      else
-        perr(self, "unknown extension ?P" .. tostring(d), start)
-      end
-    elseif c == "=" or c == "!" then
-      node = { t = "look", neg = c == "!" }
-    elseif c == "<" then
-      local d = self:take()
-      if d ~= "=" and d ~= "!" then perr(self, "unknown extension ?<" .. tostring(d), start) end
-      node = { t = "look", behind = true, neg = d == "!" }
-    elseif c == "#" then
-      while self:peek() and self:peek() ~= ")" do self.i = self.i + 1 end
-      if self:take() ~= ")" then perr(self, "missing ), unterminated comment", start) end
-      return { t = "seq", items = {} }
-    elseif c and c:match("^[aiLmsux%-]$") then
-      self.i = self.i - 1
-      local on = true
-      local local_flags = {}
-      while self:peek() and self:peek():match("^[aiLmsux%-]$") do
-        local f = self:take()
-        if f == "-" then on = false else local_flags[f] = on end
-      end
-      local term = self:take()
-      local map = { i = "ignorecase", m = "multiline", s = "dotall", x = "verbose" }
-      if term == ")" then
-        for f, v in pairs(local_flags) do
-          if map[f] then self.flags[map[f]] = v end
-        end
-        return { t = "seq", items = {} }
-      elseif term == ":" then
-        local saved = {}
-        for k, v in pairs(self.flags) do saved[k] = v end
-        for f, v in pairs(local_flags) do
-          if map[f] then self.flags[map[f]] = v end
-        end
-        local body = self:alt()
-        if self:take() ~= ")" then perr(self, "missing ), unterminated subpattern", start) end
-        self.flags = saved
-        return { t = "group", body = body }
-      end
-      perr(self, "missing -, : or )", start)
-    else
-      perr(self, "unknown extension ?" .. tostring(c), start)
-    end
+    node, done = self:extension(start)
+    if done then return node end
   else
     self.ngroups = self.ngroups + 1
     node = { t = "group", n = self.ngroups }
