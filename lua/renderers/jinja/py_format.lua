@@ -147,18 +147,49 @@ local function printf_one(conv, v, flags, width, prec)
   return pad(body, width, ">")
 end
 
+-- Reads one conversion specifier starting just after "%" at i:
+-- "(key)", flags, width ("*" takes an argument), ".precision", a length
+-- modifier and the conversion character. Returns a spec table and the
+-- index of the conversion character.
+local function read_spec(fmt, i, next_arg)
+  local spec = {}
+  if fmt:sub(i, i) == "(" then
+    local close = fmt:find(")", i, true)
+    if not close then raise("ValueError", "incomplete format key") end
+    spec.key = fmt:sub(i + 1, close - 1)
+    i = close + 1
+  end
+  spec.flags = fmt:match("^[-+ #0]*", i)
+  i = i + #spec.flags
+  if fmt:sub(i, i) == "*" then
+    spec.width, i = next_arg(), i + 1
+  else
+    local w = fmt:match("^%d+", i)
+    if w then spec.width, i = tonumber(w), i + #w end
+  end
+  if fmt:sub(i, i) == "." then
+    i = i + 1
+    if fmt:sub(i, i) == "*" then
+      spec.prec, i = next_arg(), i + 1
+    else
+      local p = fmt:match("^%d*", i)
+      spec.prec, i = tonumber(p) or 0, i + #p
+    end
+  end
+  if fmt:match("^[hlL]", i) then i = i + 1 end
+  spec.conv = fmt:sub(i, i)
+  if spec.conv == "" then raise("ValueError", "incomplete format") end
+  if spec.width and spec.width < 0 then
+    spec.flags, spec.width = spec.flags .. "-", -spec.width
+  end
+  return spec, i
+end
+
 ---Python's `fmt % values` for strings.
 function M.percent(fmt, values)
   local k = kind(values)
   local mapping = (k == "dict") and fmt:find("%%%(") and values or nil
-  local args
-  if k == "tuple" then
-    args = values
-  elseif mapping then
-    args = {}
-  else
-    args = { values }
-  end
+  local args = (k == "tuple") and values or (mapping and {} or { values })
   local used = 0
   local function next_arg()
     used = used + 1
@@ -170,50 +201,19 @@ function M.percent(fmt, values)
     local a = fmt:find("%", pos, true)
     if not a then break end
     out[#out + 1] = fmt:sub(pos, a - 1)
-    local i = a + 1
-    local key
-    if fmt:sub(i, i) == "(" then
-      local close = fmt:find(")", i, true)
-      if not close then raise("ValueError", "incomplete format key") end
-      key = fmt:sub(i + 1, close - 1)
-      i = close + 1
-    end
-    local flags = fmt:match("^[-+ #0]*", i)
-    i = i + #flags
-    local width, prec
-    if fmt:sub(i, i) == "*" then
-      width = next_arg(); i = i + 1
-    else
-      local w = fmt:match("^%d+", i)
-      if w then width = tonumber(w); i = i + #w end
-    end
-    if fmt:sub(i, i) == "." then
-      i = i + 1
-      if fmt:sub(i, i) == "*" then
-        prec = next_arg(); i = i + 1
-      else
-        local p = fmt:match("^%d*", i)
-        prec = tonumber(p) or 0
-        i = i + #p
-      end
-    end
-    local lm = fmt:match("^[hlL]", i)
-    if lm then i = i + 1 end
-    local conv = fmt:sub(i, i)
-    if conv == "" then raise("ValueError", "incomplete format") end
-    if conv == "%" then
+    local spec, i = read_spec(fmt, a + 1, next_arg)
+    if spec.conv == "%" then
       out[#out + 1] = "%"
     else
       local v
-      if key then
+      if spec.key then
         if not mapping then raise("TypeError", "format requires a mapping") end
-        v = mapping[key]
-        if v == nil then raise("KeyError", repr(key)) end
+        v = mapping[spec.key]
+        if v == nil then raise("KeyError", repr(spec.key)) end
       else
         v = next_arg()
       end
-      if width and width < 0 then flags = flags .. "-"; width = -width end
-      out[#out + 1] = printf_one(conv, v, flags, width, prec)
+      out[#out + 1] = printf_one(spec.conv, v, spec.flags, spec.width, spec.prec)
     end
     pos = i + 1
   end
