@@ -494,14 +494,15 @@ end
 
 -- ---------------------------------------------------------------- install
 
----Adds Salt's filters to lib.filters.
-function M.install(lib)
-  local F = lib.filters
-  local bind, text = lib.bind, lib.text
-  require("renderers.jinja.salt_host").install(lib)
+-- Set by M.install: the library's argument binder and text helper.
+local bind, text
 
-  local function iter(v) return pyval.iter(v) end
+local function iter(v) return pyval.iter(v) end
 
+
+
+-- To_bool, sequence, is_list, is_iter, skip, traverse, json_query, quote.
+local function install_basic(F)
   F.to_bool = function(_, v)
     local k = kind(v)
     if k == "none" or k == "undefined" then return false end
@@ -536,7 +537,10 @@ function M.install(lib)
   end
 
   F.quote = function(_, v) return shell_quote(text(v)) end
+end
 
+-- The regex filters and uuid.
+local function install_regex(F)
   local function re_flags(a, i)
     return { ignorecase = flag(a[i]), multiline = flag(a[i + 1]) }
   end
@@ -564,7 +568,10 @@ function M.install(lib)
   F.regex_escape = function(_, v) return re.escape(text(v)) end
 
   F.uuid = function(_, v) return uuid5(str(v)) end
+end
 
+-- Avg, the set filters, flatten and YAML scalar quoting.
+local function install_lists(F, lib)
   F.avg = function(_, v)
     local k = kind(v)
     if k == "list" or k == "dict" then
@@ -615,7 +622,10 @@ function M.install(lib)
   F.yaml_encode = function(_, v) return yaml_encode(v) end
   F.yaml_dquote = function(_, v) return M.yaml_dquote(str(v)) end
   F.yaml_squote = function(_, v) return M.yaml_squote(str(v)) end
+end
 
+-- Dates, numbers, bytes, hashes, base64 and HMAC.
+local function install_encoding(F)
   F.strftime = function(_, v, args, kwargs)
     local a = bind("strftime", args, kwargs, { "format" })
     return strftime(v, a[1] ~= nil and a[1] ~= null and text(a[1]) or nil)
@@ -644,7 +654,10 @@ function M.install(lib)
     local mac = crypto().hmac("sha256", want_text(a[1]), want_text(v))
     return b64encode(hex_to_bytes(mac)) == want_text(a[2])
   end
+end
 
+-- The IP address filters.
+local function install_network(F)
   F.is_ip = function(_, v, args, kwargs)
     local a = bind("is_ip_filter", args, kwargs, { "options" })
     return net.is_ip(v, a[1])
@@ -672,7 +685,10 @@ function M.install(lib)
     end
   end
   F.ipwrap = function(_, v) return net.ipwrap(v) end
+end
 
+-- Paths, sizes, case conversion and comparisons.
+local function install_text(F, lib)
   F.path_join = function(_, v, args)
     local parts = { v }
     for i = 1, args.n or #args do parts[#parts + 1] = args[i] end
@@ -740,7 +756,10 @@ function M.install(lib)
     local a = bind("exactly_n", args, kwargs, { "n" })
     return count_true(v) == (a[1] == nil and 1 or lib.as_int(a[1]))
   end
+end
 
+-- String checks, whitelists and case-insensitive sorting.
+local function install_checks(F, lib)
   F.is_hex = function(_, v)
     local s = pyval.text(v)
     return s ~= nil and lib.parse_int(s, 16) ~= nil
@@ -782,7 +801,10 @@ function M.install(lib)
   F.sorted_ignorecase = function(_, v)
     return list(pyval.sort(iter(v), function(x) return methods.lower(text(x)) end))
   end
+end
 
+-- Nested dict updates, method_call and mysql_to_dict.
+local function install_dicts(F)
   F.set_dict_key_value = function(_, v, args, kwargs)
     local a = bind("set_dict_key_value", args, kwargs, { "keys", "value", "delimiter" })
     local ptr, last = dict_rpartition(v, text(a[1]), a[3] and text(a[3]) or ":")
@@ -861,7 +883,10 @@ function M.install(lib)
     end
     return ret
   end
+end
 
+-- SerializerExtension's yaml, json, python, xml and load_* filters.
+local function install_serializers(F, lib)
   -- SerializerExtension
   F.yaml = function(_, v, args, kwargs)
     local a = bind("format_yaml", args, kwargs, { "flow_style" })
@@ -900,7 +925,10 @@ function M.install(lib)
     for i, k in ipairs(pyval.keys(v)) do items[i] = data.map({ { k, v[k] } }) end
     return pyval.markup(yaml_dump(list(items), flag(a[1])))
   end
+end
 
+-- The itertools filters.
+local function install_itertools(F, lib)
   F.combinations = function(_, v, args, kwargs)
     local a = bind("combinations", args, kwargs, { "r" })
     return combos(iter(v), lib.as_int(a[1]), false)
@@ -973,6 +1001,22 @@ function M.install(lib)
     end
     return zip(v, args, true, fill == nil and null or fill)
   end
+end
+
+---Adds Salt's filters to lib.filters.
+function M.install(lib)
+  bind, text = lib.bind, lib.text
+  require("renderers.jinja.salt_host").install(lib)
+  install_basic(lib.filters, lib)
+  install_regex(lib.filters, lib)
+  install_lists(lib.filters, lib)
+  install_encoding(lib.filters, lib)
+  install_network(lib.filters, lib)
+  install_text(lib.filters, lib)
+  install_checks(lib.filters, lib)
+  install_dicts(lib.filters, lib)
+  install_serializers(lib.filters, lib)
+  install_itertools(lib.filters, lib)
 end
 
 return M

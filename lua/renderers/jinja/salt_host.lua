@@ -113,9 +113,8 @@ local function in_networks(values, networks)
   return list(out)
 end
 
----Adds the host and random filters to lib.filters.
-function M.install(lib)
-  local F, bind = lib.filters, lib.bind
+-- which, get_uid and the file filters.
+local function install_files(F, bind)
 
   F.which = function(_, v)
     local found = require("brine.proc").which(path_arg(v, "which"))
@@ -148,6 +147,10 @@ function M.install(lib)
     return hex
   end
 
+end
+
+-- The random filters, MAC helpers and filter_by_networks.
+local function install_random(F, bind, lib)
   F.random_shuffle = function(_, v, args, kwargs)
     local a = bind("random_shuffle", args, kwargs, { "seed" })
     return list(shuffled(pyval.iter(v), a[1]))
@@ -198,6 +201,12 @@ function M.install(lib)
     end
     return in_networks(v, a[1])
   end
+end
+
+---Adds the host and random filters to lib.filters.
+function M.install(lib)
+  install_files(lib.filters, lib.bind)
+  install_random(lib.filters, lib.bind, lib)
 end
 
 return M
