@@ -1,0 +1,239 @@
+-- Integers beyond 64 bits, so that templates computing `2 ** 64` print
+-- what Python prints instead of a wrapped-around number.
+--
+-- A big integer is a table of base-10^7 limbs (least significant first)
+-- with a `neg` flag and the "brine.bigint" metatable. Every operation takes
+-- Lua integers, floats or big integers and returns a Lua integer whenever
+-- the result fits in 64 bits, so big integers only exist while needed.
+-- Division and modulo are exact when the divisor fits in one limb; larger
+-- divisors go through floats (TODO: long division by big divisors).
+local M = {}
+
+local BASE = 10000000
+local BIG_MT = { __name = "brine.bigint" }
+
+local function new(neg, limbs)
+  limbs.neg = neg
+  return setmetatable(limbs, BIG_MT)
+end
+
+local function trim(b)
+  while #b > 1 and b[#b] == 0 do b[#b] = nil end
+  if #b == 1 and b[1] == 0 then b.neg = false end
+  return b
+end
+
+local function from_int(i)
+  if i == 0 then return new(false, { 0 }) end
+  local neg, limbs, n = i < 0, {}, i
+  -- a negative n stays negative so that math.mininteger needs no negation
+  while n ~= 0 do
+    local digit
+    if neg then
+      digit = -(n % -BASE)
+      n = (n + digit) // BASE
+    else
+      digit = n % BASE
+      n = n // BASE
+    end
+    limbs[#limbs + 1] = digit
+  end
+  return new(neg, limbs)
+end
+
+local function from(v)
+  if getmetatable(v) == BIG_MT then return v end
+  if v == true then return from_int(1) end
+  if v == false then return from_int(0) end
+  return from_int(v)
+end
+
+local function abs_cmp(a, b)
+  if #a ~= #b then return #a < #b and -1 or 1 end
+  for i = #a, 1, -1 do
+    if a[i] ~= b[i] then return a[i] < b[i] and -1 or 1 end
+  end
+  return 0
+end
+
+local function abs_add(a, b)
+  local out, carry = {}, 0
+  for i = 1, math.max(#a, #b) do
+    local s = (a[i] or 0) + (b[i] or 0) + carry
+    out[i] = s % BASE
+    carry = s // BASE
+  end
+  if carry > 0 then out[#out + 1] = carry end
+  return out
+end
+
+local function abs_sub(a, b) -- |a| >= |b|
+  local out, borrow = {}, 0
+  for i = 1, #a do
+    local s = a[i] - (b[i] or 0) - borrow
+    if s < 0 then s = s + BASE; borrow = 1 else borrow = 0 end
+    out[i] = s
+  end
+  return out
+end
+
+-- Back to a Lua integer when the value fits in 64 bits.
+local function norm(b)
+  trim(b)
+  if #b <= 2 then
+    local v = 0
+    for i = #b, 1, -1 do v = v * BASE + b[i] end
+    return b.neg and -v or v
+  end
+  if abs_cmp(b, from_int(math.mininteger)) <= 0 then
+    if b.neg then
+      local v = 0
+      for i = #b, 1, -1 do v = v * BASE - b[i] end
+      return v
+    end
+    if abs_cmp(b, from_int(math.maxinteger)) <= 0 then
+      local v = 0
+      for i = #b, 1, -1 do v = v * BASE + b[i] end
+      return v
+    end
+  end
+  return b
+end
+
+local function add(a, b)
+  if a.neg == b.neg then return new(a.neg, abs_add(a, b)) end
+  local c = abs_cmp(a, b)
+  if c == 0 then return new(false, { 0 }) end
+  if c > 0 then return new(a.neg, abs_sub(a, b)) end
+  return new(b.neg, abs_sub(b, a))
+end
+
+local function neg(a)
+  local out = {}
+  for i = 1, #a do out[i] = a[i] end
+  return trim(new(not a.neg, out))
+end
+
+local function mul(a, b)
+  local out = {}
+  for i = 1, #a + #b do out[i] = 0 end
+  for i = 1, #a do
+    local carry, ai = 0, a[i]
+    for j = 1, #b do
+      local cur = out[i + j - 1] + ai * b[j] + carry
+      out[i + j - 1] = cur % BASE
+      carry = cur // BASE
+    end
+    local k = i + #b
+    while carry > 0 do
+      local cur = out[k] + carry
+      out[k] = cur % BASE
+      carry = cur // BASE
+      k = k + 1
+    end
+  end
+  return new(a.neg ~= b.neg, out)
+end
+
+local function is_float(v) return math.type(v) == "float" end
+
+---The value as a float.
+function M.tofloat(v)
+  if getmetatable(v) ~= BIG_MT then return (v == true and 1 or v == false and 0 or v) + 0.0 end
+  local f = 0.0
+  for i = #v, 1, -1 do f = f * BASE + v[i] end
+  return v.neg and -f or f
+end
+
+function M.is_big(v) return getmetatable(v) == BIG_MT end
+
+function M.add(a, b)
+  if is_float(a) or is_float(b) then return M.tofloat(a) + M.tofloat(b) end
+  return norm(add(from(a), from(b)))
+end
+
+function M.sub(a, b)
+  if is_float(a) or is_float(b) then return M.tofloat(a) - M.tofloat(b) end
+  return norm(add(from(a), neg(from(b))))
+end
+
+function M.mul(a, b)
+  if is_float(a) or is_float(b) then return M.tofloat(a) * M.tofloat(b) end
+  return norm(mul(from(a), from(b)))
+end
+
+function M.neg(a)
+  return norm(neg(from(a)))
+end
+
+function M.pow(a, b)
+  if is_float(a) or is_float(b) or getmetatable(b) == BIG_MT or b < 0 then
+    return M.tofloat(a) ^ M.tofloat(b)
+  end
+  local result, base = from_int(1), from(a)
+  while b > 0 do
+    if b % 2 == 1 then result = mul(result, base) end
+    b = b // 2
+    if b > 0 then base = mul(base, base) end
+  end
+  return norm(result)
+end
+
+function M.cmp(a, b)
+  if is_float(a) or is_float(b) then
+    local x, y = M.tofloat(a), M.tofloat(b)
+    return x < y and -1 or (x > y and 1 or 0)
+  end
+  a, b = from(a), from(b)
+  if a.neg ~= b.neg then return a.neg and -1 or 1 end
+  local c = abs_cmp(a, b)
+  return a.neg and -c or c
+end
+
+-- Floor division and remainder by a divisor that fits in one limb.
+local function divmod_small(a, d)
+  local out, r = {}, 0
+  for i = #a, 1, -1 do
+    local cur = r * BASE + a[i]
+    out[i] = cur // d
+    r = cur % d
+  end
+  local q = new(a.neg, out)
+  trim(q)
+  if a.neg and r ~= 0 then
+    q = add(q, from_int(-1)); r = d - r
+  end
+  return q, r
+end
+
+local function divmod(a, b)
+  if is_float(a) or is_float(b) or getmetatable(b) == BIG_MT or math.abs(b) >= BASE then
+    local x, y = M.tofloat(a), M.tofloat(b)
+    local q = x // y
+    return q, x - q * y
+  end
+  local d = b
+  local q, r = divmod_small(from(a), math.abs(d))
+  if d < 0 then
+    q = neg(q)
+    if r ~= 0 then q = add(q, from_int(-1)); r = r + d end
+  end
+  return norm(q), r
+end
+
+function M.floordiv(a, b)
+  return (divmod(a, b))
+end
+
+function M.mod(a, b)
+  local _, r = divmod(a, b)
+  return r
+end
+
+BIG_MT.__tostring = function(b)
+  local parts = { tostring(b[#b]) }
+  for i = #b - 1, 1, -1 do parts[#parts + 1] = string.format("%07d", b[i]) end
+  return (b.neg and "-" or "") .. table.concat(parts)
+end
+
+return M
