@@ -165,7 +165,7 @@ local function update(dest, upd)
   return dest
 end
 
-local function getgetarg(args, kw, i, name, default)
+local function getarg(args, kw, i, name, default)
   local v = args[i]
   if v == nil then v = kw[name] end
   if v == nil then return default end
@@ -307,6 +307,10 @@ function M.cases()
   p:close()
   return names
 end
+
+M.read, M.json_decode, M.build_ctx = read, json_decode, build_ctx
+
+if ... == "library" then return M end
 
 if describe then
   describe("jinja conformance", function()

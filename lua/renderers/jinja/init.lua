@@ -11,7 +11,14 @@ local M = {}
 
 local ok_crypto, crypto = pcall(require, "brine.crypto")
 local ok_filters, builtin = pcall(require, "renderers.jinja.filters")
-if not ok_filters then builtin = { filters = {}, tests = {}, globals = {} } end
+if not ok_filters then
+  -- Only a missing filter library is tolerated (the engine alone still
+  -- renders); a broken one is an error worth seeing.
+  if not tostring(builtin):find("module 'renderers.jinja.filters' not found", 1, true) then
+    error(builtin, 0)
+  end
+  builtin = { filters = {}, tests = {}, globals = {} }
+end
 
 -- Compiled templates by content key; chunk counter for unique chunk names.
 local cache = {}

@@ -121,9 +121,10 @@ function R.or_(a, b)
   return b()
 end
 
+-- Jinja's inline `a if b` without else yields a plain (not strict)
+-- Undefined, which prints as nothing.
 function R.undefined_cond()
-  return undefined(nil, "the inline if-expression on line evaluated to false and no else "
-    .. "section was defined.")
+  return ""
 end
 
 local function cmp(op, a, b)
@@ -152,7 +153,16 @@ function R.compare_chain(first, ...)
   return true
 end
 
+local MACRO_MT = { __name = "brine.macro" }
+local MACRO_ATTRS
+
 function R.getattr(obj, name)
+  if getmetatable(obj) == MACRO_MT then
+    local a = MACRO_ATTRS[name]
+    if a then return a(obj) end
+    pyval.sandbox_check(name, obj)
+    return undefined(name, "'Macro' object has no attribute '" .. name .. "'")
+  end
   return pyval.getattr(obj, name)
 end
 
@@ -289,8 +299,6 @@ end
 
 -- Macros -------------------------------------------------------------------
 
-local MACRO_MT = { __name = "brine.macro" }
-
 local function macro_call(m, args, kwargs)
   local S = m.S
   local f = frame(m.frame)
@@ -348,7 +356,7 @@ end
 
 MACRO_MT.__call = macro_call
 
-local MACRO_ATTRS = {
+MACRO_ATTRS = {
   name = function(m) return m.name end,
   arguments = function(m) return data.tuple(m.args) end,
   catch_kwargs = function(m) return m.catch_kwargs end,
