@@ -344,6 +344,7 @@ function C:loop_code(n, items_expr, depth_expr)
   self.loop = saved_loop
   self:emit("end")
   self:emit("::" .. label .. "::")
+  self:emit("if n > 4096 then n = R.compact(S, o, n) end")
   self:emit("end")
   if n.else_ then
     self:emit("if items.n == 0 then")

@@ -248,10 +248,11 @@ end
 ---@return string|nil message naming the template and line
 ---@return table|nil structured error {class=, message=, name=, line=, trace=}
 function Env:render_string(text, vars, name)
-  local ok, T = pcall(M.compile, text, name or "<template>")
+  name = name or "<template>"
+  local ok, T = pcall(M.compile, text, name)
   if not ok then
     local err = runtime.handler(T)
-    return nil, format_error(err, {}), err
+    return nil, format_error(err, { { name = name, source = text } }), err
   end
   return self:_render(T, vars)
 end
@@ -266,7 +267,7 @@ function Env:render_file(name, vars)
   local ok, T = pcall(M.compile, text, path)
   if not ok then
     local err = runtime.handler(T)
-    return nil, format_error(err, {}), err
+    return nil, format_error(err, { { name = path, source = text } }), err
   end
   return self:_render(T, vars, { [path] = T })
 end

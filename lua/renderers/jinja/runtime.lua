@@ -86,9 +86,24 @@ function R.dict(pairs_list)
   return m
 end
 
+local function too_big()
+  raise("TemplateRuntimeError", "output exceeds " .. M.MAX_OUTPUT .. " bytes")
+end
+
 function R.str(v)
-  if type(v) == "string" then return v end
-  return pyval.str(v)
+  if type(v) ~= "string" then v = pyval.str(v) end
+  if #v > M.MAX_OUTPUT then too_big() end
+  return v
+end
+
+-- Joins a loop's output pieces into one, so a long loop holds few pieces,
+-- and stops a render whose output grows past the limit.
+function R.compact(S, o, n)
+  local s = concat(o, "", 1, n)
+  for i = n, 2, -1 do o[i] = nil end
+  o[1] = s
+  if #s > M.MAX_OUTPUT then too_big() end
+  return 1
 end
 
 function R.truthy(v)
@@ -291,9 +306,7 @@ end
 
 local function check_output(S, s)
   S.output = S.output + #s
-  if S.output > M.MAX_OUTPUT then
-    raise("TemplateRuntimeError", "output exceeds " .. M.MAX_OUTPUT .. " bytes")
-  end
+  if S.output > M.MAX_OUTPUT then too_big() end
   return s
 end
 
