@@ -5,7 +5,15 @@
 -- fail with a message naming a line. Run directly (`brine lua FILE`) it
 -- prints a summary of the failing cases instead.
 local data = require "brine.data"
-local renderer = require "renderers.jinja"
+local have_engine, renderer = pcall(require, "renderers.jinja")
+if not have_engine and describe then
+  describe("jinja conformance", function()
+    it("needs the template engine's value model", function()
+      pending(tostring(renderer):match("[^\n]*"))
+    end)
+  end)
+  return
+end
 
 local shared = os.getenv("BRINE_SHARED_DIR")
 local suite_dir = shared and (shared .. "/conformance/jinja")

@@ -5,7 +5,15 @@
 -- expected.json, key order and int/float included. A case with expected.err
 -- must fail. Run directly (`brine lua FILE`) it prints a summary instead.
 local data = require "brine.data"
-local jinja_renderer = require "renderers.jinja"
+local have_engine, jinja_renderer = pcall(require, "renderers.jinja")
+if not have_engine and describe then
+  describe("sls conformance", function()
+    it("needs the template engine's value model", function()
+      pending(tostring(jinja_renderer):match("[^\n]*"))
+    end)
+  end)
+  return
+end
 
 local source = os.getenv("BRINE_SOURCE_DIR") or "."
 local shared = os.getenv("BRINE_SHARED_DIR")

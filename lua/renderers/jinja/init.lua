@@ -282,8 +282,8 @@ function M.new_environment(opts)
     accepts_undefined = {} }, Env)
   env.undefined = function(name, hint) return pyval.undefined(name, hint) end
   local bound_render = Env.render_string
-  env.render_string = function(a, b, c)
-    if a == env then return bound_render(env, b, c) end
+  env.render_string = function(a, b, c, d)
+    if a == env then return bound_render(env, b, c, d) end
     local out, err = bound_render(env, a, b)
     if not out then pyval.raise("TemplateError", err) end
     return out
