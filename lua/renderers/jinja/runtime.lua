@@ -171,8 +171,18 @@ end
 local MACRO_MT = { __name = "brine.macro" }
 local MACRO_ATTRS
 
+-- Python's dict methods: for these names `d.name` is the method, not the key.
+local DICT_METHODS = { clear = true, copy = true, fromkeys = true, get = true, items = true,
+  keys = true, pop = true, popitem = true, setdefault = true, update = true, values = true }
+
 function R.getattr(obj, name)
-  if getmetatable(obj) == MACRO_MT then
+  local mt = getmetatable(obj)
+  -- Fast path: a dict key that is not a method name (the common `pillar.x`).
+  if mt and mt.__name == "brine.map" and not DICT_METHODS[name] then
+    local v = rawget(obj, name)
+    if v ~= nil and name:byte(1) ~= 95 then return v end
+  end
+  if mt == MACRO_MT then
     local a = MACRO_ATTRS[name]
     if a then return a(obj) end
     pyval.sandbox_check(name, obj)
@@ -182,6 +192,14 @@ function R.getattr(obj, name)
 end
 
 function R.getitem(obj, key)
+  local tk = type(key)
+  if tk == "string" or math.type(key) == "integer" then
+    local mt = getmetatable(obj)
+    if mt and mt.__name == "brine.map" then
+      local v = rawget(obj, key)
+      if v ~= nil then return v end
+    end
+  end
   if is_undefined(key) then pyval.str(key) end
   if type(key) == "string" and pyval.is_unsafe(key) and pyval.kind(obj) ~= "dict" then
     return pyval.getattr(obj, key)
