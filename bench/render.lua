@@ -1,0 +1,269 @@
+-- Template rendering throughput: compile+render and render-only, on the
+-- reference formula (bench/reference/salt/states/reference/*.jinja and
+-- init.sls of the shared folder) and on the Jinja conformance corpus, side by
+-- side with Python's jinja2 when `python3 -c "import jinja2"` works.
+--
+-- Usage: brine lua bench/render.lua [SHARED_DIR] [SECONDS_PER_FIGURE]
+-- SHARED_DIR defaults to $BRINE_SHARED_DIR.
+local data = require "brine.data"
+local jinja = require "renderers.jinja.init"
+local renderer = require "renderers.jinja"
+
+local shared = arg[1] or os.getenv("BRINE_SHARED_DIR")
+local budget = tonumber(arg[2] or "0.5")
+if not shared then
+  io.stderr:write("usage: brine lua bench/render.lua SHARED_DIR [SECONDS]\n")
+  os.exit(2)
+end
+
+local function read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function list(dir)
+  local names = {}
+  local p = io.popen('ls "' .. dir .. '" 2>/dev/null')
+  for line in p:lines() do names[#names + 1] = line end
+  p:close()
+  return names
+end
+
+-- Runs fn repeatedly for `budget` seconds; returns calls per second.
+local function rate(fn)
+  local n, start = 0, os.clock()
+  repeat
+    fn()
+    n = n + 1
+  until os.clock() - start >= budget
+  return n / (os.clock() - start)
+end
+
+-- Workloads: {name=, root=, source=, vars=} ------------------------------------
+
+local ref_root = shared .. "/bench/reference/salt/states/reference"
+local pillar_text = read(shared .. "/bench/reference/salt/pillar/reference.sls")
+local ok_yaml, yaml = pcall(require, "brine.yaml")
+local reference
+if ok_yaml and pillar_text then
+  reference = yaml.load(pillar_text).reference
+else
+  reference = data.map({ { "site", "fleet-7" },
+    { "servers", data.array({ "ntp0.example.net", "ntp1.example.net" }) },
+    { "limits", data.map({ { "cpu", 80 }, { "mem", 512 } }) } })
+end
+reference.root = "/srv/reference"
+
+local function pillar_get(key, default)
+  local cur = data.map({ { "reference", reference } })
+  for part in key:gmatch("[^:]+") do
+    if type(cur) ~= "table" or cur[part] == nil then return default end
+    cur = cur[part]
+  end
+  return cur
+end
+
+local workloads = {}
+local init = read(ref_root .. "/init.sls")
+if init then
+  local vars = renderer.context({ name = "reference/init.sls", sls = "reference",
+    tplfile = "reference/init.sls", salt = { ["pillar.get"] = pillar_get } })
+  workloads[#workloads + 1] = { name = "reference/init.sls", root = ref_root, source = init,
+                                vars = vars, json = { pillar = { reference = true } } }
+end
+local conf = read(ref_root .. "/app.conf.jinja")
+if conf then
+  local vars = { site = reference.site, servers = reference.servers,
+                 limits = reference.limits, dir = 3, index = 7 }
+  workloads[#workloads + 1] = { name = "reference/app.conf.jinja", root = ref_root,
+                                source = conf, vars = vars }
+end
+
+-- The conformance corpus as one workload: every case that renders.
+local corpus_dir = shared .. "/conformance/jinja"
+local corpus = {}
+for _, case in ipairs(list(corpus_dir)) do
+  local dir = corpus_dir .. "/" .. case
+  local src = read(dir .. "/template")
+  if src and read(dir .. "/expected.out") and not read(dir .. "/context.json") then
+    corpus[#corpus + 1] = { name = case, root = dir, source = src }
+  end
+end
+
+-- Lua figures ---------------------------------------------------------------------
+
+local function lua_rates(w)
+  local env = jinja.new_environment({ root = w.root, globals = w.vars })
+  local out, err = env:render_string(w.source, w.vars, w.name)
+  if not out then return nil, err end
+  local compile = rate(function()
+    jinja.clear_cache()
+    env:render_string(w.source, w.vars, w.name)
+  end)
+  local render = rate(function() env:render_string(w.source, w.vars, w.name) end)
+  return compile, render
+end
+
+local function corpus_rates(cases)
+  local envs, usable = {}, {}
+  for _, c in ipairs(cases) do
+    local env = jinja.new_environment({ root = c.root })
+    if env:render_string(c.source, nil, c.name) then
+      envs[#envs + 1] = env
+      usable[#usable + 1] = c
+    end
+  end
+  local function all()
+    for i, c in ipairs(usable) do envs[i]:render_string(c.source, nil, c.name) end
+  end
+  local compile = rate(function() jinja.clear_cache(); all() end)
+  local render = rate(all)
+  return compile, render, usable
+end
+
+-- Python figures ------------------------------------------------------------------
+
+local PY = [==[
+import json, sys, time
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+spec = json.load(open(sys.argv[1]))
+budget = float(sys.argv[2])
+def rate(fn):
+    n, start = 0, time.process_time()
+    while True:
+        fn(); n += 1
+        if time.process_time() - start >= budget: break
+    return n / (time.process_time() - start)
+def make_env(root):
+    env = SandboxedEnvironment(loader=jinja2.FileSystemLoader(root),
+        undefined=jinja2.StrictUndefined, extensions=['jinja2.ext.do',
+        'jinja2.ext.loopcontrols'])
+    env.filters['json'] = lambda v: json.dumps(v, sort_keys=True)
+    return env
+out = {}
+for w in spec['workloads']:
+    env = make_env(w['root'])
+    vars = w['vars']
+    if w.get('salt'):
+        vars['salt'] = {'pillar.get': lambda k, d='': {'reference': w['pillar']}.get(
+            k.split(':')[0], d) if ':' not in k else d}
+    try:
+        env.from_string(w['source']).render(vars)
+    except Exception as e:
+        out[w['name']] = None; continue
+    def compile_render():
+        make_env(w['root']).from_string(w['source']).render(vars)
+    t = env.from_string(w['source'])
+    out[w['name']] = [rate(compile_render), rate(lambda: t.render(vars))]
+cases = []
+for c in spec['corpus']:
+    env = make_env(c['root'])
+    try:
+        env.from_string(c['source']).render()
+        cases.append((env, c))
+    except Exception:
+        pass
+def all_compile():
+    for env, c in cases: make_env(c['root']).from_string(c['source']).render()
+tpls = [(env.from_string(c['source'])) for env, c in cases]
+def all_render():
+    for t in tpls: t.render()
+out['corpus'] = [rate(all_compile), rate(all_render), [c['name'] for env, c in cases]]
+print(json.dumps(out))
+]==]
+
+local function plain(v)
+  local k = data.kind(v)
+  if k == "map" then
+    local t = {}
+    for _, key in ipairs(data.keys(v)) do t[tostring(key)] = plain(v[key]) end
+    return t
+  elseif k == "array" then
+    local t = {}
+    for i, x in ipairs(v) do t[i] = plain(x) end
+    return t
+  end
+  return v
+end
+
+local function to_json(v)
+  local ok, json = pcall(require, "brine.json")
+  if ok then return json.encode(v) end
+  local t = type(v)
+  if t == "string" then return string.format("%q", v):gsub("\\\n", "\\n") end
+  if t == "number" or t == "boolean" then return tostring(v) end
+  if t == "table" then
+    if #v > 0 or next(v) == nil then
+      local parts = {}
+      for i, x in ipairs(v) do parts[i] = to_json(x) end
+      return "[" .. table.concat(parts, ",") .. "]"
+    end
+    local parts = {}
+    for k, x in pairs(v) do parts[#parts + 1] = to_json(tostring(k)) .. ":" .. to_json(x) end
+    return "{" .. table.concat(parts, ",") .. "}"
+  end
+  return "null"
+end
+
+local function python_rates()
+  if not os.execute("python3 -c 'import jinja2' >/dev/null 2>&1") then return nil end
+  local spec = { workloads = {}, corpus = {} }
+  for _, w in ipairs(workloads) do
+    local vars = {}
+    for k, v in pairs(w.vars or {}) do
+      if k ~= "salt" then vars[k] = plain(v) end
+    end
+    spec.workloads[#spec.workloads + 1] = { name = w.name, root = w.root, source = w.source,
+      vars = vars, salt = w.json ~= nil, pillar = plain(reference) }
+  end
+  for _, c in ipairs(corpus) do
+    spec.corpus[#spec.corpus + 1] = { name = c.name, root = c.root, source = c.source }
+  end
+  local dir = os.tmpname()
+  local spec_path, script = dir .. ".json", dir .. ".py"
+  local f = assert(io.open(spec_path, "w"))
+  f:write(require("brine.json").encode(spec))
+  f:close()
+  f = assert(io.open(script, "w"))
+  f:write(PY)
+  f:close()
+  local p = io.popen("python3 " .. script .. " " .. spec_path .. " " .. budget)
+  local out = p:read("a")
+  p:close()
+  os.remove(spec_path); os.remove(script); os.remove(dir)
+  local ok, json = pcall(require, "brine.json")
+  if not ok or out == "" then return nil end
+  return json.decode(out)
+end
+
+-- Report ----------------------------------------------------------------------------
+
+local function fmt(x) return x and string.format("%10.1f/s", x) or "         -  " end
+local function ratio(a, b) return (a and b) and string.format("%5.2fx", a / b) or "  -  " end
+
+local ok_json = pcall(require, "brine.json")
+local py = ok_json and python_rates() or nil
+print(string.format("%-28s %12s %12s %12s %12s %7s %7s", "workload", "lua c+r", "lua render",
+  "py c+r", "py render", "c+r", "render"))
+for _, w in ipairs(workloads) do
+  local c, r = lua_rates(w)
+  if not c then
+    print(w.name .. ": " .. tostring(r))
+  else
+    local p = py and py[w.name]
+    local pc, pr = p and p[1], p and p[2]
+    print(string.format("%-28s %12s %12s %12s %12s %7s %7s", w.name, fmt(c), fmt(r), fmt(pc),
+      fmt(pr), ratio(c, pc), ratio(r, pr)))
+  end
+end
+local c, r, usable = corpus_rates(corpus)
+local p = py and py.corpus
+local label = string.format("corpus (%d templates)", #usable)
+print(string.format("%-28s %12s %12s %12s %12s %7s %7s", label, fmt(c), fmt(r),
+  fmt(p and p[1]), fmt(p and p[2]), ratio(c, p and p[1]), ratio(r, p and p[2])))
+if not py then print("(python3 with jinja2, or brine.json, not available: Lua figures only)") end
+print("ratios are Lua rate / Python rate: above 1 means brine is faster")

@@ -1,0 +1,519 @@
+-- The Jinja compiler: turns a parsed template into Lua source. The source is
+-- a chunk returning {root=, blocks=, lines=, filters=, tests=}; every function
+-- in it takes (S, ctx, f): the render state, the template's context (blocks,
+-- extends parent) and the current variable frame. The chunk's only global is
+-- R, the runtime helper table, so a template reaches nothing else. `lines`
+-- maps each Lua line to its template line, which the runtime uses to name the
+-- template line of an error from the Lua traceback.
+local parser = require "renderers.jinja.parser"
+
+local M = {}
+
+local C = {}
+C.__index = C
+
+local function q(s) return string.format("%q", s) end
+
+local function fail(message, line)
+  error({ class = "TemplateSyntaxError", message = message, line = line }, 0)
+end
+
+function C:emit(code, line)
+  local n = #self.code + 1
+  self.code[n] = code
+  self.lmap[n] = line or self.line
+end
+
+function C:tmp()
+  self.ntmp = self.ntmp + 1
+  return "t" .. self.ntmp
+end
+
+-- Expressions: each returns a Lua expression string. ---------------------
+
+local EXPR = {}
+
+function C:expr(node)
+  local h = EXPR[node.t]
+  if not h then fail("cannot compile expression " .. node.t, node.line) end
+  if node.line then self.line = node.line end
+  return h(self, node)
+end
+
+EXPR.const = function(_, n)
+  local v = n.value
+  if type(v) == "string" then return q(v) end
+  if type(v) == "boolean" then return tostring(v) end
+  if math.type(v) == "integer" then
+    if v == math.mininteger then return "math_mininteger" end
+    return string.format("%d", v)
+  end
+  if v ~= v then return "(0.0/0.0)" end
+  if v == math.huge then return "(1.0/0.0)" end
+  if v == -math.huge then return "(-1.0/0.0)" end
+  return string.format("%.17g", v):find("[%.eEn]") and string.format("%.17g", v)
+    or string.format("%.17g", v) .. ".0"
+end
+
+EXPR.none = function() return "NULL" end
+
+EXPR.name = function(self, n)
+  if n.name == "self" then return "R.lookup_self(f, ctx)" end
+  return "R.lookup(f, " .. q(n.name) .. ")"
+end
+
+function C:items(list)
+  local out = {}
+  for i, it in ipairs(list) do out[i] = self:expr(it) end
+  return table.concat(out, ", ")
+end
+
+EXPR.list = function(self, n) return "R.list({" .. self:items(n.items) .. "})" end
+EXPR.tuple = function(self, n) return "R.tuple({" .. self:items(n.items) .. "})" end
+
+EXPR.dict = function(self, n)
+  local parts = {}
+  for i, it in ipairs(n.items) do
+    parts[i] = "{" .. self:expr(it.key) .. ", " .. self:expr(it.value) .. "}"
+  end
+  return "R.dict({" .. table.concat(parts, ", ") .. "})"
+end
+
+EXPR.getattr = function(self, n)
+  return "R.getattr(" .. self:expr(n.obj) .. ", " .. q(n.name) .. ")"
+end
+
+EXPR.getitem = function(self, n)
+  return "R.getitem(" .. self:expr(n.obj) .. ", " .. self:expr(n.key) .. ")"
+end
+
+EXPR.slice = function(self, n)
+  local function opt(x) return x and self:expr(x) or "NULL" end
+  return "R.slice(" .. self:expr(n.obj) .. ", " .. opt(n.start) .. ", " .. opt(n.stop)
+    .. ", " .. opt(n.step) .. ")"
+end
+
+EXPR.bin = function(self, n)
+  return "R.op." .. n.op .. "(" .. self:expr(n.a) .. ", " .. self:expr(n.b) .. ")"
+end
+
+EXPR.unary = function(self, n)
+  return "R.op." .. n.op .. "(" .. self:expr(n.a) .. ")"
+end
+
+EXPR.concat = function(self, n)
+  return "R.concat({" .. self:items(n.items) .. "})"
+end
+
+EXPR["not"] = function(self, n)
+  return "(not " .. self:test_expr(n.a) .. ")"
+end
+
+EXPR["and"] = function(self, n)
+  return "R.and_(" .. self:expr(n.a) .. ", function() return " .. self:expr(n.b) .. " end)"
+end
+
+EXPR["or"] = function(self, n)
+  return "R.or_(" .. self:expr(n.a) .. ", function() return " .. self:expr(n.b) .. " end)"
+end
+
+EXPR.cond = function(self, n)
+  local no = n.no and self:expr(n.no) or "R.undefined_cond()"
+  return "((" .. self:test_expr(n.test) .. ") and {" .. self:expr(n.yes) .. "} or {"
+    .. no .. "})[1]"
+end
+
+EXPR.compare = function(self, n)
+  local parts = { self:expr(n.expr) }
+  for _, op in ipairs(n.ops) do
+    parts[#parts + 1] = q(op.op)
+    parts[#parts + 1] = "function() return " .. self:expr(op.expr) .. " end"
+  end
+  if #n.ops == 1 then
+    return "R.cmp(" .. q(n.ops[1].op) .. ", " .. parts[1] .. ", " .. self:expr(n.ops[1].expr)
+      .. ")"
+  end
+  return "R.compare_chain(" .. table.concat(parts, ", ") .. ")"
+end
+
+-- Arguments: returns "args, kwargs" Lua expressions.
+function C:args(c)
+  local args = "{n = " .. #c.args .. (#c.args > 0 and ", " or "") .. self:items(c.args) .. "}"
+  if c.dyn_args then
+    args = "R.extend_args(" .. args .. ", " .. self:expr(c.dyn_args) .. ")"
+  end
+  local kw
+  if #c.kwargs == 0 and not c.dyn_kwargs then
+    kw = "R.NOKW"
+  else
+    local parts, order = {}, {}
+    for i, kv in ipairs(c.kwargs) do
+      parts[i] = "[" .. q(kv.key) .. "] = " .. self:expr(kv.value)
+      order[i] = q(kv.key)
+    end
+    kw = "R.kwargs({" .. table.concat(parts, ", ") .. "}, {" .. table.concat(order, ", ")
+      .. "}" .. (c.dyn_kwargs and (", " .. self:expr(c.dyn_kwargs)) or "") .. ")"
+  end
+  return args, kw
+end
+
+EXPR.call = function(self, n)
+  local args, kw = self:args(n)
+  return "R.call(S, " .. self:expr(n.fn) .. ", " .. args .. ", " .. kw .. ")"
+end
+
+function C:note_use(kind, name)
+  if not self.in_condition then self.uses[kind][name] = self.line end
+end
+
+EXPR.filter = function(self, n)
+  self:note_use("filters", n.name)
+  local args, kw = self:args(n)
+  local value = n.node and self:expr(n.node) or self.filter_input
+  return "R.filter(S, " .. q(n.name) .. ", " .. value .. ", " .. args .. ", " .. kw .. ")"
+end
+
+EXPR.test = function(self, n)
+  self:note_use("tests", n.name)
+  local args, kw = self:args(n)
+  return "R.test(S, " .. q(n.name) .. ", " .. self:expr(n.node) .. ", " .. args .. ", "
+    .. kw .. ")"
+end
+
+-- Compiles an expression used only for its truth: returns a Lua boolean
+-- expression. Keeps `and`/`or` short-circuiting without closures.
+function C:test_expr(node)
+  local saved = self.in_condition
+  self.in_condition = true
+  local r
+  if node.t == "and" then
+    r = "(" .. self:test_expr(node.a) .. " and " .. self:test_expr(node.b) .. ")"
+  elseif node.t == "or" then
+    r = "(" .. self:test_expr(node.a) .. " or " .. self:test_expr(node.b) .. ")"
+  elseif node.t == "not" then
+    r = "(not " .. self:test_expr(node.a) .. ")"
+  elseif node.t == "test" then
+    r = self:expr(node)
+  else
+    r = "R.truthy(" .. self:expr(node) .. ")"
+  end
+  self.in_condition = saved
+  return r
+end
+
+-- Statements ----------------------------------------------------------------
+
+local STMT = {}
+
+function C:body(nodes)
+  for _, node in ipairs(nodes) do
+    self.line = node.line or self.line
+    local h = STMT[node.t]
+    if not h then fail("cannot compile statement " .. node.t, node.line) end
+    h(self, node)
+  end
+end
+
+function C:write(expr)
+  if self.guard then
+    self:emit("if not ctx.parent then n = n + 1; o[n] = " .. expr .. " end")
+  else
+    self:emit("n = n + 1; o[n] = " .. expr)
+  end
+end
+
+STMT.data = function(self, n) self:write(q(n.value)) end
+
+STMT.output = function(self, n)
+  if n.expr.t == "const" and type(n.expr.value) == "string" then
+    return self:write(q(n.expr.value))
+  end
+  self:write("R.str(" .. self:expr(n.expr) .. ")")
+end
+
+STMT["if"] = function(self, n)
+  self:emit("if " .. self:test_expr(n.test) .. " then", n.line)
+  self:body(n.body)
+  if n.else_ then
+    self:emit("else")
+    self:body(n.else_)
+  end
+  self:emit("end")
+end
+
+-- Assigns the Lua expression `value` to a target node in frame `frame`.
+function C:assign(target, value, frame)
+  frame = frame or "f"
+  if target.t == "name" then
+    self:emit("R.set(" .. frame .. ", " .. q(target.name) .. ", " .. value .. ")")
+  elseif target.t == "nsref" then
+    self:emit("R.ns_set(R.lookup(" .. frame .. ", " .. q(target.name) .. "), "
+      .. q(target.attr) .. ", " .. value .. ")")
+  else
+    local t = self:tmp()
+    self:emit("do local " .. t .. " = R.unpack(" .. value .. ", " .. #target.items .. ")")
+    for i, item in ipairs(target.items) do
+      self:assign(item, t .. "[" .. i .. "]", frame)
+    end
+    self:emit("end")
+  end
+end
+
+STMT.assign = function(self, n)
+  self:assign(n.target, self:expr(n.expr))
+end
+
+-- Compiles `body` into a nested output buffer; `finish(code)` receives the
+-- Lua expression holding the rendered string, inside the same do-block.
+function C:capture(body, finish)
+  local guard = self.guard
+  self.guard = false
+  self:emit("do local o, n = {}, 0")
+  self:body(body)
+  self.guard = guard
+  finish("R.join(o, n)")
+  self:emit("end")
+end
+
+STMT.assign_block = function(self, n)
+  self:capture(n.body, function(text)
+    local value = text
+    if n.filter then
+      self.filter_input = text
+      value = self:expr(n.filter)
+    end
+    self:assign(n.target, value)
+  end)
+end
+
+STMT.filter_block = function(self, n)
+  self:capture(n.body, function(text)
+    self.filter_input = text
+    local value = self:expr(n.filter)
+    self:emit("local v = " .. value)
+    self:write("R.str(v)")
+  end)
+end
+
+STMT["do"] = function(self, n)
+  self:emit("local _ = " .. self:expr(n.expr))
+end
+
+STMT["with"] = function(self, n)
+  local vals = {}
+  for i, v in ipairs(n.values) do vals[i] = self:expr(v) end
+  self:emit("do local f = R.frame(f)")
+  for i, t in ipairs(n.targets) do self:assign(t, vals[i]) end
+  self:body(n.body)
+  self:emit("end")
+end
+
+STMT["break"] = function(self, n)
+  if not self.loop then fail("break outside of a loop", n.line) end
+  self:emit("break")
+end
+
+STMT["continue"] = function(self, n)
+  if not self.loop then fail("continue outside of a loop", n.line) end
+  self:emit("goto " .. self.loop)
+end
+
+-- The loop body: binds the target and `loop`, runs the body. Used inline
+-- for plain loops and inside a local function for recursive ones.
+function C:loop_code(n, items_expr, depth_expr)
+  local label = "continue_" .. self:tmp()
+  local saved_loop = self.loop
+  self:emit("local lf = R.frame(f)")
+  self:emit("local items = R.iter(" .. items_expr .. ")")
+  if n.test then
+    self:emit("items = R.filter_items(items, function(item)")
+    self:emit("local f = R.frame(lf)")
+    self:assign(n.target, "item")
+    self:emit("return " .. self:test_expr(n.test))
+    self:emit("end)")
+  end
+  self:emit("local L = R.loop(S, items, " .. depth_expr .. ", " .. (n.recursive and "rec" or "nil")
+    .. ")")
+  self:emit("lf.loop = L")
+  self:emit("for i = 1, items.n do")
+  self:emit("L:advance(i)")
+  self:emit("do local f = lf")
+  self:assign(n.target, "items[i]")
+  self.loop = label
+  self:body(n.body)
+  self.loop = saved_loop
+  self:emit("end")
+  self:emit("::" .. label .. "::")
+  self:emit("if n > 4096 then n = R.compact(S, o, n) end")
+  self:emit("end")
+  if n.else_ then
+    self:emit("if items.n == 0 then")
+    self:body(n.else_)
+    self:emit("end")
+  end
+end
+
+STMT["for"] = function(self, n)
+  local iter = self:expr(n.iter)
+  if not n.recursive then
+    self:emit("do")
+    self:loop_code(n, iter, "1")
+    self:emit("end")
+    return
+  end
+  local guard = self.guard
+  self.guard = false
+  self:emit("do local rec; rec = function(S, iterable, depth)")
+  self:emit("local o, n = {}, 0")
+  self:loop_code(n, "iterable", "depth")
+  self:emit("return R.join(o, n) end")
+  self.guard = guard
+  self:write("rec(S, " .. iter .. ", 1)")
+  self:emit("end")
+end
+
+-- Scans a macro body for the special names a macro may use.
+local function find_names(node, found)
+  if type(node) ~= "table" then return end
+  if node.t == "name" then found[node.name] = true end
+  for k, v in pairs(node) do
+    if k ~= "blocks" and type(v) == "table" then find_names(v, found) end
+  end
+  return found
+end
+
+-- Emits a macro object construction; returns nothing, leaves it in `m`.
+function C:macro_function(n, name)
+  local found = find_names(n.body, {})
+  for _, d in pairs(n.defaults) do find_names(d, found) end
+  local names = {}
+  for i, a in ipairs(n.args) do names[i] = q(a) end
+  local guard, saved_loop = self.guard, self.loop
+  self.guard, self.loop = false, nil
+  self:emit("local m = R.macro(S, " .. q(name) .. ", {" .. table.concat(names, ", ") .. "}, "
+    .. tostring(found.varargs or false) .. ", " .. tostring(found.kwargs or false) .. ", "
+    .. tostring(found.caller or false) .. ", f, function(S, f)", n.line)
+  self:emit("local o, n = {}, 0")
+  for i, a in ipairs(n.args) do
+    if n.defaults[i] then
+      self:emit("if R.missing(f, " .. q(a) .. ") then R.set(f, " .. q(a) .. ", "
+        .. self:expr(n.defaults[i]) .. ") end")
+    end
+  end
+  self:body(n.body)
+  self:emit("return R.join(o, n) end)")
+  self.guard, self.loop = guard, saved_loop
+  local defaults = {}
+  for i, a in ipairs(n.args) do
+    if n.defaults[i] then defaults[#defaults + 1] = q(a) end
+  end
+  self:emit("m.defaults_names = {" .. table.concat(defaults, ", ") .. "}")
+end
+
+STMT.macro = function(self, n)
+  self:emit("do")
+  self:macro_function(n, n.name)
+  self:emit("R.set(f, " .. q(n.name) .. ", m)")
+  self:emit("end")
+end
+
+STMT.call_block = function(self, n)
+  self:emit("do")
+  self:macro_function(n, "caller")
+  local call = n.call
+  local args, kw = self:args(call)
+  self:write("R.str(R.call(S, " .. self:expr(call.fn) .. ", " .. args .. ", R.with_caller("
+    .. kw .. ", m)))")
+  self:emit("end")
+end
+
+STMT.block = function(self, n)
+  self:write("R.render_block(S, ctx, " .. q(n.name) .. ", 1, f)")
+end
+
+STMT.extends = function(self, n)
+  self:emit("if not ctx.parent then ctx.parent = R.load_parent(S, ctx, " .. self:expr(n.template)
+    .. ") end")
+end
+
+STMT.include = function(self, n)
+  self:write("R.include(S, ctx, f, " .. self:expr(n.template) .. ", "
+    .. tostring(n.with_context) .. ", " .. tostring(n.ignore_missing or false) .. ")")
+end
+
+STMT.import = function(self, n)
+  self:emit("R.set(f, " .. q(n.target) .. ", R.import(S, ctx, f, " .. self:expr(n.template)
+    .. ", " .. tostring(n.with_context) .. "))")
+end
+
+STMT.from_import = function(self, n)
+  self:emit("do local mod = R.import(S, ctx, f, " .. self:expr(n.template) .. ", "
+    .. tostring(n.with_context) .. ")")
+  for _, it in ipairs(n.names) do
+    self:emit("R.set(f, " .. q(it.alias) .. ", R.import_name(mod, " .. q(it.name) .. "))")
+  end
+  self:emit("end")
+end
+
+STMT.load = function(self, n)
+  self:capture(n.body, function(text)
+    self:emit("R.set(f, " .. q(n.target) .. ", R.load_text(S, " .. q(n.format) .. ", "
+      .. text .. "))")
+  end)
+end
+
+STMT.import_load = function(self, n)
+  self:emit("R.set(f, " .. q(n.target) .. ", R.import_load(S, ctx, f, " .. q(n.format) .. ", "
+    .. self:expr(n.template) .. ", " .. tostring(n.with_context) .. "))")
+end
+
+-- Whole templates -----------------------------------------------------------
+
+local function has_extends(body)
+  for _, node in ipairs(body) do
+    if node.t == "extends" then return true end
+  end
+  return false
+end
+
+function C:function_for(header, body, guard)
+  self:emit(header)
+  self:emit("local o, n = {}, 0")
+  self.guard = guard
+  self:body(body)
+  self.guard = false
+  self:emit("return R.join(o, n) end")
+end
+
+--- Compiles template source into Lua source.
+---@param source string template text
+---@return string lua source
+---@return table line map (Lua line -> template line)
+function M.compile(source)
+  local tree = parser.parse(source)
+  local self = setmetatable({ code = {}, lmap = {}, line = 1, ntmp = 0,
+                              uses = { filters = {}, tests = {} } }, C)
+  self:emit("local R = R; local NULL = R.NULL; local math_mininteger = R.MININT")
+  self:emit("local T = { blocks = {} }")
+  self:function_for("T.root = function(S, ctx, f)", tree.body, has_extends(tree.body))
+  local names = {}
+  for name in pairs(tree.blocks) do names[#names + 1] = name end
+  table.sort(names)
+  for _, name in ipairs(names) do
+    local b = tree.blocks[name]
+    self:function_for("T.blocks[" .. q(name) .. "] = function(S, ctx, f)", b.body, false)
+    self:emit("T.scoped = T.scoped or {}; T.scoped[" .. q(name) .. "] = "
+      .. tostring(b.scoped))
+  end
+  local uses = {}
+  for kind, set in pairs(self.uses) do
+    local parts = {}
+    for name, line in pairs(set) do parts[#parts + 1] = "[" .. q(name) .. "] = " .. line end
+    uses[#uses + 1] = kind .. " = {" .. table.concat(parts, ", ") .. "}"
+  end
+  self:emit("T.uses = {" .. table.concat(uses, ", ") .. "}")
+  self:emit("return T")
+  return table.concat(self.code, "\n"), self.lmap
+end
+
+return M

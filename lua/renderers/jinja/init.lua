@@ -1,0 +1,318 @@
+-- The template engine's public API: environments that load templates from a
+-- root folder the way Salt's SaltCacheLoader does, compile them once (cached
+-- by content hash), and render them with Salt's settings (StrictUndefined,
+-- sandboxed, final newline kept, CRLF sources give CRLF output). Filters,
+-- tests and globals come from renderers.jinja.filters plus the caller's own.
+local compiler = require "renderers.jinja.compiler"
+local runtime = require "renderers.jinja.runtime"
+local pyval = require "renderers.jinja.pyval"
+
+local M = {}
+
+local ok_crypto, crypto = pcall(require, "brine.crypto")
+local ok_filters, builtin = pcall(require, "renderers.jinja.filters")
+if not ok_filters then
+  -- Only a missing filter library is tolerated (the engine alone still
+  -- renders); a broken one is an error worth seeing.
+  if not tostring(builtin):find("module 'renderers.jinja.filters' not found", 1, true) then
+    error(builtin, 0)
+  end
+  builtin = { filters = {}, tests = {}, globals = {} }
+end
+
+-- Compiled templates by content key; chunk counter for unique chunk names.
+local cache = {}
+local cache_size = 0
+local CACHE_LIMIT = 2000
+local chunk_id = 0
+
+local function cache_key(name, text)
+  local key = name .. "\0" .. text
+  if ok_crypto and crypto.hash then
+    local ok, h = pcall(crypto.hash, "sha256", key)
+    if ok and h then return h end
+  end
+  return key
+end
+
+--- Compiles template text (cached). Raises a structured error on bad syntax.
+---@param text string
+---@param name string the template name used in error messages
+---@return table compiled template {root=, blocks=, lines=, name=, source=}
+function M.compile(text, name)
+  name = name or "<template>"
+  local key = cache_key(name, text)
+  local T = cache[key]
+  if T then return T end
+  local ok, src, lines = pcall(compiler.compile, text)
+  if not ok then
+    if type(src) ~= "table" then
+      src = { class = "TemplateSyntaxError", message = tostring(src) }
+    end
+    src.name = src.name or name
+    error(src, 0)
+  end
+  chunk_id = chunk_id + 1
+  local chunkname = "=" .. name .. "#" .. chunk_id
+  local fn, err = load(src, chunkname, "t", { R = runtime.R })
+  if not fn then
+    error({ class = "TemplateSyntaxError", message = "internal compile error: " .. err,
+            name = name, line = 1 }, 0)
+  end
+  T = fn()
+  T.name, T.lines, T.source = name, lines, text
+  runtime.chunks[chunkname] = T
+  if cache_size >= CACHE_LIMIT then
+    cache, cache_size = {}, 0
+  end
+  cache[key] = T
+  cache_size = cache_size + 1
+  return T
+end
+
+--- Forgets every compiled template (benchmarks measure compilation with it).
+function M.clear_cache()
+  cache, cache_size = {}, 0
+end
+
+--- Lua source of a compiled template (for debugging and the docs).
+function M.lua_source(text)
+  return (compiler.compile(text))
+end
+
+local Env = {}
+Env.__index = Env
+
+-- Normalises a slash separated path: drops "." and resolves "..". Returns
+-- nil when the path climbs above the root.
+local function normpath(path)
+  local parts = {}
+  for seg in path:gmatch("[^/]+") do
+    if seg == ".." then
+      if #parts == 0 then return nil end
+      parts[#parts] = nil
+    elseif seg ~= "." then
+      parts[#parts + 1] = seg
+    end
+  end
+  return table.concat(parts, "/")
+end
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local text = f:read("a")
+  f:close()
+  return text
+end
+
+local function is_relative(name)
+  return name:sub(1, 2) == "./" or name:sub(1, 3) == "../"
+end
+
+--- Text of a template file by its name from the root, or nil.
+function Env:load_file(name)
+  if name == nil and type(self) == "string" then return nil end
+  if not self.root then return nil end
+  local path = normpath(name)
+  if not path or path == "" then return nil end
+  return read_file(self.root .. "/" .. path), path
+end
+
+-- Loads a template for render state S, following SaltCacheLoader: names
+-- starting with ./ or ../ are relative to the tpldir global; other names
+-- update the tpldir, tplfile and tpldot globals.
+function Env:get_template(S, name, ignore_missing)
+  local relative = is_relative(name)
+  local full = name
+  if relative then
+    local base = S.globals.tpldir
+    if type(base) ~= "string" then base = "." end
+    full = normpath(base .. "/" .. name) or name
+  end
+  local T = S.templates[full]
+  if not T then
+    local text, path = self:load_file(full)
+    if not text then
+      if ignore_missing then return nil end
+      pyval.raise("TemplateNotFound", name)
+    end
+    T = M.compile(text, path)
+    S.templates[full] = T
+    if not relative then
+      local dir = path:match("^(.*)/[^/]*$") or ""
+      rawset(S.globals, "tplfile", path)
+      rawset(S.globals, "tpldir", dir == "" and "." or dir)
+      rawset(S.globals, "tpldot", (dir:gsub("/", ".")))
+    end
+  end
+  return T
+end
+
+-- Raises, as Jinja does at compile time, for a filter or test the template
+-- uses outside a condition that the environment does not know.
+function Env:check_uses(T)
+  local uses = T.uses
+  if not uses then return end
+  for name, line in pairs(uses.filters or {}) do
+    if not self.filters[name] then
+      error({ class = "TemplateAssertionError", message = "No filter named '" .. name .. "'.",
+              name = T.name, line = line }, 0)
+    end
+  end
+  for name, line in pairs(uses.tests or {}) do
+    if not self.tests[name] then
+      error({ class = "TemplateAssertionError", message = "No test named '" .. name .. "'.",
+              name = T.name, line = line }, 0)
+    end
+  end
+end
+
+--- Parses the output of a serializer tag (load_yaml, import_json, ...).
+function Env:parse_serialized(format, text)
+  if format == "text" then return text end
+  local ok, lib = pcall(require, "brine." .. format)
+  if not ok then
+    pyval.raise("TemplateRuntimeError", "no " .. format .. " parser available")
+  end
+  local fn = lib.load or lib.decode
+  local value, err = fn(text)
+  if value == nil and err then
+    pyval.raise(format == "yaml" and "AttributeError" or "ValueError",
+      "could not load " .. format .. ": " .. tostring(err))
+  end
+  if value == nil then return pyval.NULL or require("brine.data").null end
+  return value
+end
+
+-- The source line `line` of a compiled template, trimmed.
+local function source_line(name, line, templates)
+  for _, T in pairs(templates) do
+    if T.name == name and line then
+      local i = 0
+      for l in (T.source .. "\n"):gmatch("([^\n]*)\n") do
+        i = i + 1
+        if i == line then return (l:gsub("^%s+", ""):gsub("%s+$", "")) end
+      end
+    end
+  end
+end
+
+-- Formats a structured error as one message naming template and line.
+local function format_error(err, templates)
+  local msg = (err.class or "TemplateError") .. ": " .. tostring(err.message)
+  local trace = err.trace or {}
+  if #trace == 0 and err.name then trace = { { name = err.name, line = err.line } } end
+  for i, t in ipairs(trace) do
+    local where = string.format("%s, line %s", t.name, tostring(t.line))
+    local text = source_line(t.name, t.line, templates)
+    if i == 1 then
+      msg = msg .. " (" .. where .. ")"
+      if text and text ~= "" then msg = msg .. "\n    " .. text end
+    else
+      msg = msg .. "\n  from " .. where .. (text and (": " .. text) or "")
+    end
+  end
+  return msg
+end
+M.format_error = format_error
+
+-- Renders compiled template T with vars; returns text or nil, message, err.
+function Env:_render(T, vars, extra_templates)
+  local S = { env = self, depth = 0, output = 0, modules = {}, templates = {} }
+  S.globals = runtime.frame(self.globals)
+  if extra_templates then
+    for k, v in pairs(extra_templates) do S.templates[k] = v end
+  end
+  local vf = runtime.frame(S.globals)
+  if vars then
+    for k, v in pairs(vars) do rawset(vf, k, v) end
+  end
+  local saved = self.name
+  self.name = T.name
+  local ok, out = xpcall(runtime.run, runtime.handler, S, T, runtime.frame(vf))
+  self.name = saved
+  if not ok then
+    local all = { T }
+    for _, t in pairs(S.templates) do all[#all + 1] = t end
+    return nil, format_error(out, all), out
+  end
+  if T.source:sub(-1) == "\n" then out = out .. "\n" end
+  if self.crlf and T.source:find("\r\n", 1, true) and not out:find("\r\n", 1, true) then
+    out = out:gsub("\n", "\r\n")
+  end
+  return out
+end
+
+--- Renders template text. Also callable as env.render_string(text, vars)
+--- from filters.
+---@param text string
+---@param vars table|nil template variables
+---@param name string|nil name for errors
+---@return string|nil text
+---@return string|nil message naming the template and line
+---@return table|nil structured error {class=, message=, name=, line=, trace=}
+function Env:render_string(text, vars, name)
+  name = name or "<template>"
+  local ok, T = pcall(M.compile, text, name)
+  if not ok then
+    local err = runtime.handler(T)
+    return nil, format_error(err, { { name = name, source = text } }), err
+  end
+  return self:_render(T, vars)
+end
+
+--- Renders a template file by its name from the root.
+function Env:render_file(name, vars)
+  local text, path = self:load_file(name)
+  if not text then
+    local err = { class = "TemplateNotFound", message = name, name = name, line = 0 }
+    return nil, "TemplateNotFound: " .. name, err
+  end
+  local ok, T = pcall(M.compile, text, path)
+  if not ok then
+    local err = runtime.handler(T)
+    return nil, format_error(err, { { name = path, source = text } }), err
+  end
+  return self:_render(T, vars, { [path] = T })
+end
+
+--- Creates an environment.
+---@param opts table {root=DIR, globals=, filters_extra=, tests_extra=, salt=, opts=,
+---  crlf=true}
+function M.new_environment(opts)
+  opts = opts or {}
+  local env = setmetatable({ root = opts.root, salt = opts.salt, opts = opts.opts,
+    crlf = opts.crlf ~= false, repr = pyval.repr, filters = {}, tests = {},
+    accepts_undefined = {} }, Env)
+  env.undefined = function(name, hint) return pyval.undefined(name, hint) end
+  local bound_render = Env.render_string
+  env.render_string = function(a, b, c, d)
+    if a == env then return bound_render(env, b, c, d) end
+    local out, err = bound_render(env, a, b)
+    if not out then pyval.raise("TemplateError", err) end
+    return out
+  end
+  env.load_file = function(a, b)
+    if a == env then return Env.load_file(env, b) end
+    return Env.load_file(env, a)
+  end
+  for k, v in pairs(builtin.filters or {}) do env.filters[k] = v end
+  for k, v in pairs(builtin.tests or {}) do env.tests[k] = v end
+  for k, v in pairs(opts.filters_extra or {}) do env.filters[k] = v end
+  for k, v in pairs(opts.tests_extra or {}) do env.tests[k] = v end
+  for k, v in pairs((builtin.filters or {}).accepts_undefined or builtin.accepts_undefined
+                    or {}) do
+    env.accepts_undefined[k] = v
+  end
+  env.filters.accepts_undefined = nil
+  local globals = {}
+  for k, g in pairs(builtin.globals or {}) do
+    globals[k] = function(args, kwargs) return g(env, args, kwargs) end
+  end
+  for k, v in pairs(opts.globals or {}) do globals[k] = v end
+  env.globals = globals
+  return env
+end
+
+return M

@@ -1,0 +1,690 @@
+-- The Jinja runtime: the helper table R that compiled templates call, and the
+-- machinery behind it. It owns variable frames (scopes), the loop object,
+-- macros and `caller`, include / import / extends / block / super, Salt's
+-- serializer tags, the guards against runaway recursion and output, and
+-- the link from a Lua error back to the template line that caused it.
+-- Python value semantics come from renderers.jinja.pyval; filters, tests and
+-- globals from the environment (renderers.jinja.init).
+local data = require "brine.data"
+local pyval = require "renderers.jinja.pyval"
+
+local M = {}
+
+local null = data.null
+local is_undefined = pyval.is_undefined
+local undefined = pyval.undefined
+local raise = pyval.raise
+local concat = table.concat
+
+M.MAX_DEPTH = 200          -- nested macro calls, includes and imports
+M.MAX_OUTPUT = 64 * 1048576 -- bytes of output from one render
+
+local R = { NULL = null, MININT = math.mininteger }
+M.R = R
+
+-- Frames -------------------------------------------------------------------
+
+-- A frame is a table of variables whose metatable reads through to the
+-- parent frame. Metatables are shared per parent.
+local frame_mts = setmetatable({}, { __mode = "k" })
+
+local function frame(parent)
+  local mt = frame_mts[parent]
+  if not mt then
+    mt = { __index = parent }
+    frame_mts[parent] = mt
+  end
+  return setmetatable({}, mt)
+end
+R.frame = frame
+M.frame = frame
+
+function R.lookup(f, name)
+  local v = f[name]
+  if v == nil then return undefined(name) end
+  return v
+end
+
+function R.lookup_self(f, ctx)
+  local v = f.self
+  if v ~= nil then return v end
+  return ctx.self_ref
+end
+
+function R.set(f, name, v)
+  rawset(f, name, v)
+end
+
+function R.missing(f, name)
+  return rawget(f, name) == nil
+end
+
+function R.ns_set(ns, name, v)
+  pyval.setattr(ns, name, v)
+end
+
+-- Values -------------------------------------------------------------------
+
+function R.list(t) return data.array(t) end
+function R.tuple(t) return data.tuple(t) end
+
+function R.dict(pairs_list)
+  local m = data.map()
+  for _, kv in ipairs(pairs_list) do
+    local k = kv[1]
+    if is_undefined(k) then pyval.str(k) end
+    if type(k) == "table" and pyval.kind(k) ~= "tuple" then
+      raise("TypeError", "unhashable type: '" .. pyval.type_name(k) .. "'")
+    end
+    if k == true then k = 1 elseif k == false then k = 0 end
+    if math.type(k) == "float" and k == math.floor(k) and k == k then
+      local i = math.tointeger(k)
+      if m[i] ~= nil then k = i end
+    end
+    m[k] = kv[2]
+  end
+  return m
+end
+
+local function too_big()
+  raise("TemplateRuntimeError", "output exceeds " .. M.MAX_OUTPUT .. " bytes")
+end
+
+function R.str(v)
+  if type(v) ~= "string" then v = pyval.str(v) end
+  if #v > M.MAX_OUTPUT then too_big() end
+  return v
+end
+
+-- Joins a loop's output pieces into one, so a long loop holds few pieces,
+-- and stops a render whose output grows past the limit.
+function R.compact(S, o, n)
+  local s = concat(o, "", 1, n)
+  for i = n, 2, -1 do o[i] = nil end
+  o[1] = s
+  if #s > M.MAX_OUTPUT then too_big() end
+  return 1
+end
+
+function R.truthy(v)
+  local t = type(v)
+  if t == "boolean" then return v end
+  return pyval.truthy(v)
+end
+
+function R.join(o, n) return concat(o, "", 1, n) end
+
+R.op = {
+  add = pyval.add, sub = pyval.sub, mul = pyval.mul, truediv = pyval.truediv,
+  floordiv = pyval.floordiv, mod = pyval.mod, pow = pyval.pow, neg = pyval.neg,
+  pos = pyval.pos,
+}
+
+function R.concat(items)
+  local parts = {}
+  for i, v in ipairs(items) do parts[i] = R.str(v) end
+  return concat(parts)
+end
+
+function R.and_(a, b)
+  if not R.truthy(a) then return a end
+  return b()
+end
+
+function R.or_(a, b)
+  if R.truthy(a) then return a end
+  return b()
+end
+
+-- Jinja's inline `a if b` without else yields a plain (not strict)
+-- Undefined, which prints as nothing.
+function R.undefined_cond()
+  return ""
+end
+
+local function cmp(op, a, b)
+  if op == "eq" then return pyval.eq(a, b) end
+  if op == "ne" then return not pyval.eq(a, b) end
+  if op == "in" then return pyval.contains(b, a) end
+  if op == "notin" then return not pyval.contains(b, a) end
+  local c = pyval.compare(a, b, ({ lt = "<", lteq = "<=", gt = ">", gteq = ">=" })[op])
+  if op == "lt" then return c < 0 end
+  if op == "lteq" then return c <= 0 end
+  if op == "gt" then return c > 0 end
+  return c >= 0
+end
+R.cmp = cmp
+
+-- a op1 b op2 c ...: each operand but the first is a thunk, evaluated only
+-- while the chain holds, as in Python.
+function R.compare_chain(first, ...)
+  local args = table.pack(...)
+  local left = first
+  for i = 1, args.n, 2 do
+    local right = args[i + 1]()
+    if not cmp(args[i], left, right) then return false end
+    left = right
+  end
+  return true
+end
+
+local MACRO_MT = { __name = "brine.macro" }
+local MACRO_ATTRS
+
+-- Python's dict methods: for these names `d.name` is the method, not the key.
+local DICT_METHODS = { clear = true, copy = true, fromkeys = true, get = true, items = true,
+  keys = true, pop = true, popitem = true, setdefault = true, update = true, values = true }
+
+function R.getattr(obj, name)
+  local mt = getmetatable(obj)
+  -- Fast path: a dict key that is not a method name (the common `pillar.x`).
+  if mt and mt.__name == "brine.map" and not DICT_METHODS[name] then
+    local v = rawget(obj, name)
+    if v ~= nil and name:byte(1) ~= 95 then return v end
+  end
+  if mt == MACRO_MT then
+    local a = MACRO_ATTRS[name]
+    if a then return a(obj) end
+    pyval.sandbox_check(name, obj)
+    return undefined(name, "'Macro' object has no attribute '" .. name .. "'")
+  end
+  return pyval.getattr(obj, name)
+end
+
+function R.getitem(obj, key)
+  local tk = type(key)
+  if tk == "string" or math.type(key) == "integer" then
+    local mt = getmetatable(obj)
+    if mt and mt.__name == "brine.map" then
+      local v = rawget(obj, key)
+      if v ~= nil then return v end
+    end
+  end
+  if is_undefined(key) then pyval.str(key) end
+  if type(key) == "string" and pyval.is_unsafe(key) and pyval.kind(obj) ~= "dict" then
+    return pyval.getattr(obj, key)
+  end
+  return pyval.getitem(obj, key)
+end
+
+function R.slice(obj, a, b, c)
+  return pyval.slice(obj, a, b, c)
+end
+
+function R.iter(v)
+  local items = pyval.iter(v)
+  items.n = #items
+  return items
+end
+
+function R.unpack(v, n)
+  local items = pyval.iter(v)
+  if #items ~= n then
+    if #items > n then
+      raise("ValueError", "too many values to unpack (expected " .. n .. ")")
+    end
+    raise("ValueError", "not enough values to unpack (expected " .. n .. ", got "
+      .. #items .. ")")
+  end
+  return items
+end
+
+function R.filter_items(items, keep)
+  local out = { n = 0 }
+  for i = 1, items.n do
+    if keep(items[i]) then
+      out.n = out.n + 1
+      out[out.n] = items[i]
+    end
+  end
+  return out
+end
+
+-- Calls ----------------------------------------------------------------------
+
+local korders = setmetatable({}, { __mode = "k" })
+
+-- Builds a kwargs table; `order` keeps the call's order for macros' kwargs.
+function R.kwargs(t, order, extra)
+  if extra ~= nil then
+    if is_undefined(extra) then pyval.str(extra) end
+    if pyval.kind(extra) ~= "dict" then
+      raise("TypeError", "argument after ** must be a mapping, not "
+        .. pyval.type_name(extra))
+    end
+    for _, k in ipairs(pyval.keys(extra)) do
+      if t[k] == nil then order[#order + 1] = k end
+      t[k] = extra[k]
+    end
+  end
+  korders[t] = order
+  return t
+end
+
+R.NOKW = pyval.NO_KWARGS or setmetatable({}, { __newindex = function() error("read-only") end })
+
+function R.extend_args(args, extra)
+  for _, v in ipairs(pyval.iter(extra)) do
+    args.n = args.n + 1
+    args[args.n] = v
+  end
+  return args
+end
+
+function R.with_caller(kwargs, m)
+  if kwargs == R.NOKW then kwargs = {} end
+  kwargs.caller = m
+  return kwargs
+end
+
+function R.call(S, fn, args, kwargs)
+  if is_undefined(fn) then pyval.str(fn) end
+  return pyval.call(fn, args, kwargs)
+end
+
+local function check_undefined_args(value, args, kwargs)
+  if is_undefined(value) then pyval.str(value) end
+  for i = 1, args.n do
+    if is_undefined(args[i]) then pyval.str(args[i]) end
+  end
+  for _, v in pairs(kwargs) do
+    if is_undefined(v) then pyval.str(v) end
+  end
+end
+
+function R.filter(S, name, value, args, kwargs)
+  local env = S.env
+  local fn = env.filters[name]
+  if not fn then raise("TemplateAssertionError", "No filter named '" .. name .. "'.") end
+  if not env.accepts_undefined[name] then check_undefined_args(value, args, kwargs) end
+  local r = fn(env, value, args, kwargs)
+  if r == nil then return null end
+  return r
+end
+
+function R.test(S, name, value, args, kwargs)
+  local env = S.env
+  local fn = env.tests[name]
+  if not fn then raise("TemplateRuntimeError", "No test named '" .. name .. "'.") end
+  if not env.accepts_undefined[name] then check_undefined_args(value, args, kwargs) end
+  return fn(env, value, args, kwargs) and true or false
+end
+
+-- Depth guard shared by macros, includes and imports.
+local function enter(S, what)
+  S.depth = S.depth + 1
+  if S.depth > M.MAX_DEPTH then
+    raise("RecursionError", "maximum recursion depth exceeded in " .. what)
+  end
+end
+
+local function leave(S)
+  S.depth = S.depth - 1
+end
+
+local function check_output(S, s)
+  S.output = S.output + #s
+  if S.output > M.MAX_OUTPUT then too_big() end
+  return s
+end
+
+-- Macros -------------------------------------------------------------------
+
+local function macro_call(m, args, kwargs)
+  local S = m.S
+  local f = frame(m.frame)
+  local names = m.args
+  local nargs = args.n or #args
+  if nargs > #names and not m.catch_varargs then
+    raise("TypeError", "macro '" .. m.name .. "' takes not more than " .. #names
+      .. " argument(s)")
+  end
+  for i = 1, math.min(nargs, #names) do rawset(f, names[i], args[i]) end
+  local extra = {}
+  for i = #names + 1, nargs do extra[#extra + 1] = args[i] end
+  local kw = data.map()
+  local order = korders[kwargs]
+  local keys = order
+  if not keys then
+    keys = {}
+    for k in pairs(kwargs) do keys[#keys + 1] = k end
+    table.sort(keys)
+  end
+  local caller
+  for _, k in ipairs(keys) do
+    local v = kwargs[k]
+    if k == "caller" and m.catch_caller then
+      caller = v
+    elseif m.index[k] then
+      if m.index[k] <= nargs then
+        raise("TypeError", "macro '" .. m.name .. "' got multiple values for argument '"
+          .. k .. "'")
+      end
+      rawset(f, k, v)
+    elseif m.catch_kwargs then
+      kw[k] = v
+    else
+      raise("TypeError", "macro '" .. m.name .. "' takes no keyword argument '" .. k .. "'")
+    end
+  end
+  local has_default = {}
+  for _, d in ipairs(m.defaults_names or {}) do has_default[d] = true end
+  for _, a in ipairs(names) do
+    if rawget(f, a) == nil and not has_default[a] then
+      rawset(f, a, undefined(a, "parameter '" .. a .. "' was not provided"))
+    end
+  end
+  if m.catch_varargs then rawset(f, "varargs", data.tuple(extra)) end
+  if m.catch_kwargs then rawset(f, "kwargs", kw) end
+  if m.catch_caller then
+    rawset(f, "caller", caller or undefined("caller", "No caller defined"))
+  end
+  enter(S, "macro '" .. m.name .. "'")
+  local out = m.body(S, f)
+  leave(S)
+  return check_output(S, out)
+end
+
+MACRO_MT.__call = macro_call
+
+MACRO_ATTRS = {
+  name = function(m) return m.name end,
+  arguments = function(m) return data.tuple(m.args) end,
+  catch_kwargs = function(m) return m.catch_kwargs end,
+  catch_varargs = function(m) return m.catch_varargs end,
+  caller = function(m) return m.catch_caller end,
+}
+
+function R.macro(S, name, args, varargs, kwargs, caller, f, body)
+  local index = {}
+  for i, a in ipairs(args) do index[a] = i end
+  return setmetatable({ S = S, name = name, args = args, index = index,
+    catch_varargs = varargs, catch_kwargs = kwargs, catch_caller = caller, frame = f,
+    body = body }, MACRO_MT)
+end
+
+function M.is_macro(v) return getmetatable(v) == MACRO_MT end
+
+-- Loops ------------------------------------------------------------------
+
+local LOOP_METHODS = {}
+
+function LOOP_METHODS.cycle(L)
+  return function(args)
+    if (args.n or #args) == 0 then raise("TypeError", "no items for cycling given") end
+    return args[(L.index0 % (args.n or #args)) + 1]
+  end
+end
+
+function LOOP_METHODS.changed(L)
+  return function(args)
+    local value = data.tuple({ table.unpack(args, 1, args.n or #args) })
+    if L.last_changed ~= nil and pyval.eq(L.last_changed, value) then return false end
+    L.last_changed = value
+    return true
+  end
+end
+
+local LOOP_ATTRS = {
+  index = function(L) return L.index0 + 1 end,
+  index0 = function(L) return L.index0 end,
+  revindex = function(L) return L.items.n - L.index0 end,
+  revindex0 = function(L) return L.items.n - L.index0 - 1 end,
+  first = function(L) return L.index0 == 0 end,
+  last = function(L) return L.index0 == L.items.n - 1 end,
+  length = function(L) return L.items.n end,
+  depth = function(L) return L.depth end,
+  depth0 = function(L) return L.depth - 1 end,
+  previtem = function(L)
+    if L.index0 == 0 then return undefined("previtem", "there is no previous item") end
+    return L.items[L.index0]
+  end,
+  nextitem = function(L)
+    if L.index0 >= L.items.n - 1 then return undefined("nextitem", "there is no next item") end
+    return L.items[L.index0 + 2]
+  end,
+}
+
+local function loop_get(L, name)
+  local a = LOOP_ATTRS[name]
+  if a then return a(L) end
+  local m = LOOP_METHODS[name]
+  if m then return m(L) end
+  return nil
+end
+
+local function loop_advance(L, i)
+  L.index0 = i - 1
+end
+
+function R.loop(S, items, depth, rec)
+  local L = pyval.object("LoopContext", loop_get, { items = items, index0 = -1,
+    depth = depth, advance = loop_advance })
+  if rec then
+    -- `loop(children)` renders the loop body again, one level deeper.
+    L.get = function(self, name)
+      if name == "__call" then return nil end
+      return loop_get(self, name)
+    end
+    L.rec = function(args)
+      if (args.n or #args) ~= 1 then
+        raise("TypeError", "loop() takes exactly one argument")
+      end
+      enter(S, "recursive loop")
+      local out = rec(S, args[1], depth + 1)
+      leave(S)
+      return out
+    end
+  end
+  L.str = function() return "<LoopContext " .. (L.index0 + 1) .. "/" .. L.items.n .. ">" end
+  return L
+end
+
+-- A recursive loop object is called through R.call: route it to L.rec.
+local base_call = R.call
+function R.call(S, fn, args, kwargs)
+  if type(fn) == "table" and rawget(fn, "rec") and rawget(fn, "advance") then
+    return fn.rec(args, kwargs)
+  end
+  return base_call(S, fn, args, kwargs)
+end
+
+-- Templates: include, import, extends, blocks ----------------------------
+
+-- Resolves a template name value (string, list of names, or a loaded
+-- template) to a compiled template, or raises TemplateNotFound.
+local function resolve(S, name, ignore_missing)
+  if is_undefined(name) then pyval.str(name) end
+  local kind = pyval.kind(name)
+  if kind == "list" or kind == "tuple" then
+    for _, n in ipairs(name) do
+      local t = S.env:get_template(S, R.str(n), true)
+      if t then return t end
+    end
+    if ignore_missing then return nil end
+    local names = {}
+    for i, n in ipairs(name) do names[i] = R.str(n) end
+    raise("TemplatesNotFound", "none of the templates given were found: "
+      .. pyval.repr(data.array(names)))
+  end
+  if type(name) ~= "string" then name = R.str(name) end
+  return S.env:get_template(S, name, ignore_missing)
+end
+
+-- Creates the context of one template render: its blocks and a self reference.
+local function new_context(S, tpl)
+  local ctx = { blocks = {}, tpl = tpl }
+  ctx.self_ref = pyval.object("TemplateReference", function(_, name)
+    if ctx.blocks[name] then
+      return function() return R.render_block(S, ctx, name, 1, ctx.frame) end
+    end
+    return nil
+  end)
+  return ctx
+end
+
+local function register_blocks(ctx, tpl)
+  for name, fn in pairs(tpl.blocks) do
+    local list = ctx.blocks[name]
+    if not list then
+      list = {}
+      ctx.blocks[name] = list
+    end
+    list[#list + 1] = { fn = fn, scoped = tpl.scoped and tpl.scoped[name] }
+  end
+end
+
+-- Runs a template's root (and its parents') in frame f.
+local function run(S, tpl, f, ctx)
+  ctx = ctx or new_context(S, tpl)
+  ctx.frame = f
+  S.env:check_uses(tpl)
+  register_blocks(ctx, tpl)
+  local out = tpl.root(S, ctx, f)
+  while ctx.parent do
+    local parent = ctx.parent
+    ctx.parent = nil
+    S.env:check_uses(parent)
+    register_blocks(ctx, parent)
+    out = out .. parent.root(S, ctx, f)
+  end
+  return check_output(S, out)
+end
+M.run = run
+
+function R.load_parent(S, ctx, name)
+  return resolve(S, name, false)
+end
+
+function R.render_block(S, ctx, name, index, f)
+  local list = ctx.blocks[name]
+  local entry = list and list[index]
+  if not entry then
+    raise("TemplateRuntimeError", "no block named '" .. name .. "'")
+  end
+  local bf = frame(entry.scoped and f or ctx.frame)
+  rawset(bf, "super", function()
+    if not list[index + 1] then
+      raise("TemplateRuntimeError", "no parent block named '" .. name .. "'.")
+    end
+    return R.render_block(S, ctx, name, index + 1, f)
+  end)
+  return entry.fn(S, ctx, bf)
+end
+
+function R.include(S, ctx, f, name, with_context, ignore_missing)
+  local tpl = resolve(S, name, ignore_missing)
+  if not tpl then return "" end
+  enter(S, "include")
+  local parent = with_context and f or S.globals
+  local out = run(S, tpl, frame(parent))
+  leave(S)
+  return out
+end
+
+local MODULE_GET = function(mod, name)
+  if name:sub(1, 1) == "_" then return nil end
+  return mod.vars[name]
+end
+
+-- Renders a template as a module: its exported names and its output.
+local function make_module(S, tpl, f, with_context)
+  enter(S, "import")
+  local mf = frame(with_context and f or S.globals)
+  local body = run(S, tpl, mf)
+  leave(S)
+  local vars = {}
+  for k, v in pairs(mf) do vars[k] = v end
+  local mod = pyval.object("TemplateModule", MODULE_GET, { vars = vars, body = body })
+  mod.str = function(self) return self.body end
+  return mod
+end
+
+function R.import(S, ctx, f, name, with_context)
+  local tpl = resolve(S, name, false)
+  if with_context then return make_module(S, tpl, f, true) end
+  local cached = S.modules[tpl]
+  if not cached then
+    cached = make_module(S, tpl, f, false)
+    S.modules[tpl] = cached
+  end
+  return cached
+end
+
+function R.import_name(mod, name)
+  local v = mod.vars[name]
+  if v == nil then
+    return undefined(name, "the template " .. pyval.repr(mod.tpl_name or "")
+      .. " does not export the requested name " .. pyval.repr(name))
+  end
+  return v
+end
+
+-- Salt's serializer tags ---------------------------------------------------
+
+function R.load_text(S, format, text)
+  return S.env:parse_serialized(format, text)
+end
+
+function R.import_load(S, ctx, f, format, name, with_context)
+  local tpl = resolve(S, name, false)
+  enter(S, "import")
+  local text = run(S, tpl, frame(with_context and f or S.globals))
+  leave(S)
+  return S.env:parse_serialized(format, text)
+end
+
+-- Errors -------------------------------------------------------------------
+
+-- Compiled chunks by chunk name, to map a Lua line to a template line.
+local chunks = setmetatable({}, { __mode = "v" })
+M.chunks = chunks
+
+--- The message handler of a render: turns any error into a structured
+--- error {class=, message=, name=, line=, trace={{name=, line=}...}}, the
+--- trace listing template frames innermost first, read from the Lua stack.
+function M.handler(e)
+  local err
+  if type(e) == "table" and e.class then
+    err = { class = e.class, message = e.message, name = e.name, line = e.line }
+  else
+    local msg = tostring(e)
+    local class = "TemplateRuntimeError"
+    if msg:find("stack overflow", 1, true) then
+      class, msg = "RecursionError", "maximum recursion depth exceeded"
+    end
+    err = { class = class, message = msg }
+  end
+  local trace = {}
+  if err.name then trace[1] = { name = err.name, line = err.line } end
+  local level = 2
+  while true do
+    local info = debug.getinfo(level, "Sl")
+    if not info then break end
+    local tpl = chunks[info.source]
+    if tpl and info.currentline and info.currentline > 0 then
+      local line = tpl.lines[info.currentline]
+      local last = trace[#trace]
+      if not (last and last.tpl == tpl and last.line == line) then
+        trace[#trace + 1] = { name = tpl.name, line = line, tpl = tpl }
+      end
+    end
+    level = level + 1
+  end
+  -- Frames of the same template in a row (macro inside its own file) keep the innermost.
+  local compact = {}
+  for _, t in ipairs(trace) do
+    local last = compact[#compact]
+    if not (last and last.name == t.name and last.tpl == t.tpl) then
+      compact[#compact + 1] = t
+    end
+  end
+  err.trace = compact
+  if compact[1] then
+    err.name = err.name or compact[1].name
+    err.line = err.line or compact[1].line
+  end
+  return err
+end
+
+return M

@@ -1,0 +1,139 @@
+-- The template engine's language core, beyond what the conformance corpus
+-- covers: scoping, loops, macros, template inheritance, the guards against
+-- runaway templates, the sandbox and the shape of errors.
+-- The engine needs the Python value model (renderers.jinja.pyval).
+local have_engine, jinja = pcall(require, "renderers.jinja.init")
+if not have_engine then
+  describe("jinja engine", function()
+    it("needs renderers.jinja.pyval", function() pending(tostring(jinja):match("[^\n]*")) end)
+  end)
+  return
+end
+
+local root = os.tmpname()
+os.remove(root)
+os.execute("mkdir -p '" .. root .. "/sub'")
+
+local function write(name, text)
+  local f = assert(io.open(root .. "/" .. name, "wb"))
+  f:write(text)
+  f:close()
+end
+
+write("base.j", "<{% block a %}A{% endblock %}|{% block b %}B{% endblock %}>")
+write("child.j", "{% extends 'base.j' %}{% block b %}[{{ super() }}]{% endblock %}")
+write("self.j", "x{% include 'self.j' %}")
+write("sub/m.j", "{% macro hi(n) %}hi {{ n }}{% endmacro %}{% set v = 3 %}")
+write("sub/rel.j", "{% include './m.j' %}rel")
+write("bad.j", "one\n{{ nope }}\n")
+
+local env = jinja.new_environment({ root = root })
+
+local function render(text, vars)
+  return env:render_string(text, vars, "t.j")
+end
+
+describe("jinja engine", function()
+  it("keeps the source's final newline and strips one from includes", function()
+    write("nl.j", "inc\n")
+    assert.equal("inc|\n", render("{% include 'nl.j' %}|\n"))
+  end)
+
+  it("scopes loop variables and set inside loops", function()
+    assert.equal("1 0", render("{% set x = 0 %}{% for i in [1] %}{% set x = i %}{{ x }}"
+      .. "{% endfor %} {{ x }}"))
+  end)
+
+  it("supports for/else, break, continue and loop attributes", function()
+    assert.equal("1,3,|none", render("{% for i in [1,2,3,4] %}{% if i == 2 %}{% continue %}"
+      .. "{% endif %}{% if i == 4 %}{% break %}{% endif %}{{ i }},{% endfor %}|"
+      .. "{% for i in [] %}x{% else %}none{% endfor %}"))
+    assert.equal("1/3F 2/2F 3/1T ", render("{% for i in 'abc' %}{{ loop.index }}/"
+      .. "{{ loop.revindex }}{{ 'T' if loop.last else 'F' }} {% endfor %}"))
+  end)
+
+  it("renders recursive loops with depth", function()
+    local tree = { { n = "a", c = { { n = "b", c = {} } } } }
+    local out = render("{% for x in tree recursive %}{{ loop.depth }}{{ x.n }}"
+      .. "{{ loop(x.c) }}{% endfor %}", { tree = require("brine.data").array(tree) })
+    assert.equal("1a2b", out)
+  end)
+
+  it("calls macros with defaults, varargs, kwargs and caller", function()
+    assert.equal("1-2 (3,) {'k': 4}", render("{% macro m(a, b=2) %}{{ a }}-{{ b }} "
+      .. "{{ varargs }} {{ kwargs }}{% endmacro %}{{ m(1, 2, 3, k=4) }}"))
+    assert.equal("<x>", render("{% macro w() %}<{{ caller() }}>{% endmacro %}"
+      .. "{% call w() %}x{% endcall %}"))
+  end)
+
+  it("renders extends with super() and imports macros", function()
+    assert.equal("<A|[B]>", render("{% include 'child.j' %}"))
+    assert.equal("hi 2 3", render("{% from 'sub/m.j' import hi, v %}{{ hi(2) }} {{ v }}"))
+  end)
+
+  it("resolves ./ names against the tpldir global", function()
+    assert.equal("rel", render("{% include 'sub/rel.j' %}"))
+  end)
+
+  it("stops runaway recursion with a clear error", function()
+    local out, err = render("{% include 'self.j' %}")
+    assert.is_nil(out)
+    assert.matches("RecursionError", err)
+    out, err = render("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}")
+    assert.is_nil(out)
+    assert.matches("RecursionError", err)
+  end)
+
+  it("names the included file's line and the includer's line", function()
+    local out, err, e = render("top\n{% include 'bad.j' %}")
+    assert.is_nil(out)
+    assert.matches("UndefinedError: 'nope' is undefined %(bad.j, line 2%)", err)
+    assert.equal("t.j", e.trace[2].name)
+    assert.equal(2, e.trace[2].line)
+  end)
+
+  it("names the line of syntax errors", function()
+    local out, err, e = render("a\n{% for x in y %}\n{% endif %}")
+    assert.is_nil(out)
+    assert.equal("TemplateSyntaxError", e.class)
+    assert.equal(3, e.line)
+    assert.matches("endif", err)
+  end)
+
+  it("keeps templates away from Lua", function()
+    for _, t in ipairs({ "{{ load }}", "{{ require }}", "{{ R }}", "{{ debug }}" }) do
+      local out, err = render(t)
+      assert.is_nil(out)
+      assert.matches("UndefinedError", err)
+    end
+    local out, err = render("{{ [].__class__ }}")
+    assert.is_nil(out)
+    assert.matches("SecurityError", err)
+  end)
+
+  it("prints nothing when a render fails late", function()
+    local out = render("lots of text {{ 1 // 0 }}")
+    assert.is_nil(out)
+  end)
+
+  it("bounds the output", function()
+    local runtime = require "renderers.jinja.runtime"
+    local saved = runtime.MAX_OUTPUT
+    runtime.MAX_OUTPUT = 1000
+    local out, err = render("{% for i in range(1000) %}{% for j in range(100) %}xx"
+      .. "{% endfor %}{% endfor %}")
+    runtime.MAX_OUTPUT = saved
+    assert.is_nil(out)
+    assert.matches("output exceeds", err)
+  end)
+
+  it("caches compiled templates by content", function()
+    local a = jinja.compile("{{ 1 }}", "same")
+    assert.equal(a, jinja.compile("{{ 1 }}", "same"))
+    assert.are_not.equal(a, jinja.compile("{{ 2 }}", "same"))
+  end)
+
+  it("turns CRLF sources into CRLF output", function()
+    assert.equal("a\r\nb\r\n", render("a\r\n{{ 'b' }}\r\n"))
+  end)
+end)
