@@ -7,7 +7,7 @@ local core = require("brine.core")
 local M = {}
 
 -- Subcommands in the order `brine --help` lists them.
-M.subcommands = { "lua" }
+M.subcommands = { "call", "lua" }
 
 local function known(name)
   for _, sub in ipairs(M.subcommands) do
