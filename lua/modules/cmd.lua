@@ -1,0 +1,410 @@
+-- The cmd execution module, as Salt's cmdmod: run a command and return its
+-- output (cmd.run, cmd.shell, cmd.run_stdout, cmd.run_stderr), everything
+-- about it (cmd.run_all) or its exit code (cmd.retcode); find programs
+-- (cmd.which, cmd.has_exec). Commands run through brine.proc; in builds
+-- without it, through luv's process spawning.
+-- luacheck: globals context opts
+local data = require("brine.data")
+
+local M = {}
+
+local null = data.null
+
+-- The keyword arguments every run function takes, with Salt's defaults.
+local RUN_DEFAULTS = {
+  cwd = null, stdin = null, runas = null, group = null, shell = "/bin/sh",
+  python_shell = null, env = null, clean_env = false, rstrip = true, umask = null,
+  output_loglevel = "debug", hide_output = false, timeout = null, ignore_retcode = false,
+  success_retcodes = null, raise_err = false,
+}
+
+M.__defaults__ = {
+  run = RUN_DEFAULTS, shell = RUN_DEFAULTS, run_stdout = RUN_DEFAULTS,
+  run_stderr = RUN_DEFAULTS, run_all = RUN_DEFAULTS, retcode = RUN_DEFAULTS,
+}
+
+--- Splits a command line into words with the POSIX shell's quoting rules
+--- (Python's shlex.split): quotes group, backslashes escape.
+---@param s string
+---@return table words
+function M._shlex_split(s)
+  local words, cur, have = {}, {}, false
+  local i, n = 1, #s
+  while i <= n do
+    local c = s:sub(i, i)
+    if c:match("%s") then
+      if have then
+        words[#words + 1] = table.concat(cur)
+        cur, have = {}, false
+      end
+    elseif c == "\\" then
+      if i < n then
+        i = i + 1
+        cur[#cur + 1] = s:sub(i, i)
+      end
+      have = true
+    elseif c == "'" then
+      local j = s:find("'", i + 1, true)
+      if not j then
+        error("No closing quotation", 0)
+      end
+      cur[#cur + 1] = s:sub(i + 1, j - 1)
+      have, i = true, j
+    elseif c == '"' then
+      i = i + 1
+      while true do
+        if i > n then
+          error("No closing quotation", 0)
+        end
+        local d = s:sub(i, i)
+        if d == '"' then
+          break
+        elseif d == "\\" and s:sub(i + 1, i + 1):match('[\\"$`\n]') then
+          i = i + 1
+          d = s:sub(i, i)
+        end
+        cur[#cur + 1] = d
+        i = i + 1
+      end
+      have = true
+    else
+      cur[#cur + 1] = c
+      have = true
+    end
+    i = i + 1
+  end
+  if have then
+    words[#words + 1] = table.concat(cur)
+  end
+  return words
+end
+
+local function passwd_entry(user)
+  local f = io.open("/etc/passwd", "r")
+  if not f then
+    return nil
+  end
+  for line in f:lines() do
+    local name, _, uid, gid, _, home = line:match("^([^:]*):([^:]*):(%d+):(%d+):([^:]*):([^:]*)")
+    if name == user or (tonumber(user) and uid == tostring(user)) then
+      f:close()
+      return { uid = tonumber(uid), gid = tonumber(gid), home = home, name = name }
+    end
+  end
+  f:close()
+  return nil
+end
+
+local function group_id(group)
+  if tonumber(group) then
+    return tonumber(group)
+  end
+  for line in io.lines("/etc/group") do
+    local name, gid = line:match("^([^:]*):[^:]*:(%d+)")
+    if name == group then
+      return tonumber(gid)
+    end
+  end
+  return nil
+end
+
+-- brine.proc.run's contract, on luv: { retcode, stdout, stderr, pid,
+-- timed_out } | nil, err. spec.merge sends stderr into stdout.
+local function luv_run(spec)
+  local uv = require("luv")
+  local argv = spec.argv or { "/bin/sh", "-c", spec.shell }
+  local env
+  if spec.env or spec.clear_env then
+    env = {}
+    local seen = {}
+    for k, v in pairs(spec.env or {}) do
+      env[#env + 1] = k .. "=" .. tostring(v)
+      seen[k] = true
+    end
+    if not spec.clear_env then
+      for k, v in pairs(uv.os_environ()) do
+        if not seen[k] then
+          env[#env + 1] = k .. "=" .. v
+        end
+      end
+    end
+  end
+  local stdin, out, err = uv.new_pipe(false), uv.new_pipe(false), nil
+  local out_fd, merged
+  if spec.merge then
+    -- one OS pipe for both streams keeps their order, as a terminal would
+    local fds = assert(uv.pipe())
+    out:open(fds.read)
+    out_fd, merged = fds.write, fds.write
+  else
+    err = uv.new_pipe(false)
+  end
+  local chunks = { out = {}, err = {} }
+  local result = { timed_out = false }
+  local open = spec.merge and 2 or 3
+  local timer
+  local function done()
+    open = open - 1
+    if open == 0 and timer then
+      timer:close()
+    end
+  end
+  local handle, pid
+  handle, pid = uv.spawn(argv[1], {
+    args = { table.unpack(argv, 2) }, stdio = { stdin, out_fd or out, err or out_fd },
+    env = env, detached = spec.timeout ~= nil,
+    cwd = spec.cwd, uid = spec.uid, gid = spec.gid,
+  }, function(code, signal)
+    result.retcode = signal ~= 0 and -signal or code
+    handle:close()
+    done()
+  end)
+  if merged then
+    uv.fs_close(merged)
+  end
+  if not handle then
+    stdin:close()
+    out:close()
+    if err then
+      err:close()
+    end
+    uv.run("default")
+    return nil, pid
+  end
+  result.pid = pid
+  local function reader(pipe, into)
+    pipe:read_start(function(e, chunk)
+      if chunk then
+        into[#into + 1] = chunk
+      elseif e or not chunk then
+        pipe:close()
+        done()
+      end
+    end)
+  end
+  reader(out, chunks.out)
+  if err then
+    reader(err, chunks.err)
+  end
+  if spec.stdin then
+    stdin:write(spec.stdin)
+  end
+  stdin:shutdown(function()
+    stdin:close()
+  end)
+  if spec.timeout then
+    timer = uv.new_timer()
+    timer:start(math.floor(spec.timeout * 1000), 0, function()
+      result.timed_out = true
+      if not handle:is_closing() then
+        -- the whole process group: a shell's children hold the pipes too
+        uv.kill(-pid, "sigkill")
+      end
+      timer:close()
+      timer = nil
+    end)
+  end
+  uv.run("default")
+  result.stdout = table.concat(chunks.out)
+  result.stderr = table.concat(chunks.err)
+  return result
+end
+
+local function run_process(spec)
+  local ok, proc = pcall(require, "brine.proc")
+  if ok and type(proc.run) == "function" and not spec.merge then
+    return proc.run(spec)
+  end
+  return luv_run(spec)
+end
+
+-- Salt runs a command through the shell when called from the command line
+-- (a job id is present) or when python_shell is true; else it splits the
+-- command into words itself and runs no shell.
+local function use_shell(python_shell, kwargs)
+  if python_shell ~= nil then
+    return python_shell == true
+  end
+  return kwargs ~= nil and kwargs.__pub_jid ~= nil and kwargs.__pub_jid ~= ""
+end
+
+local function strip_end(s)
+  return (s:gsub("%s+$", ""))
+end
+
+-- Runs cmd with Salt's options; returns Salt's run_all mapping.
+local function run(cmd, o, merge)
+  if type(cmd) == "table" then
+    local words = {}
+    for i, w in ipairs(cmd) do
+      words[i] = tostring(w)
+    end
+    cmd = words
+  elseif type(cmd) ~= "string" then
+    error("cmd must be a string or a list of words, not " .. tostring(cmd), 0)
+  end
+  local spec = { cwd = o.cwd, stdin = o.stdin, timeout = tonumber(o.timeout), merge = merge,
+    clear_env = o.clean_env == true }
+  if o.env ~= nil then
+    if type(o.env) ~= "table" or data.kind(o.env) ~= "map" then
+      error("Invalid input: env must be a mapping of variable: value", 0)
+    end
+    spec.env = {}
+    for k, v in pairs(o.env) do
+      spec.env[k] = require("outputters.raw").str(v)
+    end
+  end
+  if o.shell_mode then
+    local line = type(cmd) == "table" and table.concat(cmd, " ") or cmd
+    spec.argv = { o.shell or "/bin/sh", "-c", line }
+  else
+    spec.argv = type(cmd) == "table" and cmd or M._shlex_split(cmd)
+    if #spec.argv == 0 then
+      error("no command to run", 0)
+    end
+  end
+  if o.runas then
+    local pw = passwd_entry(o.runas)
+    if not pw then
+      return nil, string.format("User '%s' is not available", o.runas)
+    end
+    spec.user, spec.uid, spec.gid = o.runas, pw.uid, pw.gid
+  end
+  if o.group then
+    spec.group, spec.gid = o.group, group_id(o.group)
+  end
+  if spec.cwd and not io.open(spec.cwd, "r") then
+    return nil, string.format("Specified cwd '%s' either not absolute or does not exist",
+      spec.cwd)
+  end
+  local res, err = run_process(spec)
+  if not res then
+    return nil, string.format("Unable to run command '%s' with the context '%s', reason: %s",
+      type(cmd) == "table" and table.concat(cmd, " ") or cmd, spec.argv[1], err)
+  end
+  local ret = { pid = res.pid, retcode = res.retcode, stdout = res.stdout or "",
+    stderr = res.stderr or "" }
+  if res.timed_out then
+    ret.stdout = string.format("Timed out after %s seconds", o.timeout)
+    ret.retcode = 1
+  end
+  if o.rstrip ~= false then
+    ret.stdout, ret.stderr = strip_end(ret.stdout), strip_end(ret.stderr)
+  end
+  if type(o.success_retcodes) == "table" then
+    for _, code in ipairs(o.success_retcodes) do
+      if code == ret.retcode then
+        ret.retcode = 0
+      end
+    end
+  end
+  context.retcode = o.ignore_retcode and 0 or ret.retcode
+  if o.raise_err and ret.retcode ~= 0 then
+    return nil, string.format("Command '%s' failed with return code: %d", tostring(cmd),
+      ret.retcode)
+  end
+  return ret
+end
+
+-- The options table from the bound parameters.
+local function options(cwd, stdin, runas, group, shell, python_shell, env, clean_env, rstrip,
+                       umask, output_loglevel, hide_output, timeout, ignore_retcode,
+                       success_retcodes, raise_err, kwargs)
+  return { cwd = cwd, stdin = stdin, runas = runas, group = group, shell = shell,
+    shell_mode = use_shell(python_shell, kwargs), env = env, clean_env = clean_env,
+    rstrip = rstrip, umask = umask, output_loglevel = output_loglevel,
+    hide_output = hide_output, timeout = timeout, ignore_retcode = ignore_retcode,
+    success_retcodes = success_retcodes, raise_err = raise_err }
+end
+
+--- Runs a command and returns its output (stdout and stderr together),
+--- trailing white space removed. Through the shell when called from the
+--- command line or with python_shell=True; else split into words, no shell.
+function M.run(cmd, cwd, stdin, runas, group, shell, python_shell, env, clean_env, rstrip,
+               umask, output_loglevel, hide_output, timeout, ignore_retcode,
+               success_retcodes, raise_err, kwargs)
+  local o = options(cwd, stdin, runas, group, shell, python_shell, env, clean_env, rstrip,
+    umask, output_loglevel, hide_output, timeout, ignore_retcode, success_retcodes,
+    raise_err, kwargs)
+  local ret, err = run(cmd, o, true)
+  if not ret then
+    return nil, err
+  end
+  return o.hide_output and "" or ret.stdout
+end
+
+--- Runs a command through the shell (cmd.run with python_shell=True).
+function M.shell(cmd, cwd, stdin, runas, group, shell, python_shell, env, clean_env, rstrip,
+                 umask, output_loglevel, hide_output, timeout, ignore_retcode,
+                 success_retcodes, raise_err, kwargs)
+  if python_shell == nil then
+    python_shell = true
+  end
+  return M.run(cmd, cwd, stdin, runas, group, shell, python_shell, env, clean_env, rstrip,
+    umask, output_loglevel, hide_output, timeout, ignore_retcode, success_retcodes,
+    raise_err, kwargs)
+end
+
+local function run_part(part)
+  return function(cmd, cwd, stdin, runas, group, shell, python_shell, env, clean_env,
+                  rstrip, umask, output_loglevel, hide_output, timeout, ignore_retcode,
+                  success_retcodes, raise_err, kwargs)
+    local o = options(cwd, stdin, runas, group, shell, python_shell, env, clean_env, rstrip,
+      umask, output_loglevel, hide_output, timeout, ignore_retcode, success_retcodes,
+      raise_err, kwargs)
+    local ret, err = run(cmd, o, false)
+    if not ret then
+      return nil, err
+    end
+    if part == "all" then
+      if o.hide_output then
+        ret.stdout, ret.stderr = "", ""
+      end
+      return ret
+    end
+    return o.hide_output and "" or ret[part]
+  end
+end
+
+--- Runs a command and returns its standard output only.
+M.run_stdout = run_part("stdout")
+
+--- Runs a command and returns its standard error only.
+M.run_stderr = run_part("stderr")
+
+--- Runs a command and returns pid, retcode, stdout and stderr.
+M.run_all = run_part("all")
+
+--- Runs a command and returns its exit code.
+M.retcode = run_part("retcode")
+
+--- The full path of an executable found on PATH, or None.
+function M.which(cmd)
+  if cmd:find("/", 1, true) then
+    local f = io.open(cmd, "r")
+    if f then
+      f:close()
+      return cmd
+    end
+    return nil
+  end
+  local ok, proc = pcall(require, "brine.proc")
+  if ok and type(proc.which) == "function" then
+    return proc.which(cmd)
+  end
+  local uv = require("luv")
+  for dir in (os.getenv("PATH") or "/usr/bin:/bin"):gmatch("[^:]+") do
+    local path = dir .. "/" .. cmd
+    if uv.fs_access(path, "X") and (uv.fs_stat(path) or {}).type == "file" then
+      return path
+    end
+  end
+  return nil
+end
+
+--- True when an executable of that name is on PATH.
+function M.has_exec(cmd)
+  return M.which(cmd) ~= nil
+end
+
+return M
