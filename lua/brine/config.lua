@@ -286,4 +286,172 @@ function M.finish(opts)
   return M.apply_root_dir(opts)
 end
 
+--- A deep copy of a value, keeping ordered maps ordered and arrays arrays.
+function M.copy(v)
+  if type(v) ~= "table" then
+    return v
+  end
+  local out
+  if data.is_map(v) then
+    out = data.map()
+  elseif data.is_tuple(v) then
+    out = data.tuple()
+  elseif data.kind(v) == "array" then
+    out = data.array()
+  else
+    out = {}
+  end
+  for k, x in pairs(v) do
+    out[k] = M.copy(x)
+  end
+  return out
+end
+
+local function is_mapping(v)
+  return type(v) == "table" and data.kind(v) == "map"
+end
+
+local function is_list(v)
+  return type(v) == "table" and data.kind(v) == "array"
+end
+
+--- Salt's dictupdate.update: merges upd into dest recursively (mappings
+--- merge; lists are replaced, or extended with new items when merge_lists).
+---@return table dest
+function M.update(dest, upd, merge_lists)
+  for k, v in pairs(upd) do
+    local old = dest[k]
+    if is_mapping(old) and is_mapping(v) then
+      M.update(old, v, merge_lists)
+    elseif merge_lists and is_list(old) and is_list(v) then
+      local merged = M.copy(old)
+      for _, x in ipairs(v) do
+        if not M.contains(merged, x) then
+          merged[#merged + 1] = x
+        end
+      end
+      dest[k] = merged
+    else
+      dest[k] = v
+    end
+  end
+  return dest
+end
+
+local function equal(a, b)
+  if a == b then
+    return true
+  end
+  if type(a) ~= "table" or type(b) ~= "table" or data.kind(a) ~= data.kind(b) then
+    return false
+  end
+  for k, v in pairs(a) do
+    if not equal(v, b[k]) then
+      return false
+    end
+  end
+  for k in pairs(b) do
+    if a[k] == nil then
+      return false
+    end
+  end
+  return true
+end
+
+M.equal = equal
+
+--- True when the list holds a value equal to x (Python's `x in list`).
+function M.contains(list, x)
+  for _, v in ipairs(list) do
+    if equal(v, x) then
+      return true
+    end
+  end
+  return false
+end
+
+--- Salt's traverse_dict_and_list: walks data along key split on delimiter
+--- (mapping keys; list indexes, or the first mapping in a list holding the
+--- key); returns default when a step misses.
+---@param root any
+---@param key string
+---@param default any
+---@param delimiter string|nil default ":"
+function M.traverse(root, key, default, delimiter)
+  delimiter = delimiter or ":"
+  local ptr = root
+  local pos = 1
+  key = tostring(key)
+  while true do
+    local stop = key:find(delimiter, pos, true)
+    local each = key:sub(pos, (stop or 0) - 1)
+    if is_list(ptr) then
+      local found, idx = false, math.tointeger(tonumber(each))
+      for _, item in ipairs(ptr) do
+        if is_mapping(item) and item[idx or each] ~= nil then
+          ptr, found = item[idx or each], true
+          break
+        end
+      end
+      if not found then
+        if not idx then
+          return default
+        end
+        if idx < 0 then
+          idx = #ptr + idx
+        end
+        ptr = ptr[idx + 1]
+        if ptr == nil then
+          return default
+        end
+      end
+    elseif is_mapping(ptr) then
+      local v = ptr[each]
+      if v == nil then
+        return default
+      end
+      ptr = v
+    else
+      return default
+    end
+    if not stop then
+      return ptr
+    end
+    pos = stop + #delimiter
+  end
+end
+
+--- Python's fnmatch.fnmatchcase: shell wildcards *, ?, [seq], [!seq].
+---@param name string
+---@param pattern string
+---@return boolean
+function M.fnmatch(name, pattern)
+  local out, i = { "^" }, 1
+  while i <= #pattern do
+    local c = pattern:sub(i, i)
+    if c == "*" then
+      out[#out + 1] = ".*"
+    elseif c == "?" then
+      out[#out + 1] = "."
+    elseif c == "[" then
+      local j = pattern:find("]", i + 2, true)
+      if not j then
+        out[#out + 1] = "%["
+      else
+        local set = pattern:sub(i + 1, j - 1):gsub("%%", "%%%%")
+        if set:sub(1, 1) == "!" then
+          set = "^" .. set:sub(2)
+        end
+        out[#out + 1] = "[" .. set .. "]"
+        i = j
+      end
+    else
+      out[#out + 1] = c:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0")
+    end
+    i = i + 1
+  end
+  out[#out + 1] = "$"
+  return name:match(table.concat(out)) ~= nil
+end
+
 return M

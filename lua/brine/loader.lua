@@ -137,7 +137,7 @@ end
 function Loader:_module_env(name)
   local loader = self
   local env = { salt = self.salt, opts = self.opts, context = self.context,
-    __file_name__ = name }
+    __loader__ = self, __file_name__ = name }
   return setmetatable(env, {
     __index = function(t, k)
       if k == "grains" then
@@ -696,7 +696,7 @@ end
 local function basic_grains(opts)
   local luv = require("luv")
   local u = luv.os_uname()
-  local g = data.map()
+  local g = {}
   local host = luv.os_gethostname() or "localhost"
   g.id = opts.id
   g.kernel = u.sysname
@@ -722,7 +722,11 @@ function M.grains(opts)
   local ok, grains = pcall(require, "brine.grains")
   local g
   if ok and type(grains.core) == "function" then
-    g = grains.core()
+    -- a plain table: Salt's grains are a dict, which outputters sort
+    g = {}
+    for k, v in pairs(grains.core()) do
+      g[k] = v
+    end
   else
     g = basic_grains(opts)
   end
