@@ -186,7 +186,8 @@ end
 
 function mini.load(text)
   local v, i = mini.value(text, 1, false)
-  if mini.skip(text, i) <= #text then
+  local rest = text:sub(i)
+  if not (rest:match("^%s*$") or rest:match("^%s+#")) then
     error("trailing text")
   end
   return v
