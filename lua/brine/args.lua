@@ -5,6 +5,15 @@
 -- arguments as text.
 local data = require("brine.data")
 
+-- A C module of brine when this build has it, else nil (without asking
+-- the file system, as a failed require would).
+local function c_module(name)
+  if package.loaded[name] or package.preload[name] then
+    return require(name)
+  end
+  return nil
+end
+
 local M = {}
 
 local null = data.null
@@ -195,8 +204,8 @@ end
 
 -- YAML-loads text; raises on a syntax error (the caller keeps the word).
 local function yaml_load(text)
-  local ok, yaml = pcall(require, "brine.yaml")
-  if not ok then
+  local yaml = c_module("brine.yaml")
+  if not yaml then
     return mini.load(text)
   end
   local value, err = yaml.load(text)

@@ -4,6 +4,15 @@
 -- Owns the defaults table and the root_dir rule; knows nothing of the CLI.
 local data = require("brine.data")
 
+-- A C module of brine when this build has it, else nil (without asking
+-- the file system, as a failed require would).
+local function c_module(name)
+  if package.loaded[name] or package.preload[name] then
+    return require(name)
+  end
+  return nil
+end
+
 local M = {}
 
 --- The folder read when no -c/--config-dir is given.
@@ -190,8 +199,8 @@ local function include_files(dir)
 end
 
 local function hostname()
-  local ok, sys = pcall(require, "brine.sys")
-  if ok and sys.hostname then
+  local sys = c_module("brine.sys")
+  if sys and sys.hostname then
     local name = sys.hostname()
     if name then
       return name

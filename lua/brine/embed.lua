@@ -2,13 +2,22 @@
 -- execution module function for brine_call_local() with arguments and a
 -- result in JSON. One loader per engine, made on the first call from the
 -- default configuration folder.
+-- A C module of brine when this build has it, else nil (without asking
+-- the file system, as a failed require would).
+local function c_module(name)
+  if package.loaded[name] or package.preload[name] then
+    return require(name)
+  end
+  return nil
+end
+
 local M = {}
 
 local state = {}
 
 local function decode(text, what)
-  local ok, json = pcall(require, "brine.json")
-  if ok then
+  local json = c_module("brine.json")
+  if json then
     local value, err = json.decode(text)
     if value == nil then
       return nil, what .. ": " .. tostring(err)
@@ -24,8 +33,8 @@ local function decode(text, what)
 end
 
 local function encode(value)
-  local ok, json = pcall(require, "brine.json")
-  if ok then
+  local json = c_module("brine.json")
+  if json then
     return json.encode(value)
   end
   return require("outputters.json").dumps(value)

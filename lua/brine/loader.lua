@@ -9,6 +9,15 @@
 local core = require("brine.core")
 local data = require("brine.data")
 
+-- A C module of brine when this build has it, else nil (without asking
+-- the file system, as a failed require would).
+local function c_module(name)
+  if package.loaded[name] or package.preload[name] then
+    return require(name)
+  end
+  return nil
+end
+
 local M = {}
 
 local null = data.null
@@ -719,9 +728,9 @@ end
 ---@param opts table
 ---@return table grains
 function M.grains(opts)
-  local ok, grains = pcall(require, "brine.grains")
+  local grains = c_module("brine.grains")
   local g
-  if ok and type(grains.core) == "function" then
+  if grains and type(grains.core) == "function" then
     -- a plain table: Salt's grains are a dict, which outputters sort
     g = {}
     for k, v in pairs(grains.core()) do

@@ -6,6 +6,15 @@
 -- luacheck: globals context opts
 local data = require("brine.data")
 
+-- A C module of brine when this build has it, else nil (without asking
+-- the file system, as a failed require would).
+local function c_module(name)
+  if package.loaded[name] or package.preload[name] then
+    return require(name)
+  end
+  return nil
+end
+
 local M = {}
 
 local null = data.null
@@ -211,8 +220,8 @@ local function luv_run(spec)
 end
 
 local function run_process(spec)
-  local ok, proc = pcall(require, "brine.proc")
-  if ok and type(proc.run) == "function" and not spec.merge then
+  local proc = c_module("brine.proc")
+  if proc and type(proc.run) == "function" and not spec.merge then
     return proc.run(spec)
   end
   return luv_run(spec)
@@ -388,8 +397,8 @@ function M.which(cmd)
     end
     return nil
   end
-  local ok, proc = pcall(require, "brine.proc")
-  if ok and type(proc.which) == "function" then
+  local proc = c_module("brine.proc")
+  if proc and type(proc.which) == "function" then
     return proc.which(cmd)
   end
   local uv = require("luv")

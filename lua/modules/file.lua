@@ -4,6 +4,15 @@
 -- luacheck: globals opts
 local data = require("brine.data")
 
+-- A C module of brine when this build has it, else nil (without asking
+-- the file system, as a failed require would).
+local function c_module(name)
+  if package.loaded[name] or package.preload[name] then
+    return require(name)
+  end
+  return nil
+end
+
 local M = {}
 
 local null = data.null
@@ -164,8 +173,8 @@ function M.get_hash(path, form, chunk_size) -- luacheck: ignore 212
   if not text then
     return nil, err
   end
-  local ok, crypto = pcall(require, "brine.crypto")
-  if not ok then
+  local crypto = c_module("brine.crypto")
+  if not crypto then
     return nil, "file.get_hash needs brine.crypto, which this build lacks"
   end
   return crypto.hash(form, text)

@@ -39,12 +39,8 @@ end
 
 -- Wall-clock seconds as a float (os.time's resolution is not enough).
 local function now()
-  local ok, luv = pcall(require, "luv")
-  if ok then
-    local sec, usec = luv.gettimeofday()
-    return sec + usec / 1e6
-  end
-  return os.time() + 0.0
+  local sec, usec = require("luv").gettimeofday()
+  return sec + usec / 1e6
 end
 
 --- Used to make sure the minion is up and responding. Returns True.
@@ -117,12 +113,7 @@ function M.sleep(length)
   if not n then
     error("sleep: length must be a number, not " .. tostring(length), 0)
   end
-  local ok, luv = pcall(require, "luv")
-  if ok then
-    luv.sleep(math.floor(n * 1000))
-  else
-    os.execute("sleep " .. n)
-  end
+  require("luv").sleep(math.floor(n * 1000))
   return true
 end
 
