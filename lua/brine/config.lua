@@ -135,6 +135,7 @@ end
 
 -- Reads and parses one YAML config file into a table (empty file = {}).
 local function read_yaml(path)
+  -- TODO: drop the brine.yaml check once the YAML module is always built in
   local f, err = io.open(path, "r")
   if not f then
     return nil, err
@@ -144,7 +145,10 @@ local function read_yaml(path)
   if not text:find("%S") then
     return {}
   end
-  local yaml = require("brine.yaml")
+  local yaml = c_module("brine.yaml")
+  if not yaml then
+    return nil, path .. ": reading YAML needs brine.yaml, which this build lacks"
+  end
   local value, perr = yaml.load(text, { name = path })
   if value == nil then
     return nil, perr
@@ -218,6 +222,19 @@ local function hostname()
 end
 
 M.hostname = hostname
+
+--- The static grains file next to the configuration (Salt's
+--- /etc/salt/grains): a mapping, or an empty one when there is no file.
+---@param opts table
+---@return table|nil grains
+---@return string|nil error naming the file and line
+function M.static_grains(opts)
+  local dir = opts.config_dir
+  if type(dir) ~= "string" or not file_exists(dir .. "/grains") then
+    return {}
+  end
+  return read_yaml(dir .. "/grains")
+end
 
 --- Prefixes each path option with root_dir, as Salt does: absolute paths
 --- move under root_dir, relative ones are taken relative to it, a path

@@ -176,7 +176,7 @@ function Loader:_find_chunk(file_name, env)
       return chunk, path
     end
   end
-  local ok, chunk, err = pcall(core.load, self.tree .. "/" .. rel)
+  local ok, chunk = pcall(core.load, self.tree .. "/" .. rel)
   if not ok then
     return nil, chunk
   end
@@ -740,6 +740,13 @@ function M.grains(opts)
     g = basic_grains(opts)
   end
   g.id = opts.id
+  local static, err = require("brine.config").static_grains(opts)
+  if not static then
+    error(err, 0)
+  end
+  for k, v in pairs(static) do
+    g[k] = v
+  end
   if type(opts.grains) == "table" then
     for k, v in pairs(opts.grains) do
       g[k] = v

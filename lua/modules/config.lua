@@ -16,7 +16,8 @@ M.__defaults__ = {
 }
 
 --- A value from the options, then the grains, then the pillar, else default.
-function M.get(key, default, delimiter, merge, omit_opts, omit_pillar, omit_master, -- luacheck: ignore 212
+-- luacheck: push ignore 212
+function M.get(key, default, delimiter, merge, omit_opts, omit_pillar, omit_master,
                omit_grains)
   local sources = {}
   if not omit_opts then
@@ -39,5 +40,6 @@ function M.get(key, default, delimiter, merge, omit_opts, omit_pillar, omit_mast
   end
   return default == nil and null or default
 end
+-- luacheck: pop
 
 return M

@@ -23,7 +23,8 @@ end
 --- A pillar value by key ("a:b" walks nested data), else default ('').
 --- With merge=True and a mapping (or list) default, the pillar value is
 --- merged over a copy of the default.
-function M.get(key, default, merge, merge_nested_lists, delimiter, pillarenv, saltenv) -- luacheck: ignore 212
+function M.get(key, default, merge, merge_nested_lists, delimiter,
+               pillarenv, saltenv) -- luacheck: ignore 212
   if merge then
     if is_kind(default, "map") then
       local ret = config.traverse(pillar, key, {}, delimiter)

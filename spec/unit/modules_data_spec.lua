@@ -14,7 +14,8 @@ describe("grains, pillar and config modules", function()
 
   before_each(function()
     ld = loader.new({ id = "m1", master = "salt.example" }, {
-      grains = { os = "Debian", os_family = "Debian", roles = data.array({ "db", "web" }),
+      grains = { os = "Debian", os_family = "Debian",
+        roles = data.array({ "db", "web" }),
         nested = { a = { b = 1 } } },
       pillar = m({ { "app", m({ { "port", 80 }, { "hosts", data.array({ "a", "b" }) } }) },
         { "list", data.array({ m({ { "k", "v" } }), "x" }) } }),
@@ -39,13 +40,15 @@ describe("grains, pillar and config modules", function()
   end)
 
   it("grains.filter_by matches patterns, list grains, default, base and merge", function()
-    local lookup = m({ { "Deb*", m({ { "pkg", "apache2" } }) }, { "RedHat", m({ { "pkg", "httpd" } }) },
+    local lookup = m({ { "Deb*", m({ { "pkg", "apache2" } }) },
+      { "RedHat", m({ { "pkg", "httpd" } }) },
       { "default", m({ { "pkg", "www" } }) } })
     assert.equal("apache2", ld:call("grains.filter_by", { lookup }).pkg)
     assert.equal("www", ld:call("grains.filter_by", { lookup }, { grain = "nope" }).pkg)
     local roles = m({ { "web", "w" }, { "db", "d" } })
     assert.equal("d", ld:call("grains.filter_by", { roles }, { grain = "roles" }))
-    local based = m({ { "common", m({ { "a", 1 }, { "b", 1 } }) }, { "Debian", m({ { "b", 2 } }) } })
+    local based = m({ { "common", m({ { "a", 1 }, { "b", 1 } }) },
+      { "Debian", m({ { "b", 2 } }) } })
     local r = ld:call("grains.filter_by", { based }, { base = "common", merge = m({ { "c", 3 } }) })
     assert.same({ a = 1, b = 2, c = 3 }, r)
   end)
@@ -59,7 +62,8 @@ describe("grains, pillar and config modules", function()
     local merged = ld:call("pillar.get", { "app", m({ { "port", 1 }, { "tls", false } }) },
       { merge = true })
     assert.same({ port = 80, tls = false, hosts = { "a", "b" } }, merged)
-    local listed = ld:call("pillar.get", { "app:hosts", data.array({ "b", "c" }) }, { merge = true })
+    local listed = ld:call("pillar.get", { "app:hosts", data.array({ "b", "c" }) },
+      { merge = true })
     assert.same({ "b", "c", "a" }, listed)
     assert.same({ "port", "hosts" }, ld:call("pillar.keys", { "app" }))
     assert.same({ "app", "list" }, ld:call("pillar.ls"))

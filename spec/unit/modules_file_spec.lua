@@ -16,7 +16,8 @@ describe("modules/file", function()
 
   it("writes lines, reads them back and tells files from folders", function()
     local path = dir .. "/f"
-    assert.equal('Wrote 3 lines to "' .. path .. '"', ld:call("file.write", { path, "a", 1, "b c" }))
+    assert.equal('Wrote 3 lines to "' .. path .. '"',
+      ld:call("file.write", { path, "a", 1, "b c" }))
     assert.equal("a\n1\nb c\n", ld:call("file.read", { path }))
     assert.is_true(ld:call("file.file_exists", { path }))
     assert.is_false(ld:call("file.file_exists", { dir }))

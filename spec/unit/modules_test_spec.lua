@@ -46,6 +46,7 @@ describe("modules/test", function()
     assert.is_false(ok)
     assert.equal("boom", err)
     ok, err = pcall(ld.call, ld, "test.exception")
+    assert.is_false(ok)
     assert.equal("Test Exception", err)
   end)
 
