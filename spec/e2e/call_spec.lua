@@ -200,7 +200,7 @@ return M
     local _, err, status = brine("call", "--local", "-c", bad, "test.ping")
     os.remove(bad .. "/minion")
     os.remove(bad)
-    assert.matches(bad .. "/minion:%d+", err)
+    assert.matches(bad:gsub("%p", "%%%0") .. "/minion:%d+:%d+: ", err)
     assert.equal(2, status)
   end)
 end)
