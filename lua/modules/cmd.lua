@@ -117,8 +117,9 @@ local function group_id(group)
   return nil
 end
 
--- brine.proc.run's contract, on luv: { retcode, stdout, stderr, pid,
--- timed_out } | nil, err. spec.merge sends stderr into stdout.
+-- brine.proc.run's contract, on luv, for builds without brine.proc:
+-- { retcode, stdout, stderr, pid, timed_out } | nil, err.
+-- TODO: remove once brine.proc is always built in.
 local function luv_run(spec)
   local uv = require("luv")
   local argv = spec.argv or { "/bin/sh", "-c", spec.shell }
@@ -138,19 +139,10 @@ local function luv_run(spec)
       end
     end
   end
-  local stdin, out, err = uv.new_pipe(false), uv.new_pipe(false), nil
-  local out_fd, merged
-  if spec.merge then
-    -- one OS pipe for both streams keeps their order, as a terminal would
-    local fds = assert(uv.pipe())
-    out:open(fds.read)
-    out_fd, merged = fds.write, fds.write
-  else
-    err = uv.new_pipe(false)
-  end
+  local stdin, out, err = uv.new_pipe(false), uv.new_pipe(false), uv.new_pipe(false)
   local chunks = { out = {}, err = {} }
   local result = { timed_out = false }
-  local open = spec.merge and 2 or 3
+  local open = 3
   local timer
   local function done()
     open = open - 1
@@ -160,23 +152,18 @@ local function luv_run(spec)
   end
   local handle, pid
   handle, pid = uv.spawn(argv[1], {
-    args = { table.unpack(argv, 2) }, stdio = { stdin, out_fd or out, err or out_fd },
+    args = { table.unpack(argv, 2) }, stdio = { stdin, out, err },
     env = env, detached = spec.timeout ~= nil,
     cwd = spec.cwd, uid = spec.uid, gid = spec.gid,
   }, function(code, signal)
-    result.retcode = signal ~= 0 and -signal or code
+    result.retcode = signal ~= 0 and 128 + signal or code
     handle:close()
     done()
   end)
-  if merged then
-    uv.fs_close(merged)
-  end
   if not handle then
     stdin:close()
     out:close()
-    if err then
-      err:close()
-    end
+    err:close()
     uv.run("default")
     return nil, pid
   end
@@ -192,9 +179,7 @@ local function luv_run(spec)
     end)
   end
   reader(out, chunks.out)
-  if err then
-    reader(err, chunks.err)
-  end
+  reader(err, chunks.err)
   if spec.stdin then
     stdin:write(spec.stdin)
   end
@@ -221,7 +206,7 @@ end
 
 local function run_process(spec)
   local proc = c_module("brine.proc")
-  if proc and type(proc.run) == "function" and not spec.merge then
+  if proc and type(proc.run) == "function" then
     return proc.run(spec)
   end
   return luv_run(spec)
@@ -252,25 +237,42 @@ local function run(cmd, o, merge)
   elseif type(cmd) ~= "string" then
     error("cmd must be a string or a list of words, not " .. tostring(cmd), 0)
   end
-  local spec = { cwd = o.cwd, stdin = o.stdin, timeout = tonumber(o.timeout), merge = merge,
-    clear_env = o.clean_env == true }
+  local raw = require("outputters.raw")
+  local spec = { cwd = o.cwd, timeout = tonumber(o.timeout), clear_env = o.clean_env == true }
+  if o.stdin ~= nil then
+    -- as Salt: a "\n" typed on the command line is a newline
+    spec.stdin = raw.str(o.stdin):gsub("\\n", "\n")
+  end
+  if o.umask ~= nil then
+    spec.umask = tonumber(tostring(o.umask), 8)
+  end
   if o.env ~= nil then
     if type(o.env) ~= "table" or data.kind(o.env) ~= "map" then
       error("Invalid input: env must be a mapping of variable: value", 0)
     end
     spec.env = {}
     for k, v in pairs(o.env) do
-      spec.env[k] = require("outputters.raw").str(v)
+      spec.env[k] = raw.str(v)
     end
   end
+  local shown
   if o.shell_mode then
-    local line = type(cmd) == "table" and table.concat(cmd, " ") or cmd
-    spec.argv = { o.shell or "/bin/sh", "-c", line }
+    shown = type(cmd) == "table" and table.concat(cmd, " ") or cmd
+    spec.argv = { o.shell or "/bin/sh", "-c", shown }
   else
     spec.argv = type(cmd) == "table" and cmd or M._shlex_split(cmd)
     if #spec.argv == 0 then
       error("no command to run", 0)
     end
+    shown = raw.repr(data.array(spec.argv))
+    if not M.which(spec.argv[1]) then
+      return nil, string.format("Unable to run command '%s' with the context '%s', reason: "
+        .. "[Errno 2] No such file or directory: '%s'", shown, spec.argv[1], spec.argv[1])
+    end
+  end
+  if merge then
+    -- stdout and stderr share one pipe, in the order the program wrote them
+    spec.argv = { "/bin/sh", "-c", 'exec "$@" 2>&1', "sh", table.unpack(spec.argv) }
   end
   if o.runas then
     local pw = passwd_entry(o.runas)
@@ -278,23 +280,27 @@ local function run(cmd, o, merge)
       return nil, string.format("User '%s' is not available", o.runas)
     end
     spec.user, spec.uid, spec.gid = o.runas, pw.uid, pw.gid
+    spec.cwd = spec.cwd or pw.home
   end
+  -- Salt runs in the user's home folder unless told otherwise
+  spec.cwd = spec.cwd or os.getenv("HOME") or "/"
   if o.group then
     spec.group, spec.gid = o.group, group_id(o.group)
   end
-  if spec.cwd and not io.open(spec.cwd, "r") then
+  local st = require("luv").fs_stat(spec.cwd)
+  if spec.cwd:sub(1, 1) ~= "/" or not st or st.type ~= "directory" then
     return nil, string.format("Specified cwd '%s' either not absolute or does not exist",
       spec.cwd)
   end
   local res, err = run_process(spec)
   if not res then
     return nil, string.format("Unable to run command '%s' with the context '%s', reason: %s",
-      type(cmd) == "table" and table.concat(cmd, " ") or cmd, spec.argv[1], err)
+      shown, spec.argv[1], err)
   end
   local ret = { pid = res.pid, retcode = res.retcode, stdout = res.stdout or "",
     stderr = res.stderr or "" }
   if res.timed_out then
-    ret.stdout = string.format("Timed out after %s seconds", o.timeout)
+    ret.stdout = string.format("%s : Timed out after %s seconds", shown, raw.str(o.timeout))
     ret.retcode = 1
   end
   if o.rstrip ~= false then
