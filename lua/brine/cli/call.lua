@@ -122,6 +122,14 @@ local function stderr(...)
   io.stderr:write(...)
 end
 
+-- brine.log when this build has it (checked without a file system search).
+local function logger()
+  if package.loaded["brine.log"] or package.preload["brine.log"] then
+    return require("brine.log")
+  end
+  return nil
+end
+
 -- Merges the command line into the configuration, as Salt's parser does.
 local function apply(opts, o)
   local data = require("brine.data")
@@ -241,8 +249,12 @@ local function report_error(err, fun, ld, opts, trace)
       stderr(err.message, "\n")
       return 255
     elseif err.kind == "invalid_args" then
+      -- as salt-call: the message on stderr, the function's usage on stdout
       stderr("\nPassed invalid arguments: ", err.message, ".\n\nUsage:\n")
-      stderr(ld:doc(fun) or "", "\n")
+      local doc = ld:doc(fun)
+      if doc then
+        io.stdout:write(doc, "\n")
+      end
       return 1
     elseif err.kind == "execution" then
       stderr("Error running '", fun, "': ", err.message, "\n")
@@ -251,10 +263,17 @@ local function report_error(err, fun, ld, opts, trace)
     stderr(err.message, "\n")
     return 1
   end
-  stderr("[ERROR   ] An un-handled exception was caught by Salt's global exception handler:\n")
-  stderr("Exception: ", tostring(err), "\n")
-  if LEVELS[opts.log_level] and LEVELS[opts.log_level] >= LEVELS.debug and trace then
-    stderr(trace, "\n")
+  local text = "An un-handled exception was caught by Salt's global exception handler:\n"
+    .. "Exception: " .. tostring(err)
+  local debug_on = LEVELS[opts.log_level] and LEVELS[opts.log_level] >= LEVELS.debug
+  if debug_on and trace then
+    text = text .. "\n" .. trace
+  end
+  local log = logger()
+  if log then
+    log.error(text)
+  else
+    stderr("[ERROR   ] ", text, "\n")
   end
   return 1
 end
@@ -332,6 +351,10 @@ function M.run(argv)
   end
   apply(opts, o)
   config.finish(opts)
+  local log = logger()
+  if log then
+    log.configure({ level = opts.log_level, name = "brine.call" })
+  end
   opts.color = M.use_color(opts, o)
   if o.output_file and not o.output_file_append then
     local f = io.open(o.output_file, "w")
