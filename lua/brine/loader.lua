@@ -600,38 +600,36 @@ function Loader:argspec(fun)
   })
 end
 
---- The documentation of a function: the `--` comment block right above
---- its definition in the module's source, or nil.
-function Loader:doc(fun)
-  local entry = self:entry(fun)
-  if not entry then
+-- The lines of the file a function was loaded from, or nil.
+local function source_lines(fn)
+  local src = debug.getinfo(fn, "S").source
+  if src:sub(1, 1) ~= "@" then
     return nil
   end
-  local info = debug.getinfo(entry.fn, "S")
-  local src = info.source
-  local text
-  if src:sub(1, 1) == "@" then
-    local path = src:sub(2)
-    if path:sub(1, 4) == "lua/" then
-      text = core.source(path:sub(5))
-    else
-      local f = io.open(path, "r")
-      if f then
-        text = f:read("a")
-        f:close()
-      end
+  local path, text = src:sub(2), nil
+  if path:sub(1, 4) == "lua/" then
+    text = core.source(path:sub(5))
+  else
+    local f = io.open(path, "r")
+    if f then
+      text = f:read("a")
+      f:close()
     end
   end
   if not text then
     return nil
   end
-  local lines, n = {}, 0
+  local lines = {}
   for line in (text .. "\n"):gmatch("([^\n]*)\n") do
-    n = n + 1
-    lines[n] = line
+    lines[#lines + 1] = line
   end
+  return lines
+end
+
+-- The `--` comment block right above line n (annotations left out).
+local function comment_above(lines, n)
   local doc = {}
-  for i = info.linedefined - 1, 1, -1 do
+  for i = n - 1, 1, -1 do
     local c = lines[i] and lines[i]:match("^%s*%-%-%-?%s?(.*)$")
     if not c then
       break
@@ -640,10 +638,29 @@ function Loader:doc(fun)
       table.insert(doc, 1, c)
     end
   end
-  if #doc == 0 then
+  return #doc > 0 and table.concat(doc, "\n") or nil
+end
+
+--- The documentation of a function: the `--` comment block right above
+--- its definition in the module's source (or above the line assigning it,
+--- `M.name = ...`, for functions made by a helper), or nil.
+function Loader:doc(fun)
+  local entry = self:entry(fun)
+  local lines = entry and source_lines(entry.fn)
+  if not lines then
     return nil
   end
-  return table.concat(doc, "\n")
+  local doc = comment_above(lines, debug.getinfo(entry.fn, "S").linedefined)
+  if doc then
+    return doc
+  end
+  local name = entry.name:gsub("%p", "%%%0")
+  for i, line in ipairs(lines) do
+    if line:match("^%s*M%." .. name .. "%s*=") or line:match('^%s*M%["' .. name .. '"%]%s*=') then
+      return comment_above(lines, i)
+    end
+  end
+  return nil
 end
 
 --- The outputter named name: a user one from opts.outputter_dirs or

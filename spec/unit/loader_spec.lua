@@ -208,12 +208,16 @@ describe("brine.loader", function()
       --- Says hello.
       --- Twice.
       function M.hello() return "hello" end
+      local function make() return function() return 1 end end
+      -- Made by a helper.
+      M.made = make()
       return M]])
     local ld = loader.new({ module_dirs = { dir } })
     local mods = ld:list_modules()
     assert.truthy(table.concat(mods, " "):find("documented"))
     assert.truthy(table.concat(mods, " "):find("test"))
-    assert.same({ "documented.hello" }, ld:list_functions("documented"))
+    assert.same({ "documented.hello", "documented.made" }, ld:list_functions("documented"))
     assert.equal("Says hello.\nTwice.", ld:doc("documented.hello"))
+    assert.equal("Made by a helper.", ld:doc("documented.made"))
   end)
 end)
