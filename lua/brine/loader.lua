@@ -80,8 +80,10 @@ local function search_dirs(opts)
   local extra = opts.module_dirs
   if type(extra) == "string" then
     extra = { extra }
+  elseif type(extra) ~= "table" then
+    extra = {}
   end
-  for _, dir in ipairs(extra or {}) do
+  for _, dir in ipairs(extra) do
     dirs[#dirs + 1] = dir
   end
   if type(opts.extension_modules) == "string" then
@@ -676,7 +678,10 @@ function M.outputter(name, opts)
   end
   local dirs = {}
   local extra = opts.outputter_dirs
-  for _, dir in ipairs(type(extra) == "table" and extra or { extra }) do
+  if type(extra) ~= "table" then
+    extra = { type(extra) == "string" and extra or nil }
+  end
+  for _, dir in ipairs(extra) do
     dirs[#dirs + 1] = dir
   end
   if type(opts.extension_modules) == "string" then

@@ -108,6 +108,15 @@ describe("the raw and txt outputters", function()
   end)
 end)
 
+describe("the newline_values_only outputter", function()
+  it("prints values without keys, list items one per line", function()
+    local nvo = require("outputters.newline_values_only")
+    assert.equal("127.0.0.1\n10.0.0.1", nvo.output(m({ { "local",
+      data.array({ "127.0.0.1", "10.0.0.1" }) } })))
+    assert.equal("8\nTrue", nvo.output(m({ { "a", 8 }, { "b", true } })))
+  end)
+end)
+
 describe("loader.outputter", function()
   it("picks outputters by name and falls back to nested", function()
     assert.equal(json, loader.outputter("json", {}))

@@ -26,7 +26,7 @@ Options:
   -g, --grains            print the grains and exit
   -d, --doc               print the documentation of FUNCTION (or of all)
   --out, --output NAME    outputter: nested (default), json, yaml, txt,
-                          raw, quiet, or a user outputter
+                          raw, newline_values_only, quiet, or a user one
   --out-indent N          indent for json/yaml; negative: one line
   --out-file FILE         write the output to FILE instead of stdout
   --out-file-append       append to --out-file instead of replacing it
@@ -144,7 +144,7 @@ local function apply(opts, o)
     for _, d in ipairs(o.module_dirs) do
       dirs[#dirs + 1] = d
     end
-    for _, d in ipairs(opts.module_dirs or {}) do
+    for _, d in ipairs(type(opts.module_dirs) == "table" and opts.module_dirs or {}) do
       dirs[#dirs + 1] = d
     end
     opts.module_dirs = dirs
