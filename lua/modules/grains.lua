@@ -1,7 +1,7 @@
 -- The grains execution module, as Salt's: read this machine's grains
 -- (grains.items, grains.item, grains.get with `:` traversal, grains.ls)
 -- and pick values by grain (grains.filter_by).
--- luacheck: globals grains
+-- luacheck: globals grains opts
 local config = require("brine.config")
 local data = require("brine.data")
 
@@ -13,6 +13,8 @@ M.__defaults__ = {
   get = { default = "", delimiter = ":", ordered = true },
   filter_by = { grain = "os_family", merge = null, default = "default", base = null },
   items = { sanitize = false },
+  setval = { destructive = false, refresh_pillar = true },
+  setvals = { destructive = false, refresh_pillar = true },
 }
 
 --- All grains.
@@ -100,6 +102,43 @@ function M._filter_by(lookup_dict, lookup, root, merge, default, base)
     end
   end
   return ret
+end
+
+--- Sets grains in the static grains file next to the configuration
+--- (<config_dir>/grains) and in this run's grains; with destructive=True a
+--- null value removes the grain. Returns the grains given.
+function M.setvals(new, destructive, refresh_pillar) -- luacheck: ignore 212
+  if type(new) ~= "table" or data.kind(new) ~= "map" then
+    return nil, "setvals grains must be a dictionary."
+  end
+  local dir = opts.config_dir or config.default_dir
+  local path = dir .. "/grains"
+  local stored, err = config.static_grains({ config_dir = dir })
+  if not stored then
+    return nil, err
+  end
+  for k, v in pairs(new) do
+    if v == null and destructive then
+      stored[k], grains[k] = nil, nil
+    else
+      stored[k], grains[k] = v, v
+    end
+  end
+  local yaml = require("brine.yaml")
+  local f
+  f, err = io.open(path, "w")
+  if not f then
+    return nil, "Unable to write to grains file at " .. path .. ". Exception: " .. err
+  end
+  f:write(yaml.dump(stored, { flow = false }))
+  f:close()
+  return new
+end
+
+--- Sets one grain (see setvals); returns { key: value }.
+function M.setval(key, val, destructive, refresh_pillar)
+  return M.setvals(data.map({ { key, val == nil and null or val } }), destructive,
+    refresh_pillar)
 end
 
 --- Picks the value of lookup_dict whose key matches this machine's grain
