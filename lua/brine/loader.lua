@@ -31,7 +31,7 @@ Error.__tostring = function(e)
 end
 
 --- Makes a loader error object.
----@param kind string "missing"|"invalid_args"|"invalid_kwargs"|"execution"
+---@param kind string "missing"|"invalid_args"|"invalid_kwargs"
 ---@param message string
 function M.error(kind, message)
   return setmetatable({ kind = kind, message = message }, Error)
@@ -279,6 +279,9 @@ function Loader:module(name)
   if mod then
     return mod
   end
+  if type(name) ~= "string" or not name:match("^[%w_]+$") then
+    return nil -- a module name is a file name: no paths
+  end
   if self.missing[name] ~= nil then
     return nil
   end
@@ -336,7 +339,7 @@ function Loader:entry(fun)
   if entry then
     return entry
   end
-  local modname, fname = fun:match("^([^.]+)%.(.+)$")
+  local modname, fname = fun:match("^([%w_]+)%.(.+)$")
   if not modname or fname:sub(1, 1) == "_" then
     return nil
   end
