@@ -321,6 +321,41 @@ local function run(cmd, o, merge)
   return ret
 end
 
+-- brine.log when the build has it: Salt's cmd module logs failed commands
+-- where salt-call users see them.
+local function logger()
+  if package.loaded["brine.log"] or package.preload["brine.log"] then
+    return require("brine.log")
+  end
+  return nil
+end
+
+local LOG_RANK = { trace = 1, debug = 2, info = 3, warning = 4, error = 5 }
+
+-- Logs a finished command as Salt's cmd functions do: a failure at error
+-- level (naming only the program, never its arguments), then the output
+-- at output_loglevel (raised to error for a failure); "quiet" logs nothing.
+local function log_result(cmd, o, ret, fields)
+  local log = logger()
+  local level = o.output_loglevel or "debug"
+  if not log or level == "quiet" or not LOG_RANK[level] then
+    return
+  end
+  local failed = not o.ignore_retcode and ret.retcode ~= 0
+  if failed then
+    local first = type(cmd) == "table" and tostring(cmd[1]) or cmd:match("^%s*(%S*)")
+    log.error("Command '%s' failed with return code: %s", first, tostring(ret.retcode))
+    if LOG_RANK[level] < LOG_RANK.error then
+      level = "error"
+    end
+  end
+  for _, f in ipairs(fields) do
+    if f[2] ~= "" or f[1] == "output" then
+      log[level]("%s: %s", f[1], tostring(f[2]))
+    end
+  end
+end
+
 -- The options table from the bound parameters.
 local function options(cwd, stdin, runas, group, shell, python_shell, env, clean_env, rstrip,
                        umask, output_loglevel, hide_output, timeout, ignore_retcode,
@@ -345,6 +380,7 @@ function M.run(cmd, cwd, stdin, runas, group, shell, python_shell, env, clean_en
   if not ret then
     return nil, err
   end
+  log_result(cmd, o, ret, { { "output", ret.stdout } })
   return o.hide_output and "" or ret.stdout
 end
 
@@ -370,6 +406,10 @@ local function run_part(part)
     local ret, err = run(cmd, o, false)
     if not ret then
       return nil, err
+    end
+    if not o.ignore_retcode and ret.retcode ~= 0 then
+      log_result(cmd, o, ret, { { "stdout", ret.stdout }, { "stderr", ret.stderr },
+        { "retcode", ret.retcode } })
     end
     if part == "all" then
       if o.hide_output then
