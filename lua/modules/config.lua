@@ -11,6 +11,7 @@ local null = data.null
 local MISSING = {}
 
 M.__defaults__ = {
+  option = { default = "", omit_opts = false, omit_master = false, omit_pillar = false },
   get = { default = "", delimiter = ":", merge = null, omit_opts = false,
     omit_pillar = false, omit_master = false, omit_grains = false },
 }
@@ -41,5 +42,25 @@ function M.get(key, default, delimiter, merge, omit_opts, omit_pillar, omit_mast
   return default == nil and null or default
 end
 -- luacheck: pop
+
+--- A minion option (a top-level key only, no traversal), else the same key
+--- in the master section of the pillar, else the pillar, else default.
+function M.option(value, default, omit_opts, omit_master, omit_pillar)
+  if not omit_opts and opts[value] ~= nil then
+    return opts[value]
+  end
+  if not omit_master and type(pillar.master) == "table" and pillar.master[value] ~= nil then
+    return pillar.master[value]
+  end
+  if not omit_pillar and pillar[value] ~= nil then
+    return pillar[value]
+  end
+  return default == nil and null or default
+end
+
+--- All the minion's options.
+function M.items()
+  return opts
+end
 
 return M
