@@ -332,22 +332,18 @@ local function call(ld, fun, words, opts)
   return retcode ~= 0 and 1 or 0
 end
 
---- Runs `brine call` with its arguments; returns the exit status.
-function M.run(argv)
-  local o, words = M.parse(argv)
-  if not o then
-    stderr("Usage: brine call [OPTIONS] FUNCTION [ARGS...]\n\nbrine call: error: ", words, "\n")
-    return 2
-  end
-  if o.help then
-    io.stdout:write(M.usage)
-    return 0
-  end
+local function usage_error(message)
+  stderr("Usage: brine call [OPTIONS] FUNCTION [ARGS...]\n\nbrine call: error: ", message, "\n")
+  return 2
+end
+
+-- The options of this call: the configuration, the command line over it,
+-- logging and colour set up, --out-file emptied unless appending.
+local function load_options(o)
   local config = require("brine.config")
   local opts, err = config.load(o.config_dir, "minion", o.config_dir ~= nil)
   if not opts then
-    stderr("brine call: ", err, "\n")
-    return 2
+    return nil, err
   end
   apply(opts, o)
   config.finish(opts)
@@ -361,6 +357,25 @@ function M.run(argv)
     if f then
       f:close()
     end
+  end
+  return opts
+end
+
+--- Runs `brine call` with its arguments; returns the exit status.
+function M.run(argv)
+  local o, words = M.parse(argv)
+  if not o then
+    return usage_error(words)
+  elseif o.help then
+    io.stdout:write(M.usage)
+    return 0
+  elseif not (words[1] or o.grains_run or o.doc) then
+    return usage_error("Requires function, --grains or --doc")
+  end
+  local opts, err = load_options(o)
+  if not opts then
+    stderr("brine call: ", err, "\n")
+    return 2
   end
   if opts.file_client ~= "local" then
     stderr("brine call: talking to a master is not built yet; run masterless with"
@@ -376,11 +391,6 @@ function M.run(argv)
   local fun = table.remove(words, 1)
   if o.doc then
     return call(ld, "sys.doc", { fun }, opts)
-  end
-  if not fun then
-    stderr("Usage: brine call [OPTIONS] FUNCTION [ARGS...]\n\n"
-      .. "brine call: error: Requires function, --grains or --doc\n")
-    return 2
   end
   return call(ld, fun, words, opts)
 end
