@@ -350,7 +350,11 @@ function Loader:entry(fun)
   end
   local params, varargs, kwargs = introspect(fn)
   local defaults = type(mod.__defaults__) == "table" and mod.__defaults__[fname] or {}
-  entry = { fn = fn, module = mod, fun = fun, name = fname, params = params,
+  local index = {}
+  for i, p in ipairs(params) do
+    index[p] = i
+  end
+  entry = { fn = fn, module = mod, fun = fun, name = fname, params = params, index = index,
     defaults = defaults, varargs = varargs, kwargs = kwargs }
   self.entries[fun] = entry
   return entry
@@ -402,57 +406,29 @@ local function to_lua(v)
   return v
 end
 
---- Binds arguments to an entry's parameters as Python binds them and
---- returns the values to call the Lua function with (an array and its
---- length). Raises loader errors for invalid keyword arguments (Salt's
---- SaltInvocationError) and for a wrong count (Python's TypeError).
----@param entry table from Loader:entry
----@param args table|nil array of positional values
----@param kwargs table|nil map of keyword values
-function M.bind(entry, args, kwargs)
-  args = args or {}
-  local params, index = entry.params, {}
-  for i, p in ipairs(params) do
-    index[p] = i
+-- Salt refuses keyword arguments a function has no parameter for (unless
+-- it takes **kwargs) before anything else is checked.
+local function check_kwargs(entry, kwargs)
+  if entry.kwargs or not kwargs then
+    return
   end
   local invalid = {}
-  if kwargs then
-    for k, v in pairs(kwargs) do
-      if not index[k] and not entry.kwargs then
-        invalid[#invalid + 1] = k .. "=" .. py_str(v)
-      end
+  for k, v in pairs(kwargs) do
+    if not entry.index[k] then
+      invalid[#invalid + 1] = tostring(k) .. "=" .. py_str(v)
     end
   end
   if #invalid > 0 then
     raise("invalid_kwargs", "The following keyword arguments are not valid: "
       .. table.concat(invalid, ", "))
   end
-  local nargs = #args
-  if nargs > #params and not entry.varargs then
-    raise("invalid_args", too_many(entry, nargs))
-  end
-  local values, filled = {}, {}
-  for i = 1, math.min(nargs, #params) do
-    values[i] = to_lua(args[i])
-    filled[i] = true
-  end
-  local extra = entry.kwargs and data.map() or nil
-  if kwargs then
-    for k, v in pairs(kwargs) do
-      local i = index[k]
-      if i and filled[i] then
-        raise("invalid_args", string.format("%s() got multiple values for argument '%s'",
-          entry.name, k))
-      elseif i then
-        values[i] = to_lua(v)
-        filled[i] = true
-      else
-        extra[k] = v
-      end
-    end
-  end
+end
+
+-- Gives each parameter not yet filled its default; raises for the
+-- required ones left.
+local function fill_defaults(entry, values, filled)
   local missing = {}
-  for i, p in ipairs(params) do
+  for i, p in ipairs(entry.params) do
     if not filled[i] then
       local default = entry.defaults[p]
       if default == nil then
@@ -466,6 +442,39 @@ function M.bind(entry, args, kwargs)
     raise("invalid_args", string.format("%s() missing %d required positional %s: %s",
       entry.name, #missing, plural(#missing, "argument"), quote_list(missing)))
   end
+end
+
+--- Binds arguments to an entry's parameters as Python binds them and
+--- returns the values to call the Lua function with (an array and its
+--- length). Raises loader errors for invalid keyword arguments (Salt's
+--- SaltInvocationError) and for a wrong count (Python's TypeError).
+---@param entry table from Loader:entry
+---@param args table|nil array of positional values
+---@param kwargs table|nil map of keyword values
+function M.bind(entry, args, kwargs)
+  args = args or {}
+  local params, nargs = entry.params, #args
+  check_kwargs(entry, kwargs)
+  if nargs > #params and not entry.varargs then
+    raise("invalid_args", too_many(entry, nargs))
+  end
+  local values, filled = {}, {}
+  for i = 1, math.min(nargs, #params) do
+    values[i], filled[i] = to_lua(args[i]), true
+  end
+  local extra = entry.kwargs and data.map() or nil
+  for k, v in pairs(kwargs or {}) do
+    local i = entry.index[k]
+    if i and filled[i] then
+      raise("invalid_args", string.format("%s() got multiple values for argument '%s'",
+        entry.name, k))
+    elseif i then
+      values[i], filled[i] = to_lua(v), true
+    else
+      extra[k] = v
+    end
+  end
+  fill_defaults(entry, values, filled)
   local n = #params
   if entry.kwargs then
     n = n + 1
