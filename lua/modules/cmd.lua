@@ -226,18 +226,8 @@ local function strip_end(s)
   return (s:gsub("%s+$", ""))
 end
 
--- Runs cmd with Salt's options; returns Salt's run_all mapping.
-local function run(cmd, o, merge)
-  if type(cmd) == "table" then
-    local words = {}
-    for i, w in ipairs(cmd) do
-      words[i] = tostring(w)
-    end
-    cmd = words
-  elseif type(cmd) ~= "string" then
-    error("cmd must be a string or a list of words, not " .. tostring(cmd), 0)
-  end
-  local raw = require("outputters.raw")
+-- The environment, stdin and umask of the run spec from Salt's options.
+local function io_spec(o, raw)
   local spec = { cwd = o.cwd, timeout = tonumber(o.timeout), clear_env = o.clean_env == true }
   if o.stdin ~= nil then
     -- as Salt: a "\n" typed on the command line is a newline
@@ -255,25 +245,40 @@ local function run(cmd, o, merge)
       spec.env[k] = raw.str(v)
     end
   end
-  local shown
+  return spec
+end
+
+-- The program and its arguments: through the shell, or the words of cmd.
+-- Returns the argv and the command as Salt shows it in messages.
+local function command_argv(cmd, o, raw)
+  if type(cmd) == "table" then
+    local words = {}
+    for i, w in ipairs(cmd) do
+      words[i] = tostring(w)
+    end
+    cmd = words
+  elseif type(cmd) ~= "string" then
+    error("cmd must be a string or a list of words, not " .. tostring(cmd), 0)
+  end
   if o.shell_mode then
-    shown = type(cmd) == "table" and table.concat(cmd, " ") or cmd
-    spec.argv = { o.shell or "/bin/sh", "-c", shown }
-  else
-    spec.argv = type(cmd) == "table" and cmd or M._shlex_split(cmd)
-    if #spec.argv == 0 then
-      error("no command to run", 0)
-    end
-    shown = raw.repr(data.array(spec.argv))
-    if not M.which(spec.argv[1]) then
-      return nil, string.format("Unable to run command '%s' with the context '%s', reason: "
-        .. "[Errno 2] No such file or directory: '%s'", shown, spec.argv[1], spec.argv[1])
-    end
+    local line = type(cmd) == "table" and table.concat(cmd, " ") or cmd
+    return { o.shell or "/bin/sh", "-c", line }, line
   end
-  if merge then
-    -- stdout and stderr share one pipe, in the order the program wrote them
-    spec.argv = { "/bin/sh", "-c", 'exec "$@" 2>&1', "sh", table.unpack(spec.argv) }
+  local argv = type(cmd) == "table" and cmd or M._shlex_split(cmd)
+  if #argv == 0 then
+    error("no command to run", 0)
   end
+  local shown = raw.repr(data.array(argv))
+  if not M.which(argv[1]) then
+    return nil, string.format("Unable to run command '%s' with the context '%s', reason: "
+      .. "[Errno 2] No such file or directory: '%s'", shown, argv[1], argv[1])
+  end
+  return argv, shown
+end
+
+-- The user, group and folder to run in: Salt runs in the home folder of
+-- the user (runas, else the current one) unless cwd says otherwise.
+local function place_spec(spec, o)
   if o.runas then
     local pw = passwd_entry(o.runas)
     if not pw then
@@ -282,7 +287,6 @@ local function run(cmd, o, merge)
     spec.user, spec.uid, spec.gid = o.runas, pw.uid, pw.gid
     spec.cwd = spec.cwd or pw.home
   end
-  -- Salt runs in the user's home folder unless told otherwise
   spec.cwd = spec.cwd or os.getenv("HOME") or "/"
   if o.group then
     spec.group, spec.gid = o.group, group_id(o.group)
@@ -292,11 +296,11 @@ local function run(cmd, o, merge)
     return nil, string.format("Specified cwd '%s' either not absolute or does not exist",
       spec.cwd)
   end
-  local res, err = run_process(spec)
-  if not res then
-    return nil, string.format("Unable to run command '%s' with the context '%s', reason: %s",
-      shown, spec.argv[1], err)
-  end
+  return spec
+end
+
+-- Salt's run_all mapping from the process result.
+local function result(res, o, shown, raw)
   local ret = { pid = res.pid, retcode = res.retcode, stdout = res.stdout or "",
     stderr = res.stderr or "" }
   if res.timed_out then
@@ -313,10 +317,37 @@ local function run(cmd, o, merge)
       end
     end
   end
+  return ret
+end
+
+-- Runs cmd with Salt's options; returns Salt's run_all mapping, or nil and
+-- Salt's message. merge sends stderr into stdout (cmd.run).
+local function run(cmd, o, merge)
+  local raw = require("outputters.raw")
+  local spec = io_spec(o, raw)
+  local argv, shown = command_argv(cmd, o, raw)
+  if not argv then
+    return nil, shown
+  end
+  spec.argv = argv
+  if merge then
+    -- stdout and stderr share one pipe, in the order the program wrote them
+    spec.argv = { "/bin/sh", "-c", 'exec "$@" 2>&1', "sh", table.unpack(argv) }
+  end
+  local ok, err = place_spec(spec, o)
+  if not ok then
+    return nil, err
+  end
+  local res
+  res, err = run_process(spec)
+  if not res then
+    return nil, string.format("Unable to run command '%s' with the context '%s', reason: %s",
+      shown, argv[1], err)
+  end
+  local ret = result(res, o, shown, raw)
   context.retcode = o.ignore_retcode and 0 or ret.retcode
   if o.raise_err and ret.retcode ~= 0 then
-    return nil, string.format("Command '%s' failed with return code: %d", tostring(cmd),
-      ret.retcode)
+    return nil, string.format("Command '%s' failed with return code: %d", shown, ret.retcode)
   end
   return ret
 end
