@@ -83,6 +83,7 @@ describe("the json outputter", function()
   it("sorts keys with output_indent: pretty and keeps text unescaped", function()
     assert.equal('{\n    "a": "é",\n    "b": []\n}',
       json.output(m({ { "b", data.array() }, { "a", "é" } }), { output_indent = "pretty" }))
+    assert.equal('"\\u0001\\n\\"\127"', json.dumps("\1\n\"\127"))
   end)
 end)
 
