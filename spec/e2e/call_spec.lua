@@ -155,6 +155,10 @@ return M
     assert.equal(7, status)
     _, _, status = call("cmd.run", "exit 0")
     assert.equal(0, status)
+    _, _, status = call("test.outputter", "{result: false}")
+    assert.equal(1, status)
+    _, _, status = call("test.outputter", "{result: true}")
+    assert.equal(0, status)
   end)
 
   it("writes to --out-file, replacing or appending", function()

@@ -204,12 +204,30 @@ function M.display(data, out, opts)
   return true
 end
 
+-- Python's truth of a value.
+local function truthy(v, data)
+  if v == false or v == data.null or v == 0 or v == "" then
+    return false
+  elseif type(v) == "table" then
+    return next(v) ~= nil
+  end
+  return true
+end
+
+-- salt-call's rule: a mapping whose `result` or `success` is false (in
+-- Python's sense: also None, 0, "") is a failed call.
 local function is_failure(value)
   local data = require("brine.data")
   if type(value) ~= "table" or data.kind(value) ~= "map" then
     return false
   end
-  return value.result == false or value.success == false
+  for _, key in ipairs({ "result", "success" }) do
+    local v = value[key]
+    if v ~= nil and not truthy(v, data) then
+      return true
+    end
+  end
+  return false
 end
 
 -- salt-call's answer to a function that does not exist: the docs of the
