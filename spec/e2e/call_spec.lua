@@ -97,6 +97,8 @@ return M
     local out = call("test.arg", "1", "a=[1, 2]", "b=yes", "text", "c=0644", "--out=raw")
     assert.equal("{'local': {'args': (1, 'text'), 'kwargs': {'a': [1, 2], 'b': True, "
       .. "'c': 644}}}\n", out)
+    out = call("test.arg", "c=0644", "d=yes", "--no-parse=c", "--out=raw")
+    assert.equal("{'local': {'args': (), 'kwargs': {'c': '0644', 'd': True}}}\n", out)
   end)
 
   it("says a missing function is not available and exits 255", function()

@@ -34,6 +34,8 @@ Options:
   --force-color           colour the output even when not on a terminal
   -l, --log-level LEVEL   error, warning (default), info, debug, trace
   --retcode-passthrough   exit with the function's own return code
+  --no-parse NAMES        comma-separated keyword names whose values stay
+                          text (not read as YAML)
   -h, --help              print this help and exit
 
 Exit status: 0 on success; 1 when the function failed, its arguments were
@@ -52,6 +54,7 @@ local VALUED = {
   ["--out-indent"] = "output_indent", ["--output-indent"] = "output_indent",
   ["--out-file"] = "output_file", ["--output-file"] = "output_file",
   ["-l"] = "log_level", ["--log-level"] = "log_level",
+  ["--no-parse"] = "no_parse",
 }
 
 local FLAGS = {
@@ -155,7 +158,7 @@ local function apply(opts, o)
   if o.pillar_root then
     opts.pillar_roots = { base = data.array({ o.pillar_root }) }
   end
-  for _, key in ipairs({ "output", "output_indent", "output_file", "log_level" }) do
+  for _, key in ipairs({ "output", "output_indent", "output_file", "log_level", "no_parse" }) do
     if o[key] ~= nil then
       opts[key] = o[key]
     end
@@ -299,7 +302,11 @@ end
 -- Calls the function and prints the result; returns the exit status.
 local function call(ld, fun, words, opts)
   local args = require("brine.args")
-  local pargs, kwargs = args.parse_input(words)
+  local no_parse = {}
+  for name in (opts.no_parse or ""):gmatch("[^,%s]+") do
+    no_parse[name] = true
+  end
+  local pargs, kwargs = args.parse_input(words, no_parse)
   local entry = ld:entry(fun)
   if not entry then
     return missing(ld, fun, opts)
