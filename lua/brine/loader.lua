@@ -657,7 +657,7 @@ end
 
 --- The documentation of a function: the `--` comment block right above
 --- its definition in the module's source (or above the line assigning it,
---- `M.name = ...`, for functions made by a helper), or nil.
+--- `M.name = ...`, for functions another function makes), or nil.
 function Loader:doc(fun)
   local entry = self:entry(fun)
   local lines = entry and source_lines(entry.fn)

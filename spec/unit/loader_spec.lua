@@ -209,7 +209,7 @@ describe("brine.loader", function()
       --- Twice.
       function M.hello() return "hello" end
       local function make() return function() return 1 end end
-      -- Made by a helper.
+      -- Made by a factory.
       M.made = make()
       return M]])
     local ld = loader.new({ module_dirs = { dir } })
@@ -218,6 +218,6 @@ describe("brine.loader", function()
     assert.truthy(table.concat(mods, " "):find("test"))
     assert.same({ "documented.hello", "documented.made" }, ld:list_functions("documented"))
     assert.equal("Says hello.\nTwice.", ld:doc("documented.hello"))
-    assert.equal("Made by a helper.", ld:doc("documented.made"))
+    assert.equal("Made by a factory.", ld:doc("documented.made"))
   end)
 end)
