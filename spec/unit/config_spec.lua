@@ -1,5 +1,5 @@
 -- Minion and master options: Salt's names and defaults, root_dir, the id,
--- reading DIR/minion and DIR/minion.d/*.conf, and Salt's data helpers.
+-- reading DIR/minion and DIR/minion.d/*.conf, and Salt's data functions.
 local config = require("brine.config")
 local data = require("brine.data")
 local luv = require("luv")
@@ -81,7 +81,7 @@ describe("brine.config", function()
   end)
 end)
 
-describe("brine.config data helpers", function()
+describe("brine.config data functions", function()
   it("traverses mappings and lists like Salt", function()
     local list = data.array({ 10, data.map({ { "c", 3 } }) })
     local d = data.map({ { "a", data.map({ { "b", list } }) } })
