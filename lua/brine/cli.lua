@@ -7,7 +7,7 @@ local core = require("brine.core")
 local M = {}
 
 -- Subcommands in the order `brine --help` lists them.
-M.subcommands = { "lua", "render" }
+M.subcommands = { "call", "lua", "render" }
 
 local function known(name)
   for _, sub in ipairs(M.subcommands) do
@@ -49,6 +49,10 @@ function M.version_text()
     core.LUA_RELEASE)
 end
 
+local function run(sub, args)
+  return load_subcommand(sub).run(args) or 0
+end
+
 --- Runs the command line.
 ---@param argv table argv[0] is the program name, argv[1..] its arguments
 ---@return integer exit status
@@ -58,25 +62,31 @@ function M.main(argv)
   for i = 1, #argv do
     args[i] = argv[i]
   end
-  local sub = prog:match("^brine%-(.+)$")
-  if not (sub and known(sub)) then
-    sub = nil
-    local first = args[1]
-    if first == nil or first == "-h" or first == "--help" then
-      io.stdout:write(M.help_text())
-      return first and 0 or 2
-    elseif first == "--version" or first == "-V" then
-      io.stdout:write(M.version_text())
-      return 0
-    elseif known(first) then
-      sub = table.remove(args, 1)
-    else
-      io.stderr:write("brine: publishing jobs needs the master, which this build does not have yet;"
-        .. " use `brine call --local FUNCTION`\n")
-      return 2
+  local named = prog:match("^brine%-(.+)$")
+  if named then
+    if known(named) then
+      return run(named, args)
     end
+    io.stderr:write(string.format("%s: the %s subcommand is not in this build yet; "
+      .. "`brine --help` lists what is\n", prog, named))
+    return 2
   end
-  return load_subcommand(sub).run(args) or 0
+  local first = args[1]
+  if first == nil or first == "-h" or first == "--help" then
+    io.stdout:write(M.help_text())
+    return first and 0 or 2
+  elseif first == "--version" or first == "-V" then
+    io.stdout:write(M.version_text())
+    return 0
+  elseif known(first) then
+    return run(table.remove(args, 1), args)
+  elseif first:sub(1, 1) == "-" then
+    io.stderr:write("brine: no such option: ", first, " (see `brine --help`)\n")
+    return 2
+  end
+  io.stderr:write("brine: publishing jobs needs the master, which this build does not have yet;"
+    .. " use `brine call --local FUNCTION`\n")
+  return 2
 end
 
 return M

@@ -1,0 +1,111 @@
+-- Minion and master options: Salt's names and defaults, root_dir, the id,
+-- reading DIR/minion and DIR/minion.d/*.conf, and Salt's data functions.
+local config = require("brine.config")
+local data = require("brine.data")
+local luv = require("luv")
+
+local has_yaml = pcall(require, "brine.yaml")
+local it_yaml = has_yaml and it or pending
+
+local function tempdir()
+  return assert(luv.fs_mkdtemp((os.getenv("TMPDIR") or "/tmp") .. "/brine-conf-XXXXXX"))
+end
+
+local function write(path, text)
+  local f = assert(io.open(path, "w"))
+  f:write(text)
+  f:close()
+end
+
+describe("brine.config", function()
+  it("has Salt's option names and defaults", function()
+    local o = config.defaults("minion")
+    assert.equal("salt", o.master)
+    assert.equal(4506, o.master_port)
+    assert.equal("warning", o.log_level)
+    assert.equal("/", o.root_dir)
+    assert.equal("full", o.state_output)
+    assert.same({ "/srv/brine", "/srv/spm/brine" }, o.file_roots.base)
+    assert.equal(4505, config.defaults("master").publish_port)
+    assert.has_error(function()
+      config.defaults("syndic")
+    end)
+  end)
+
+  it("derives the id from the host name and extmods from cachedir", function()
+    local o = config.finish(config.defaults("minion"))
+    assert.equal(config.hostname(), o.id)
+    assert.is_true(#o.id > 0)
+    assert.equal("/var/cache/brine/minion/extmods", o.extension_modules)
+  end)
+
+  it("puts path options under root_dir as Salt does", function()
+    local o = config.defaults("minion")
+    o.root_dir = "/srv/root/"
+    o.cachedir = "relative/cache"
+    o.sock_dir = "/srv/root/run"
+    config.finish(o)
+    assert.equal("/srv/root/etc/brine/pki/minion", o.pki_dir)
+    assert.equal("/srv/root/relative/cache", o.cachedir)
+    assert.equal("/srv/root/run", o.sock_dir)
+    assert.equal("/srv/root/var/log/brine/minion", o.log_file)
+  end)
+
+  it("accepts a missing default folder and refuses a missing named one", function()
+    local o = assert(config.load("/no/such/brine/dir", "minion", false))
+    assert.equal("salt", o.master)
+    local none, err = config.load("/no/such/brine/dir", "minion", true)
+    assert.is_nil(none)
+    assert.matches("/no/such/brine/dir", err)
+  end)
+
+  it_yaml("reads DIR/minion, then minion.d/*.conf in name order", function()
+    local dir = tempdir()
+    luv.fs_mkdir(dir .. "/minion.d", 448)
+    write(dir .. "/minion", "id: m1\nmaster: one\ngrains:\n  a: 1\n")
+    write(dir .. "/minion.d/b.conf", "master: three\n")
+    write(dir .. "/minion.d/a.conf", "master: two\ngrains:\n  b: 2\n")
+    local o = assert(config.load(dir, "minion", true))
+    assert.equal("m1", o.id)
+    assert.equal("three", o.master)
+    assert.same({ a = 1, b = 2 }, o.grains)
+    write(dir .. "/minion.d/c.conf", "master: [\n")
+    local none, err = config.load(dir, "minion", true)
+    assert.is_nil(none)
+    assert.matches("c%.conf:%d+", err)
+    for _, f in ipairs({ "/minion.d/a.conf", "/minion.d/b.conf", "/minion.d/c.conf",
+      "/minion.d", "/minion" }) do
+      os.remove(dir .. f)
+    end
+    os.remove(dir)
+  end)
+end)
+
+describe("brine.config data functions", function()
+  it("traverses mappings and lists like Salt", function()
+    local list = data.array({ 10, data.map({ { "c", 3 } }) })
+    local d = data.map({ { "a", data.map({ { "b", list } }) } })
+    assert.equal(10, config.traverse(d, "a:b:0"))
+    assert.equal(3, config.traverse(d, "a:b:c"))
+    assert.equal(3, config.traverse(d, "a.b.c", nil, "."))
+    assert.equal("dflt", config.traverse(d, "a:x", "dflt"))
+    assert.equal("dflt", config.traverse(d, "a:b:9", "dflt"))
+  end)
+
+  it("matches shell patterns like fnmatchcase", function()
+    assert.is_true(config.fnmatch("Debian", "Deb*"))
+    assert.is_true(config.fnmatch("a.b", "a?b"))
+    assert.is_false(config.fnmatch("axb", "a.b"))
+    assert.is_true(config.fnmatch("x1", "x[0-9]"))
+    assert.is_false(config.fnmatch("x1", "x[!0-9]"))
+    assert.is_false(config.fnmatch("debian", "Deb*"))
+  end)
+
+  it("merges recursively and copies deeply", function()
+    local a = { x = { y = 1, z = { 1 } }, k = 1 }
+    local b = config.copy(a)
+    config.update(b, { x = { y = 2, z = data.array({ 1, 2 }) } }, true)
+    assert.same({ x = { y = 2, z = { 1, 2 } }, k = 1 }, b)
+    assert.equal(1, a.x.y)
+  end)
+end)
