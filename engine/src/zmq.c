@@ -197,7 +197,7 @@ static int l_ctx_socket(lua_State *L)
 
 /* ---- socket options -------------------------------------------------- */
 
-enum opt_kind { OPT_INT, OPT_BYTES, OPT_KEY, OPT_STR };
+enum opt_kind { OPT_INT, OPT_I64, OPT_BYTES, OPT_KEY, OPT_STR };
 
 static const struct opt {
   const char *name;
@@ -207,7 +207,7 @@ static const struct opt {
   {"linger", ZMQ_LINGER, OPT_INT},
   {"sndhwm", ZMQ_SNDHWM, OPT_INT},
   {"rcvhwm", ZMQ_RCVHWM, OPT_INT},
-  {"maxmsgsize", ZMQ_MAXMSGSIZE, OPT_INT},
+  {"maxmsgsize", ZMQ_MAXMSGSIZE, OPT_I64},
   {"routing_id", ZMQ_ROUTING_ID, OPT_BYTES},
   {"router_mandatory", ZMQ_ROUTER_MANDATORY, OPT_INT},
   {"router_handover", ZMQ_ROUTER_HANDOVER, OPT_INT},
@@ -270,6 +270,9 @@ static int l_setopt(lua_State *L)
     int v = lua_isboolean(L, 3) ? lua_toboolean(L, 3)
                                 : (int)luaL_checkinteger(L, 3);
     rc = z.zmq_setsockopt(s->handle, o->id, &v, sizeof v);
+  } else if (o->kind == OPT_I64) {
+    int64_t v = (int64_t)luaL_checkinteger(L, 3);
+    rc = z.zmq_setsockopt(s->handle, o->id, &v, sizeof v);
   } else {
     size_t len;
     const char *v = luaL_checklstring(L, 3, &len);
@@ -294,6 +297,14 @@ static int l_getopt(lua_State *L)
     if (z.zmq_getsockopt(s->handle, o->id, &v, &len) != 0)
       return fail(L, lua_pushfstring(L, "reading %s", o->name));
     lua_pushinteger(L, v);
+    return 1;
+  }
+  if (o->kind == OPT_I64) {
+    int64_t v = 0;
+    size_t len = sizeof v;
+    if (z.zmq_getsockopt(s->handle, o->id, &v, &len) != 0)
+      return fail(L, lua_pushfstring(L, "reading %s", o->name));
+    lua_pushinteger(L, (lua_Integer)v);
     return 1;
   }
   char buf[256];

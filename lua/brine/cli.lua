@@ -7,7 +7,7 @@ local core = require("brine.core")
 local M = {}
 
 -- Subcommands in the order `brine --help` lists them.
-M.subcommands = { "lua" }
+M.subcommands = { "lua", "key", "master", "minion" }
 
 local function known(name)
   for _, sub in ipairs(M.subcommands) do
@@ -71,9 +71,7 @@ function M.main(argv)
     elseif known(first) then
       sub = table.remove(args, 1)
     else
-      io.stderr:write("brine: publishing jobs needs the master, which this build does not have yet;"
-        .. " use `brine call --local FUNCTION`\n")
-      return 2
+      return require("brine.cli.publish").run(args)
     end
   end
   return load_subcommand(sub).run(args) or 0
