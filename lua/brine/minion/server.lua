@@ -268,10 +268,11 @@ function Minion:pump_returns()
     return
   end
   local now = posix.monotonic()
+  local resend = math.max(1, math.min(RESEND_AFTER, 2 * self.opts.master_alive_interval))
   local sent = 0
   for _, jid in ipairs(self.queue) do
     local at = self.inflight[jid]
-    if at and now - at < RESEND_AFTER then
+    if at and now - at < resend then
       sent = sent + 1
     elseif sent < WINDOW then
       local bytes = posix.read(self:path("returns/" .. jid), wire.MAX_MESSAGE)
