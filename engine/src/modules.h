@@ -18,6 +18,8 @@ int brine__open_json(lua_State *L);
 int brine__open_msgpack(lua_State *L);
 int brine__open_yaml(lua_State *L);
 int brine__open_grains(lua_State *L);
+int brine__open_zmq(lua_State *L);
+int brine__open_posix(lua_State *L);
 
 #define BRINE_C_MODULES(X) \
   X("brine.core", brine__open_core) \
@@ -32,6 +34,8 @@ int brine__open_grains(lua_State *L);
   X("brine.json", brine__open_json) \
   X("brine.msgpack", brine__open_msgpack) \
   X("brine.yaml", brine__open_yaml) \
-  X("brine.grains", brine__open_grains)
+  X("brine.grains", brine__open_grains) \
+  X("brine.zmq", brine__open_zmq) \
+  X("brine.posix", brine__open_posix)
 
 #endif

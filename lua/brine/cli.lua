@@ -7,7 +7,7 @@ local core = require("brine.core")
 local M = {}
 
 -- Subcommands in the order `brine --help` lists them.
-M.subcommands = { "call", "lua", "render" }
+M.subcommands = { "call", "key", "lua", "master", "minion", "render" }
 
 local function known(name)
   for _, sub in ipairs(M.subcommands) do
@@ -80,13 +80,8 @@ function M.main(argv)
     return 0
   elseif known(first) then
     return run(table.remove(args, 1), args)
-  elseif first:sub(1, 1) == "-" then
-    io.stderr:write("brine: no such option: ", first, " (see `brine --help`)\n")
-    return 2
   end
-  io.stderr:write("brine: publishing jobs needs the master, which this build does not have yet;"
-    .. " use `brine call --local FUNCTION`\n")
-  return 2
+  return require("brine.cli.publish").run(args)
 end
 
 return M

@@ -1,0 +1,517 @@
+-- The master daemon: one loop over its sockets.
+--   request port (ROUTER, CURVE)   minions authenticate (`_auth`) and return results
+--   publish port (ROUTER, CURVE)   each job goes only to the connections of the
+--                                  minions it targets
+--   key port (ROUTER, no crypto)   hands out the master's public key, nothing else,
+--                                  so a new minion can pin it
+--   local socket (ipc:// in sock_dir, 0700)  the CLI publishes jobs and follows returns
+--   ZAP (inproc://zeromq.zap.01)   decides which CURVE keys may connect
+-- Owns the key index, the table of connected minions, the active jobs and
+-- the job cache (cachedir/jobs/JID/). Every received message is decoded
+-- under limits; a bad one is logged and dropped.
+local zmq = require("brine.zmq")
+local posix = require("brine.posix")
+local data = require("brine.data")
+local wire = require("brine.master.wire")
+local keys = require("brine.keys")
+local target = require("brine.target")
+local daemon = require("brine.master.daemon")
+
+local M = {}
+
+local Master = {}
+Master.__index = Master
+
+local MAX_GRAINS = 64 * 1024
+
+--- Creates the master from its options; nothing is bound yet.
+function M.new(opts, log)
+  return setmetatable({
+    opts = opts, log = log, conns = {}, jobs = {}, index = { by_key = {}, accepted = {} },
+    next_scan = 0, stamp = nil, running = true,
+  }, Master)
+end
+
+---------------------------------------------------------------------------
+-- Setup
+---------------------------------------------------------------------------
+
+function Master:bind(sock, endpoint)
+  local ok, err = sock:bind(endpoint)
+  if not ok then
+    return nil, err
+  end
+  return sock:getopt("last_endpoint")
+end
+
+local function network_socket(self, kind, domain)
+  local sock = assert(self.ctx:socket("ROUTER"))
+  wire.common_options(sock, self.opts)
+  assert(sock:setopt("router_mandatory", 1))
+  assert(sock:setopt("router_handover", 1))
+  if domain then
+    wire.curve_server(sock, self.pub, self.sec, domain)
+  end
+  local ep, err = self:bind(sock, wire.endpoint(self.opts.interface,
+    self.opts[kind]))
+  if not ep then
+    return nil, string.format("%s %d: %s", kind, self.opts[kind], err)
+  end
+  return sock, ep
+end
+
+--- Makes keys and folders, binds every socket. Returns true or nil, err.
+function Master:start()
+  local o = self.opts
+  local err
+  self.pub, self.sec = keys.ensure_keypair(o.pki_dir, "master")
+  if not self.pub then
+    return nil, self.sec
+  end
+  self.store, err = keys.open(o.pki_dir)
+  if not self.store then
+    return nil, err
+  end
+  for _, dir in ipairs({ o.cachedir, o.cachedir .. "/jobs", o.sock_dir }) do
+    local ok, e = daemon.mkdirs(dir, 448)
+    if not ok then
+      return nil, e
+    end
+  end
+  posix.chmod(o.sock_dir, 448)
+  self:scan_keys(true)
+  self.ctx = assert(zmq.context())
+  self.zap = assert(self.ctx:socket("REP"))
+  assert(self.zap:bind("inproc://zeromq.zap.01"))
+  self.req, err = network_socket(self, "ret_port", wire.DOMAIN_REQUEST)
+  if not self.req then return nil, err end
+  self.pubsock, err = network_socket(self, "publish_port", wire.DOMAIN_PUBLISH)
+  if not self.pubsock then return nil, err end
+  self.keysock, err = network_socket(self, "key_port", nil)
+  if not self.keysock then return nil, err end
+  self.local_path = o.sock_dir .. "/master.ipc"
+  posix.unlink(self.local_path)
+  self.localsock = assert(self.ctx:socket("ROUTER"))
+  local old = posix.umask(63)
+  local ok
+  ok, err = self.localsock:bind("ipc://" .. self.local_path)
+  posix.umask(old)
+  if not ok then
+    return nil, err
+  end
+  self.sigfd = posix.signals({ "TERM", "INT", "HUP" })
+  self.last_jid = posix.read(o.cachedir .. "/last_jid", 64)
+  self.last_jid = self.last_jid and self.last_jid:match("^(%d+)") or nil
+  self.log:info("master listening: publish %s, request %s, key %s",
+    self.pubsock:getopt("last_endpoint"), self.req:getopt("last_endpoint"),
+    self.keysock:getopt("last_endpoint"))
+  return true
+end
+
+---------------------------------------------------------------------------
+-- Keys
+---------------------------------------------------------------------------
+
+--- Re-reads the key folders when they changed; forgets connections of
+--- minions whose key is no longer accepted.
+function Master:scan_keys(force)
+  local stamp = self.store:stamp()
+  if not force and stamp == self.stamp then
+    return
+  end
+  self.stamp = stamp
+  self.index = self.store:index()
+  for id, conn in pairs(self.conns) do
+    if self.index.accepted[id] ~= conn.key then
+      self.log:info("minion %s: key no longer accepted, dropping its connection", id)
+      self.conns[id] = nil
+    end
+  end
+end
+
+-- ZAP: accepted keys get in with their key as User-Id; on the request
+-- port, keys that are not on record (or pending) get in too, so they can
+-- send `_auth`; rejected and denied keys get nothing.
+function Master:handle_zap()
+  local frames = self.zap:recv({ dontwait = true })
+  if not frames then
+    return
+  end
+  local version, request_id, domain = frames[1], frames[2] or "", frames[3]
+  local mechanism, key = frames[6], frames[7]
+  local status, text, user = "400", "denied", ""
+  if version == "1.0" and mechanism == "CURVE" and key and #key == 32 then
+    local z85 = zmq.z85_encode(key)
+    local rec = self.index.by_key[z85]
+    local state = rec and rec.state
+    if state == "accepted" or (domain == wire.DOMAIN_REQUEST and
+        (state == nil or state == "pending")) then
+      status, text, user = "200", "OK", z85
+    else
+      self.log:debug("refused a %s connection from %s (key %s)", domain, frames[4] or "?",
+        state or "unknown")
+    end
+  end
+  self.zap:send({ "1.0", request_id, status, text, user, "" })
+end
+
+---------------------------------------------------------------------------
+-- Jobs
+---------------------------------------------------------------------------
+
+function Master:job_dir(jid)
+  return self.opts.cachedir .. "/jobs/" .. jid
+end
+
+function Master:connected(id)
+  local conn = self.conns[id]
+  return conn ~= nil and self.index.accepted[id] == conn.key
+end
+
+--- Resolves a target against the accepted keys (and cached grains).
+function Master:resolve(tgt, tgt_type)
+  local ids = {}
+  for id in pairs(self.index.accepted) do
+    ids[#ids + 1] = id
+  end
+  table.sort(ids)
+  return target.select(tgt, tgt_type, ids, function(id)
+    return self.conns[id] and self.conns[id].grains
+  end)
+end
+
+--- Publishes a job; returns the job record or nil, message.
+function Master:publish(req)
+  local fun = wire.str(req, "fun", 256)
+  local tgt = req.tgt
+  local tgt_type = wire.str(req, "tgt_type", 32) or "glob"
+  if not fun or not fun:match("^[%w_]+%.[%w_.]+$") then
+    return nil, "a function is named module.function"
+  end
+  if not target.TYPES[tgt_type] then
+    return nil, "unknown target type '" .. tgt_type .. "'"
+  end
+  if type(tgt) ~= "string" and data.kind(tgt) ~= "array" then
+    return nil, "a target is a string or a list"
+  end
+  local minions = self:resolve(tgt, tgt_type)
+  local jid = wire.new_jid(self.last_jid)
+  self.last_jid = jid
+  posix.write_atomic(self.opts.cachedir .. "/last_jid", jid .. "\n")
+  local job = { jid = jid, fun = fun, minions = minions, returned = {}, clients = {},
+    started = posix.monotonic() }
+  local arg = data.kind(req.arg) == "array" and req.arg or data.array()
+  local kwarg = data.kind(req.kwarg) == "map" and req.kwarg or data.map()
+  local load = data.map({ { "cmd", "job" }, { "jid", jid }, { "fun", fun }, { "arg", arg },
+    { "kwarg", kwarg }, { "tgt", tgt }, { "tgt_type", tgt_type }, { "user", "root" } })
+  local dir = self:job_dir(jid)
+  posix.mkdir(dir, 448)
+  local record = data.map({ { "jid", jid }, { "fun", fun }, { "arg", arg }, { "kwarg", kwarg },
+    { "tgt", tgt }, { "tgt_type", tgt_type }, { "minions", data.array(minions) } })
+  posix.write_atomic(dir .. "/.load", wire.encode(record))
+  local payload = wire.encode(load)
+  for _, id in ipairs(minions) do
+    self:send_job(id, payload)
+  end
+  self.jobs[jid] = job
+  self.log:info("job %s: %s sent to %d minion(s)", jid, fun, #minions)
+  return job
+end
+
+function Master:send_job(id, payload)
+  if not self:connected(id) then
+    return false
+  end
+  local ok, err = self.pubsock:send({ self.conns[id].routing, payload }, { dontwait = true })
+  if not ok then
+    self.log:info("minion %s: job not delivered (%s)", id, err)
+    self.conns[id] = nil
+    return false
+  end
+  return true
+end
+
+-- Loads a job from the cache when it is not active (a return that
+-- arrives after a master restart).
+function Master:find_job(jid)
+  if self.jobs[jid] then
+    return self.jobs[jid]
+  end
+  if not wire.is_jid(jid) then
+    return nil
+  end
+  local bytes = posix.read(self:job_dir(jid) .. "/.load", wire.MAX_MESSAGE)
+  local rec = bytes and wire.msgpack.unpack(bytes, { max_depth = wire.MAX_DEPTH })
+  if not rec or data.kind(rec.minions) ~= "array" then
+    return nil
+  end
+  local job = { jid = jid, fun = rec.fun, minions = rec.minions, returned = {}, clients = {},
+    started = posix.monotonic(), from_cache = true }
+  self.jobs[jid] = job
+  return job
+end
+
+local function contains(list, value)
+  for _, v in ipairs(list) do
+    if v == value then
+      return true
+    end
+  end
+  return false
+end
+
+--- Stores one minion's return once; tells the clients following the job.
+function Master:store_return(id, msg)
+  local jid = msg.jid
+  local job = wire.is_jid(jid) and self:find_job(jid)
+  if not job or not contains(job.minions, id) then
+    self.log:warning("minion %s: return for job %s that did not target it, dropped", id,
+      tostring(jid))
+    return true -- acknowledged, so the minion does not retry it forever
+  end
+  local path = self:job_dir(jid) .. "/" .. id
+  if job.returned[id] or posix.stat(path) then
+    self.log:debug("minion %s: duplicate return for job %s", id, jid)
+    return true
+  end
+  local ret = data.map({ { "id", id }, { "jid", jid }, { "fun", job.fun },
+    { "return", msg["return"] == nil and data.null or msg["return"] },
+    { "retcode", math.type(msg.retcode) == "integer" and msg.retcode or 0 },
+    { "success", msg.success ~= false } })
+  local ok, err = posix.write_atomic(path, wire.encode(ret))
+  if not ok then
+    self.log:error("job %s: cannot store the return of %s: %s", jid, id, err)
+    return false
+  end
+  job.returned[id] = true
+  self.log:info("job %s: return from %s", jid, id)
+  local out = data.map({ { "cmd", "return" } })
+  for k, v in pairs(ret) do
+    out[k] = v
+  end
+  local payload = wire.encode(out)
+  for client in pairs(job.clients) do
+    if not self.localsock:send({ client, payload }, { dontwait = true }) then
+      job.clients[client] = nil
+    end
+  end
+  return true
+end
+
+---------------------------------------------------------------------------
+-- The request port
+---------------------------------------------------------------------------
+
+function Master:reply(sock, routing, msg)
+  local ok, err = sock:send({ routing, wire.encode(msg) }, { dontwait = true })
+  if not ok then
+    self.log:debug("reply not sent: %s", err)
+  end
+end
+
+function Master:handle_auth(routing, key, msg)
+  local id = wire.str(msg, "id", 255)
+  local valid, why = keys.valid_id(id)
+  if not valid then
+    self.log:warning("_auth with a bad minion id from key %s: %s", keys.fingerprint(key), why)
+    return
+  end
+  if msg.pub ~= key then
+    self.log:warning("minion %s: _auth names a key other than the one it connected with",
+      id)
+    return
+  end
+  local state = self.store:offer(id, key, self.opts.auto_accept == true)
+  self:scan_keys(true)
+  if state ~= "accepted" then
+    self.log:info("minion %s: key %s", id, state)
+  end
+  self:reply(self.req, routing, { cmd = "_auth", id = id, ret = state })
+end
+
+function Master:handle_request()
+  local frames, meta = self.req:recv({ dontwait = true, max_frames = 4 })
+  if not frames then
+    if meta then
+      self.log:warning("request port: %s", meta)
+    end
+    return
+  end
+  local key = meta.user_id
+  if #frames ~= 2 or not key then
+    self.log:warning("request port: malformed message of %d frame(s) dropped", #frames)
+    return
+  end
+  local routing = frames[1]
+  local msg, err = wire.decode(frames[2])
+  if not msg then
+    self.log:warning("request port: bad message from %s dropped: %s",
+      meta.peer_address or "?", err)
+    return
+  end
+  local rec = self.index.by_key[key]
+  if msg.cmd == "_auth" then
+    return self:handle_auth(routing, key, msg)
+  end
+  if not rec or rec.state ~= "accepted" then
+    self.log:warning("request port: '%s' from a key that is not accepted, dropped",
+      msg.cmd)
+    return
+  end
+  if msg.id ~= nil and msg.id ~= rec.id then
+    self.log:warning("minion %s: message claims to come from %s, dropped", rec.id,
+      tostring(msg.id))
+    return
+  end
+  if msg.cmd == "_return" then
+    if self:store_return(rec.id, msg) then
+      self:reply(self.req, routing, { cmd = "_ack", jid = msg.jid })
+    end
+  else
+    self.log:warning("minion %s: unknown request '%s' dropped", rec.id, msg.cmd)
+  end
+end
+
+---------------------------------------------------------------------------
+-- The publish port and the key port
+---------------------------------------------------------------------------
+
+function Master:handle_publish_port()
+  local frames, meta = self.pubsock:recv({ dontwait = true, max_frames = 4 })
+  if not frames then
+    return
+  end
+  local rec = meta.user_id and self.index.by_key[meta.user_id]
+  if #frames ~= 2 or not rec or rec.state ~= "accepted" then
+    return
+  end
+  local msg, err = wire.decode(frames[2])
+  if not msg or msg.cmd ~= "hello" then
+    self.log:warning("minion %s: bad message on the publish port dropped: %s", rec.id,
+      err or msg.cmd)
+    return
+  end
+  local conn = self.conns[rec.id]
+  if not conn or conn.routing ~= frames[1] then
+    self.log:info("minion %s: connected from %s", rec.id, meta.peer_address or "?")
+  end
+  local grains = msg.grains
+  if data.kind(grains) ~= "map" or #frames[2] > MAX_GRAINS then
+    grains = conn and conn.grains
+  end
+  self.conns[rec.id] = { routing = frames[1], key = meta.user_id, seen = posix.monotonic(),
+    grains = grains }
+  self:reply(self.pubsock, frames[1], { cmd = "hello" })
+end
+
+function Master:handle_key_port()
+  local frames = self.keysock:recv({ dontwait = true, max_frames = 4 })
+  if frames and #frames == 2 then
+    self:reply(self.keysock, frames[1], { cmd = "master_key", pub = self.pub })
+  end
+end
+
+---------------------------------------------------------------------------
+-- The local socket
+---------------------------------------------------------------------------
+
+function Master:handle_local()
+  local frames = self.localsock:recv({ dontwait = true, max_frames = 4 })
+  if not frames or #frames ~= 2 then
+    return
+  end
+  local routing = frames[1]
+  local msg, err = wire.decode(frames[2])
+  if not msg then
+    self.log:warning("local socket: bad message dropped: %s", err)
+    return
+  end
+  if msg.cmd == "publish" then
+    local job
+    job, err = self:publish(msg)
+    if not job then
+      return self:reply(self.localsock, routing, { cmd = "error", message = err })
+    end
+    if msg.follow ~= false then
+      job.clients[routing] = true
+    end
+    local down = {}
+    for _, id in ipairs(job.minions) do
+      if not self:connected(id) then
+        down[#down + 1] = id
+      end
+    end
+    self:reply(self.localsock, routing, { cmd = "published", jid = job.jid,
+      minions = data.array(job.minions), not_connected = data.array(down) })
+  else
+    self:reply(self.localsock, routing, { cmd = "error", message = "unknown command" })
+  end
+end
+
+---------------------------------------------------------------------------
+-- The loop
+---------------------------------------------------------------------------
+
+function Master:expire_jobs()
+  local now = posix.monotonic()
+  local keep = math.max(tonumber(self.opts.timeout) or 5, 5) * 12
+  for jid, job in pairs(self.jobs) do
+    if now - job.started > keep then
+      self.jobs[jid] = nil
+    end
+  end
+end
+
+function Master:step(timeout_ms)
+  local items = { self.zap, self.req, self.pubsock, self.keysock, self.localsock, self.sigfd }
+  local ready, err, code = zmq.poll(items, timeout_ms)
+  if not ready then
+    if code ~= "EINTR" then
+      self.log:error("poll: %s", err)
+    end
+    ready = {}
+  end
+  local handlers = { self.handle_zap, self.handle_request, self.handle_publish_port,
+    self.handle_key_port, self.handle_local }
+  for i, handler in ipairs(handlers) do
+    if ready[i] then
+      local ok, e = xpcall(handler, debug.traceback, self)
+      if not ok then
+        self.log:error("%s", e)
+      end
+    end
+  end
+  local signals = posix.pending()
+  if signals.TERM or signals.INT then
+    self.log:info("master stopping")
+    self.running = false
+  end
+  local now = posix.monotonic()
+  if now >= self.next_scan then
+    self.next_scan = now + (tonumber(self.opts.key_scan_interval) or 0.25)
+    self:scan_keys(false)
+    self:expire_jobs()
+  end
+end
+
+function Master:run()
+  while self.running do
+    self:step(100)
+  end
+end
+
+function Master:stop()
+  for _, name in ipairs({ "zap", "req", "pubsock", "keysock", "localsock" }) do
+    if self[name] then
+      self[name]:close()
+    end
+  end
+  if self.ctx then
+    self.ctx:close()
+  end
+  if self.local_path then
+    posix.unlink(self.local_path)
+  end
+end
+
+return M

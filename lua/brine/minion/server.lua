@@ -1,0 +1,522 @@
+-- The minion daemon: one loop that finds the master, authenticates, runs
+-- the jobs it is sent in forked workers and returns their results.
+--
+-- Connecting goes through these states, each with a deadline:
+--   idle      waiting out the reconnect back-off (exponential, with jitter)
+--   keyfetch  asking the master's key port for its public key, checked against
+--             the pinned key (pki_dir/minion_master.pub) or master_finger
+--   auth      `_auth` on the request port; pending keys ask again after
+--             acceptance_wait_time
+--   connected hello on the publish port every master_alive_interval; a master
+--             that stops answering sends the minion back to idle
+-- Every reconnect resolves the master's name again, falling back to the
+-- last address that worked. Returns go to cachedir/returns/JID before they
+-- are sent and are removed when the master acknowledges them.
+local zmq = require("brine.zmq")
+local posix = require("brine.posix")
+local data = require("brine.data")
+local wire = require("brine.master.wire")
+local keys = require("brine.keys")
+local target = require("brine.target")
+local daemon = require("brine.master.daemon")
+local job = require("brine.minion.job")
+
+local M = {}
+
+local Minion = {}
+Minion.__index = Minion
+
+local WINDOW = 16          -- returns in flight at once
+local RESEND_AFTER = 10    -- seconds before an unacknowledged return is sent again
+
+function M.new(opts, log)
+  return setmetatable({ opts = opts, log = log, state = "idle", attempt = 0,
+    next_attempt = 0, workers = {}, queue = {}, inflight = {}, running = true }, Minion)
+end
+
+local function hostname()
+  local f = io.open("/proc/sys/kernel/hostname")
+  local name = f and f:read("l")
+  if f then f:close() end
+  return name or "localhost"
+end
+
+function Minion:path(name)
+  return self.opts.cachedir .. "/" .. name
+end
+
+--- Loads keys, checks the id, prepares the folders and the return queue.
+function Minion:start()
+  local o = self.opts
+  self.id = o.id or hostname()
+  local ok, why = keys.valid_id(self.id)
+  if not ok then
+    return nil, string.format("id '%s': %s", tostring(self.id), why)
+  end
+  local created
+  self.pub, self.sec, created = keys.ensure_keypair(o.pki_dir, "minion")
+  if not self.pub then
+    return nil, self.sec
+  end
+  if created then
+    self.log:info("made a new key pair, fingerprint %s", keys.fingerprint(self.pub))
+  end
+  for _, dir in ipairs({ o.cachedir, self:path("returns") }) do
+    ok, why = daemon.mkdirs(dir, 448)
+    if not ok then
+      return nil, why
+    end
+  end
+  local last = posix.read(self:path("last_jid"), 64)
+  self.last_jid = last and last:match("^(%d+)") or ""
+  for _, name in ipairs(posix.listdir(self:path("returns")) or {}) do
+    if wire.is_jid(name) then
+      self.queue[#self.queue + 1] = name
+    end
+  end
+  self.ctx = assert(zmq.context())
+  self.sigfd = posix.signals({ "TERM", "INT", "CHLD" })
+  self.log:info("minion %s starting; %d return(s) queued", self.id, #self.queue)
+  return true
+end
+
+---------------------------------------------------------------------------
+-- Connecting
+---------------------------------------------------------------------------
+
+function Minion:close_sockets()
+  for _, name in ipairs({ "keysock", "req", "pubsock" }) do
+    if self[name] then
+      self[name]:close()
+      self[name] = nil
+    end
+  end
+end
+
+--- Gives up on the current attempt and waits out the back-off.
+function Minion:fail(fmt, ...)
+  self.log:warning(fmt, ...)
+  self:close_sockets()
+  local o = self.opts
+  local delay = math.min(o.recon_default * 2 ^ self.attempt, math.max(o.recon_max,
+    o.recon_default))
+  if o.recon_randomize then
+    delay = delay * (0.5 + math.random() * 0.5)
+  end
+  self.attempt = math.min(self.attempt + 1, 30)
+  self.state = "idle"
+  self.next_attempt = posix.monotonic() + delay / 1000
+  self.log:debug("reconnecting in %.2f s", delay / 1000)
+end
+
+function Minion:resolve()
+  local addrs, err = posix.resolve(self.opts.master)
+  if addrs and addrs[1] then
+    self.addr = addrs[1]
+    return self.addr
+  end
+  if self.addr then
+    self.log:warning("%s; using the last address that worked, %s", err or "no address",
+      self.addr)
+    return self.addr
+  end
+  return nil, err or ("no address for " .. self.opts.master)
+end
+
+function Minion:socket(kind)
+  local sock = assert(self.ctx:socket("DEALER"))
+  wire.common_options(sock, self.opts)
+  assert(sock:setopt("reconnect_ivl", self.opts.recon_default))
+  assert(sock:setopt("reconnect_ivl_max", math.max(self.opts.recon_max, self.opts.recon_default)))
+  if kind ~= "key_port" then
+    wire.curve_client(sock, self.pub, self.sec, self.master_pub)
+  end
+  local port = kind == "ret_port" and self.opts.master_port or self.opts[kind]
+  assert(sock:connect(wire.endpoint(self.addr, port)))
+  return sock
+end
+
+function Minion:send(sock, msg)
+  return sock:send(wire.encode(msg), { dontwait = true })
+end
+
+function Minion:begin_attempt()
+  local addr, err = self:resolve()
+  if not addr then
+    return self:fail("cannot find the master: %s", err)
+  end
+  self.master_pub = keys.read_key(self.opts.pki_dir .. "/minion_master.pub")
+  self.keysock = self:socket("key_port")
+  self:send(self.keysock, { cmd = "master_key" })
+  self.state = "keyfetch"
+  self.deadline = posix.monotonic() + self.opts.auth_timeout
+end
+
+local function same_finger(a, b)
+  local function norm(s) return tostring(s):lower():gsub("[^%x]", "") end
+  return norm(a) == norm(b)
+end
+
+-- Checks the key the master offers against the pin; true to go on.
+function Minion:check_master_key(offered)
+  local pinned_path = self.opts.pki_dir .. "/minion_master.pub"
+  local finger = keys.fingerprint(offered)
+  if self.opts.master_finger and not same_finger(self.opts.master_finger, finger) then
+    self.log:error("the master at %s offers a key with fingerprint %s, not master_finger %s;"
+      .. " refusing it", self.addr, finger, self.opts.master_finger)
+    return false
+  end
+  if self.master_pub and self.master_pub ~= offered then
+    self.log:error("the master at %s offers key %s, which is not the pinned master key %s"
+      .. " (%s); refusing it. If the master's key was changed on purpose, delete that"
+      .. " file on this minion", self.addr, finger, keys.fingerprint(self.master_pub),
+      pinned_path)
+    return false
+  end
+  if not self.master_pub then
+    local ok, err = posix.write_atomic(pinned_path, offered .. "\n", 384)
+    if not ok then
+      self.log:error("cannot pin the master key: %s", err)
+      return false
+    end
+    self.log:info("pinned the master's key, fingerprint %s", finger)
+    self.master_pub = offered
+  end
+  return true
+end
+
+function Minion:send_auth()
+  self:send(self.req, { cmd = "_auth", id = self.id, pub = self.pub })
+  self.deadline = posix.monotonic() + self.opts.auth_timeout
+  self.state = "auth"
+end
+
+function Minion:start_auth()
+  if self.keysock then
+    self.keysock:close()
+    self.keysock = nil
+  end
+  if not self.master_pub then
+    return self:fail("the master at %s did not send its key", self.addr)
+  end
+  self.req = self:socket("ret_port")
+  self.accept_wait = self.opts.acceptance_wait_time
+  self:send_auth()
+end
+
+function Minion:on_key_reply()
+  local frames = self.keysock:recv({ dontwait = true, max_frames = 2 })
+  local msg = frames and #frames == 1 and wire.decode(frames[1])
+  local offered = msg and wire.str(msg, "pub", 40)
+  if not offered or not zmq.z85_decode(offered) or #offered ~= 40 then
+    return self:fail("the master at %s sent a bad key message", self.addr)
+  end
+  if not self:check_master_key(offered) then
+    return self:fail("not connecting to the master at %s", self.addr)
+  end
+  self:start_auth()
+end
+
+function Minion:on_auth_reply(msg)
+  local ret = msg.ret
+  if ret == "accepted" then
+    self.log:info("authenticated with the master at %s", self.addr)
+    self.pubsock = self:socket("publish_port")
+    self.state = "connected"
+    self.attempt = 0
+    self.inflight = {}
+    self.alive = posix.monotonic()
+    self:hello()
+    self:pump_returns()
+  elseif ret == "pending" then
+    self.log:warning("the master has not accepted this minion's key yet (fingerprint %s);"
+      .. " asking again in %s s", keys.fingerprint(self.pub), self.accept_wait)
+    self.state = "auth_wait"
+    self.deadline = posix.monotonic() + self.accept_wait
+    local max = self.opts.acceptance_wait_time_max
+    if max and max > 0 then
+      self.accept_wait = math.min(self.accept_wait + self.opts.acceptance_wait_time, max)
+    end
+  else
+    self:fail("the master %s this minion's key", ret == "denied" and "denied" or "rejected")
+  end
+end
+
+---------------------------------------------------------------------------
+-- Connected
+---------------------------------------------------------------------------
+
+function Minion:grains()
+  local ok, grains = pcall(require, "brine.grains")
+  if ok and type(grains) == "table" and grains.core then
+    local got, value = pcall(grains.core)
+    if got and type(value) == "table" then
+      value.id = self.id
+      return value
+    end
+  end
+  return data.map({ { "id", self.id } })
+end
+
+function Minion:hello()
+  self.next_hello = posix.monotonic() + self.opts.master_alive_interval
+  self:send(self.pubsock, { cmd = "hello", id = self.id, grains = self:grains() })
+end
+
+function Minion:pump_returns()
+  if self.state ~= "connected" then
+    return
+  end
+  local now = posix.monotonic()
+  local resend = math.max(1, math.min(RESEND_AFTER, 2 * self.opts.master_alive_interval))
+  local sent = 0
+  for _, jid in ipairs(self.queue) do
+    local at = self.inflight[jid]
+    if at and now - at < resend then
+      sent = sent + 1
+    elseif sent < WINDOW then
+      local bytes = posix.read(self:path("returns/" .. jid), wire.MAX_MESSAGE)
+      if bytes and self.req:send(bytes, { dontwait = true }) then
+        self.inflight[jid] = now
+        sent = sent + 1
+      end
+    end
+    if sent >= WINDOW then
+      break
+    end
+  end
+end
+
+function Minion:on_ack(msg)
+  local jid = msg.jid
+  if not wire.is_jid(jid) then
+    return
+  end
+  posix.unlink(self:path("returns/" .. jid))
+  self.inflight[jid] = nil
+  for i, queued in ipairs(self.queue) do
+    if queued == jid then
+      table.remove(self.queue, i)
+      break
+    end
+  end
+  self.log:debug("job %s: return acknowledged", jid)
+  self:pump_returns()
+end
+
+function Minion:on_request_port()
+  local frames, err = self.req:recv({ dontwait = true, max_frames = 2 })
+  if not frames then
+    return self.log:debug("request port: %s", err)
+  end
+  local msg
+  msg, err = #frames == 1 and wire.decode(frames[1])
+  if not msg then
+    return self.log:warning("bad message from the master dropped: %s", err or "frames")
+  end
+  if msg.cmd == "_auth" and (self.state == "auth" or self.state == "auth_wait") then
+    self:on_auth_reply(msg)
+  elseif msg.cmd == "_ack" then
+    self:on_ack(msg)
+  end
+end
+
+local ID_TYPES = { glob = true, pcre = true, list = true }
+
+-- Checks a job before anything runs: its fields, that it is newer than
+-- every job run before (a replayed publish is not run twice) and that its
+-- target names this minion.
+function Minion:check_job(msg)
+  local jid = msg.jid
+  if not wire.is_jid(jid) or type(msg.fun) ~= "string" or #msg.fun > 256 then
+    return nil, "malformed job"
+  end
+  if jid <= self.last_jid then
+    return nil, string.format("job %s is not newer than the last job run (%s): replayed or"
+      .. " stale, not run", jid, self.last_jid)
+  end
+  local tgt_type = msg.tgt_type
+  if ID_TYPES[tgt_type] and not target.match(msg.tgt, tgt_type, self.id) then
+    return nil, string.format("job %s does not target this minion", jid)
+  end
+  return true
+end
+
+function Minion:on_publish_port()
+  local frames, err = self.pubsock:recv({ dontwait = true, max_frames = 2 })
+  if not frames then
+    return self.log:debug("publish port: %s", err)
+  end
+  local msg
+  msg, err = #frames == 1 and wire.decode(frames[1])
+  if not msg then
+    return self.log:warning("bad message from the master dropped: %s", err or "frames")
+  end
+  self.alive = posix.monotonic()
+  if msg.cmd == "hello" then
+    return
+  elseif msg.cmd ~= "job" then
+    return self.log:warning("unknown message '%s' from the master dropped", msg.cmd)
+  end
+  local ok
+  ok, err = self:check_job(msg)
+  if not ok then
+    return self.log:warning("%s", err)
+  end
+  self.last_jid = msg.jid
+  posix.write_atomic(self:path("last_jid"), msg.jid .. "\n")
+  self:spawn(msg)
+end
+
+---------------------------------------------------------------------------
+-- Workers
+---------------------------------------------------------------------------
+
+function Minion:spawn(msg)
+  local pid, err = posix.fork()
+  if not pid then
+    return self:finish(msg.jid, msg.fun, "could not start a worker: " .. err)
+  end
+  if pid == 0 then
+    local ok = pcall(function()
+      local ret = job.run(msg, self.id, self.opts)
+      local packed, bytes = pcall(wire.encode, ret)
+      if not packed then
+        ret = job.run({ jid = msg.jid, fun = msg.fun }, self.id, self.opts)
+        ret["return"] = "the result cannot be sent: " .. tostring(bytes)
+        ret.retcode, ret.success = 1, false
+        bytes = wire.encode(ret)
+      end
+      posix.write_atomic(self:path("returns/" .. msg.jid), bytes)
+    end)
+    posix._exit(ok and 0 or 1)
+  end
+  self.log:info("job %s: %s started in worker %d", msg.jid, msg.fun, pid)
+  self.workers[pid] = { jid = msg.jid, fun = msg.fun, started = posix.monotonic() }
+end
+
+-- Queues the return of a finished job; writes an error return when the
+-- worker left none (it crashed or was killed).
+function Minion:finish(jid, fun, problem)
+  local path = self:path("returns/" .. jid)
+  if problem or not posix.stat(path) then
+    local ret = data.map({ { "cmd", "_return" }, { "id", self.id }, { "jid", jid },
+      { "fun", fun }, { "return", problem or "the worker ended without a result" },
+      { "retcode", 1 }, { "success", false } })
+    posix.write_atomic(path, wire.encode(ret))
+  end
+  self.queue[#self.queue + 1] = jid
+  table.sort(self.queue)
+  self:pump_returns()
+end
+
+function Minion:reap()
+  while true do
+    local pid, how, code = posix.waitpid(-1, true)
+    if not pid then
+      return
+    end
+    local w = self.workers[pid]
+    if w then
+      self.workers[pid] = nil
+      local problem
+      if w.timed_out then
+        problem = string.format("job timed out after %s s", self.opts.job_timeout)
+      elseif how == "killed" then
+        problem = "the worker was killed by signal " .. code
+      end
+      self:finish(w.jid, w.fun, problem)
+    end
+  end
+end
+
+function Minion:check_workers(now)
+  for pid, w in pairs(self.workers) do
+    if not w.timed_out and now - w.started > self.opts.job_timeout then
+      self.log:warning("job %s: timed out, killing worker %d", w.jid, pid)
+      w.timed_out = true
+      posix.kill(pid, "KILL")
+    end
+  end
+end
+
+---------------------------------------------------------------------------
+-- The loop
+---------------------------------------------------------------------------
+
+function Minion:timers(now)
+  local s = self.state
+  if s == "idle" and now >= self.next_attempt then
+    self:begin_attempt()
+  elseif s == "keyfetch" and now >= self.deadline then
+    if self.master_pub then
+      self.log:debug("no answer on the key port; using the pinned key")
+      self:start_auth()
+    else
+      self:fail("no answer from the master at %s (key port %d)", self.addr, self.opts.key_port)
+    end
+  elseif s == "auth" and now >= self.deadline then
+    self:fail("no answer from the master at %s to authentication (master down, or this"
+      .. " minion's key rejected or denied)", self.addr)
+  elseif s == "auth_wait" and now >= self.deadline then
+    self:send_auth()
+  elseif s == "connected" then
+    local interval = self.opts.master_alive_interval
+    if now - self.alive > 3 * interval + self.opts.auth_timeout then
+      self:fail("the master at %s stopped answering", self.addr)
+    elseif now >= self.next_hello then
+      self:hello()
+      self:pump_returns()
+    end
+  end
+end
+
+local SOCKETS = { { "keysock", "on_key_reply" }, { "req", "on_request_port" },
+  { "pubsock", "on_publish_port" } }
+
+function Minion:step(timeout_ms)
+  local items, names = { self.sigfd }, { false }
+  for _, entry in ipairs(SOCKETS) do
+    if self[entry[1]] then
+      items[#items + 1], names[#names + 1] = self[entry[1]], entry
+    end
+  end
+  local ready = zmq.poll(items, timeout_ms) or {}
+  for i = 2, #items do
+    -- a handler may close or replace sockets: call only those still current
+    local name, handler = names[i][1], names[i][2]
+    if ready[i] and self[name] == items[i] then
+      local ok, err = xpcall(self[handler], debug.traceback, self)
+      if not ok then
+        self.log:error("%s", err)
+      end
+    end
+  end
+  local signals = posix.pending()
+  if signals.TERM or signals.INT then
+    self.log:info("minion stopping")
+    self.running = false
+  end
+  self:reap()
+  local now = posix.monotonic()
+  self:check_workers(now)
+  self:timers(now)
+end
+
+function Minion:run()
+  while self.running do
+    self:step(100)
+  end
+end
+
+function Minion:stop()
+  for pid in pairs(self.workers) do
+    posix.kill(pid, "TERM")
+  end
+  self:close_sockets()
+  if self.ctx then
+    self.ctx:close()
+  end
+end
+
+return M

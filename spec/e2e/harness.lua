@@ -1,0 +1,191 @@
+-- Runs real master and minion daemons for the end-to-end specs: a
+-- temporary folder per test, free ports on 127.0.0.1, logs to files, and
+-- every daemon stopped at the end (killed when it does not stop).
+local posix = require("brine.posix")
+local zmq = require("brine.zmq")
+
+local M = {}
+
+local BIN = os.getenv("BRINE_BIN") or "brine"
+
+local function free_ports(n)
+  local ctx = assert(zmq.context())
+  local socks, ports = {}, {}
+  for i = 1, n do
+    socks[i] = assert(ctx:socket("ROUTER"))
+    assert(socks[i]:bind("tcp://127.0.0.1:*"))
+    ports[i] = tonumber(socks[i]:getopt("last_endpoint"):match(":(%d+)$"))
+  end
+  for _, s in ipairs(socks) do
+    s:close()
+  end
+  ctx:close()
+  return ports
+end
+
+local function write(path, text)
+  local f = assert(io.open(path, "w"))
+  f:write(text)
+  f:close()
+end
+
+function M.read(path)
+  local f = io.open(path)
+  if not f then
+    return ""
+  end
+  local text = f:read("a")
+  f:close()
+  return text
+end
+
+local function shell_quote(s)
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+--- A new test world: folders and configs for one master and minions.
+function M.world()
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(posix.mkdir(dir, 448))
+  local ports = free_ports(3)
+  local w = { dir = dir, pids = {}, ports = ports }
+  w.mconf = dir .. "/master-conf"
+  posix.mkdir(w.mconf, 448)
+  write(w.mconf .. "/master", table.concat({
+    "root_dir: " .. dir .. "/master",
+    "interface: 127.0.0.1",
+    "publish_port: " .. ports[1],
+    "ret_port: " .. ports[2],
+    "key_port: " .. ports[3],
+    "log_level: debug",
+    "timeout: 5",
+    "key_scan_interval: 0.1",
+  }, "\n") .. "\n")
+  return setmetatable(w, { __index = M })
+end
+
+--- Writes a minion's config; returns its config folder.
+function M:minion_conf(id, extra)
+  local conf = self.dir .. "/minion-" .. id
+  posix.mkdir(conf, 448)
+  write(conf .. "/minion", table.concat({
+    "root_dir: " .. self.dir .. "/minion-root-" .. id,
+    "master: localhost",
+    "publish_port: " .. self.ports[1],
+    "master_port: " .. self.ports[2],
+    "key_port: " .. self.ports[3],
+    "id: " .. id,
+    "log_level: debug",
+    "acceptance_wait_time: 0.2",
+    "master_alive_interval: 0.5",
+    "auth_timeout: 1",
+    "recon_default: 100",
+    "recon_max: 500",
+  }, "\n") .. "\n" .. (extra or ""))
+  return conf
+end
+
+function M:spawn(name, args)
+  local log = self.dir .. "/" .. name .. ".log"
+  local cmd = string.format("%s %s >>%s 2>&1 & echo $!", shell_quote(BIN), args,
+    shell_quote(log))
+  local p = assert(io.popen(cmd))
+  local pid = tonumber(p:read("l"))
+  p:close()
+  self.pids[name] = pid
+  return pid, log
+end
+
+function M:start_master()
+  local _, log = self:spawn("master", "master -c " .. shell_quote(self.mconf))
+  self.master_log = log
+  assert(self:wait(function()
+    return M.read(log):find("master listening", 1, true)
+  end, 5), "the master did not start:\n" .. M.read(log))
+end
+
+function M:start_minion(id, extra)
+  local conf = self:minion_conf(id, extra)
+  local _, log = self:spawn("minion-" .. id, "minion -c " .. shell_quote(conf))
+  return log
+end
+
+function M:minion_log(id)
+  return M.read(self.dir .. "/minion-" .. id .. ".log")
+end
+
+--- Stops a daemon with SIGTERM, then SIGKILL after a second.
+function M:stop(name)
+  local pid = self.pids[name]
+  if not pid then
+    return
+  end
+  self.pids[name] = nil
+  posix.kill(pid, "TERM")
+  for _ = 1, 40 do
+    if not posix.kill(pid, 0) then
+      return true
+    end
+    posix.sleep(0.025)
+  end
+  posix.kill(pid, "KILL")
+  return false
+end
+
+function M:stop_all()
+  for name in pairs(self.pids) do
+    self:stop(name)
+  end
+end
+
+--- Stops everything and removes the folder.
+function M:cleanup()
+  self:stop_all()
+  os.execute("rm -rf " .. shell_quote(self.dir))
+end
+
+--- Polls fn until it returns a true value or `seconds` pass.
+function M:wait(fn, seconds)
+  local deadline = posix.monotonic() + (seconds or 5)
+  repeat
+    local v = fn()
+    if v then
+      return v
+    end
+    posix.sleep(0.05)
+  until posix.monotonic() > deadline
+  return nil
+end
+
+--- Runs `brine ARGS` (a shell-quoted string); returns status, stdout.
+function M:brine(args)
+  local out = self.dir .. "/cli.out"
+  local ok, _, status = os.execute(string.format("%s %s >%s 2>&1", shell_quote(BIN), args,
+    shell_quote(out)))
+  return ok and 0 or status, M.read(out)
+end
+
+function M:key(args)
+  return self:brine("key -c " .. shell_quote(self.mconf) .. " " .. args)
+end
+
+function M:salt(args)
+  return self:brine("-c " .. shell_quote(self.mconf) .. " " .. args)
+end
+
+--- Waits until the master's log shows the minion connected.
+function M:wait_connected(id, seconds)
+  return self:wait(function()
+    return M.read(self.master_log):find("minion " .. id .. ": connected", 1, true)
+  end, seconds or 5)
+end
+
+function M:wait_pending(id)
+  return self:wait(function()
+    local _, out = self:key("-l pending")
+    return out:find("\n" .. id .. "\n", 1, true)
+  end, 5)
+end
+
+return M

@@ -1,0 +1,184 @@
+-- The master and minions end to end: real daemons on 127.0.0.1, a key that
+-- waits for `brine key -a`, jobs that reach only accepted minions, a master
+-- key change that the minion refuses, garbage that the master survives and
+-- a return that waits out a master restart and is stored exactly once.
+local harness = dofile((os.getenv("BRINE_SOURCE_DIR") or ".") .. "/spec/e2e/harness.lua")
+local posix = require("brine.posix")
+local zmq = require("brine.zmq")
+
+local function count(text, needle)
+  local n, pos = 0, 1
+  while true do
+    local s, e = text:find(needle, pos, true)
+    if not s then
+      return n
+    end
+    n, pos = n + 1, e + 1
+  end
+end
+
+describe("brine master and minion", function()
+  local w
+
+  before_each(function()
+    w = harness.world()
+    w:start_master()
+  end)
+
+  after_each(function()
+    w:cleanup()
+  end)
+
+  local function accept(id)
+    w:start_minion(id)
+    assert.truthy(w:wait_pending(id), "the key never showed as pending")
+    local status, out = w:key("-a " .. id .. " -y")
+    assert.equal(0, status, out)
+    assert.truthy(w:wait_connected(id), "the minion never connected")
+  end
+
+  it("runs test.ping on a minion once its key is accepted", function()
+    w:start_minion("dev1")
+    assert.truthy(w:wait_pending("dev1"))
+    local status, out = w:salt("'*' test.ping")
+    assert.equal(2, status)
+    assert.matches("No minions matched the target", out)
+
+    status, out = w:key("-a dev1 -y")
+    assert.equal(0, status)
+    assert.equal("Key for minion dev1 accepted.\n", out)
+    assert.truthy(w:wait_connected("dev1"))
+
+    status, out = w:salt("'*' test.ping")
+    assert.equal(0, status, out)
+    assert.equal("dev1:\n    True\n", out)
+
+    status, out = w:salt("--async dev1 test.echo hi")
+    assert.equal(0, status, out)
+    local jid = out:match("^Executed command with job ID: (%d+)\n$")
+    assert.truthy(jid, out)
+    assert.truthy(w:wait(function()
+      return posix.stat(w.dir .. "/master/var/cache/brine/master/jobs/" .. jid .. "/dev1")
+    end, 5), "the async job's return never reached the job cache")
+  end)
+
+  it("keeps keys and folders private", function()
+    accept("dev1")
+    local mpki = w.dir .. "/master/etc/brine/pki/master"
+    local npki = w.dir .. "/minion-root-dev1/etc/brine/pki/minion"
+    assert.equal(448, posix.stat(mpki).mode)
+    assert.equal(448, posix.stat(mpki .. "/minions").mode)
+    assert.equal(384, posix.stat(mpki .. "/master.key").mode)
+    assert.equal(384, posix.stat(mpki .. "/minions/dev1").mode)
+    assert.equal(448, posix.stat(npki).mode)
+    assert.equal(384, posix.stat(npki .. "/minion.key").mode)
+    assert.equal(384, posix.stat(npki .. "/minion_master.pub").mode)
+    assert.equal(448, posix.stat(w.dir .. "/master/var/run/brine/master").mode)
+  end)
+
+  it("sends jobs only to targeted minions", function()
+    accept("web1")
+    accept("db1")
+    local status, out = w:salt("'web*' test.ping")
+    assert.equal(0, status, out)
+    assert.equal("web1:\n    True\n", out)
+    status, out = w:salt("-L web1,db1 test.echo both")
+    assert.equal(0, status, out)
+    assert.matches("web1:\n    both\n", out, 1, true)
+    assert.matches("db1:\n    both\n", out, 1, true)
+    -- db1 never received the web* job: its log shows exactly one job
+    assert.equal(1, count(w:minion_log("db1"), "started in worker"))
+    assert.equal(2, count(w:minion_log("web1"), "started in worker"))
+  end)
+
+  it("stops sending jobs to a minion whose key is deleted or rejected", function()
+    accept("dev1")
+    local status = w:salt("dev1 test.ping")
+    assert.equal(0, status)
+    local out
+    status, out = w:key("-d dev1 -y")
+    assert.equal(0, status, out)
+    posix.sleep(0.3)
+    status, out = w:salt("dev1 test.ping")
+    assert.equal(2, status, out)
+    assert.equal(1, count(w:minion_log("dev1"), "started in worker"))
+    -- it comes back as pending and can be rejected; a rejected key gets nothing
+    assert.truthy(w:wait_pending("dev1"))
+    status = w:key("-r dev1 -y")
+    assert.equal(0, status)
+    status = w:salt("'*' test.ping")
+    assert.equal(2, status)
+    assert.truthy(w:wait(function()
+      return w:minion_log("dev1"):find("no answer from the master", 1, true)
+    end, 5), "a rejected minion was still answered")
+  end)
+
+  it("refuses a changed master key", function()
+    accept("dev1")
+    w:stop("master")
+    local pki = w.dir .. "/master/etc/brine/pki/master"
+    os.remove(pki .. "/master.key")
+    os.remove(pki .. "/master.pub")
+    w:start_master()
+    assert.truthy(w:wait(function()
+      return w:minion_log("dev1"):find("which is not the pinned master key", 1, true)
+    end, 8), "the minion did not refuse the new key:\n" .. w:minion_log("dev1"))
+    local status = w:salt("dev1 test.ping -t 1")
+    assert.equal(1, status)
+  end)
+
+  it("drops garbage on the request port and keeps serving", function()
+    accept("dev1")
+    local ctx = assert(zmq.context())
+    local pub, sec = zmq.curve_keypair()
+    local server = harness.read(w.dir .. "/master/etc/brine/pki/master/master.pub"):match("%S+")
+    local bad = assert(ctx:socket("DEALER"))
+    assert(bad:setopt("curve_publickey", pub))
+    assert(bad:setopt("curve_secretkey", sec))
+    assert(bad:setopt("curve_serverkey", server))
+    assert(bad:connect("tcp://127.0.0.1:" .. w.ports[2]))
+    local garbage = { "\xc1", "\xdd\xff\xff\xff\xff", string.rep("\x91", 100000),
+      "\x82\xa3cmd\xa7_return\xa3jid\xa1x", "\x81\xa3cmd\xa4_ret", "plain text",
+      string.rep("A", 9 * 1024 * 1024) }
+    for _, g in ipairs(garbage) do
+      bad:send(g)
+    end
+    bad:send({ "two", "frames" })
+    -- a message that is not _auth from a key that is not accepted
+    bad:send("\x82\xa3cmd\xa7_return\xa2id\xa4dev1")
+    posix.sleep(0.3)
+    local status, out = w:salt("dev1 test.ping")
+    assert.equal(0, status, out)
+    assert.equal("dev1:\n    True\n", out)
+    local log = harness.read(w.master_log)
+    assert.matches("bad message from .- dropped", log)
+    assert.matches("'_return' from a key that is not accepted, dropped", log, 1, true)
+    bad:close()
+    ctx:close()
+  end)
+
+  it("delivers a return that waited out a master restart, exactly once", function()
+    accept("dev1")
+    local status, out = w:salt("--async dev1 test.sleep 1.5")
+    assert.equal(0, status, out)
+    local jid = out:match("job ID: (%d+)")
+    assert.truthy(w:wait(function()
+      return w:minion_log("dev1"):find("test.sleep started", 1, true)
+    end, 3))
+    w:stop("master")
+    -- the worker finishes while the master is down; its return waits on disk
+    local queued = w.dir .. "/minion-root-dev1/var/cache/brine/minion/returns/" .. jid
+    assert.truthy(w:wait(function() return posix.stat(queued) end, 5),
+      "the return was not queued on disk")
+    posix.sleep(0.5)
+    w:start_master()
+    local stored = w.dir .. "/master/var/cache/brine/master/jobs/" .. jid .. "/dev1"
+    assert.truthy(w:wait(function() return posix.stat(stored) end, 10),
+      "the queued return never arrived:\n" .. w:minion_log("dev1"))
+    assert.truthy(w:wait(function() return not posix.stat(queued) end, 5),
+      "the minion kept the acknowledged return")
+    posix.sleep(1.5)
+    local log = harness.read(w.master_log)
+    assert.equal(1, count(log, "job " .. jid .. ": return from dev1"))
+  end)
+end)
