@@ -9,6 +9,10 @@ int brine__open_core(lua_State *L);
 int brine__open_data(lua_State *L);
 int brine__open_hw_serial(lua_State *L);
 int brine__open_hw_sensors(lua_State *L);
+int brine__open_hw_i2c(lua_State *L);
+int brine__open_hw_spi(lua_State *L);
+int brine__open_hw_gpio(lua_State *L);
+int brine__open_hw_can(lua_State *L);
 int brine__open_crypto(lua_State *L);
 int brine__open_proc(lua_State *L);
 int brine__open_fs(lua_State *L);
@@ -26,6 +30,10 @@ int brine__open_posix(lua_State *L);
   X("brine.data", brine__open_data) \
   X("brine.hw.serial", brine__open_hw_serial) \
   X("brine.hw.sensors", brine__open_hw_sensors) \
+  X("brine.hw.i2c", brine__open_hw_i2c) \
+  X("brine.hw.spi", brine__open_hw_spi) \
+  X("brine.hw.gpio", brine__open_hw_gpio) \
+  X("brine.hw.can", brine__open_hw_can) \
   X("brine.crypto", brine__open_crypto) \
   X("brine.proc", brine__open_proc) \
   X("brine.fs", brine__open_fs) \
