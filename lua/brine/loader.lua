@@ -735,58 +735,13 @@ function M.jid()
   return os.date("%Y%m%d%H%M%S", sec) .. string.format("%06d", usec)
 end
 
--- A small set of core grains for builds without brine.grains.
-local function basic_grains(opts)
-  local luv = require("luv")
-  local u = luv.os_uname()
-  local g = {}
-  local host = luv.os_gethostname() or "localhost"
-  g.id = opts.id
-  g.kernel = u.sysname
-  g.kernelrelease = u.release
-  g.kernelversion = u.version
-  g.os = u.sysname
-  g.host = host:match("^[^.]*")
-  g.nodename = host
-  g.localhost = host
-  g.cpuarch = u.machine
-  g.osarch = u.machine
-  g.num_cpus = #(luv.cpu_info() or {})
-  g.mem_total = math.floor(luv.get_total_memory() / 1048576)
-  return g
-end
-
---- The grains of this machine: brine.grains' core grains when that module
---- is in the build (else a basic set), with opts.grains (static grains)
---- merged over them and `id` from the options.
+--- The grains of this machine, assembled as Salt's loader does (core,
+--- custom grain modules, static grains file, `grains:` option): see
+--- lua/brine/grains/minion.lua.
 ---@param opts table
 ---@return table grains
 function M.grains(opts)
-  local grains = c_module("brine.grains")
-  local g
-  if grains and type(grains.core) == "function" then
-    -- a plain table: Salt's grains are a dict, which outputters sort
-    g = {}
-    for k, v in pairs(grains.core()) do
-      g[k] = v
-    end
-  else
-    g = basic_grains(opts)
-  end
-  g.id = opts.id
-  local static, err = require("brine.config").static_grains(opts)
-  if not static then
-    error(err, 0)
-  end
-  for k, v in pairs(static) do
-    g[k] = v
-  end
-  if type(opts.grains) == "table" then
-    for k, v in pairs(opts.grains) do
-      g[k] = v
-    end
-  end
-  return g
+  return (require("brine.grains.minion").load(opts))
 end
 
 --- The lazy grains and pillar for M.new: computed on first use.
