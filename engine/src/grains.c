@@ -667,7 +667,8 @@ static const char *const core_grain_names[] = {
   "serialnumber", "server_id", "shell", "ssds", "swap_total", "systemd",
   "systempath", "transactional", "uid", "username", "uuid", "virtual",
   "virtual_hv_features", "virtual_hv_features_list", "virtual_hv_version",
-  "virtual_hv_version_info", "virtual_subtype"};
+  "virtual_hv_version_info", "virtual_subtype", "zfs_feature_flags",
+  "zfs_support"};
 
 /* core_names() -> array of every grain name core() can produce. */
 static int l_core_names(lua_State *L)

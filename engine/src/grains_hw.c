@@ -143,6 +143,46 @@ static void devicetree_grains(struct brine__grains *g)
     brine__grains_set_str(g, "serialnumber", serial);
 }
 
+/* The value of the first "key : value" line of /proc/cpuinfo with this key,
+ * copied into buf; NULL when there is none. */
+static char *cpuinfo_field(const char *cpuinfo, const char *key, char *buf,
+                           size_t n)
+{
+  size_t klen = strlen(key);
+  for (const char *line = cpuinfo; line && *line;) {
+    const char *end = strchr(line, '\n');
+    size_t len = end ? (size_t)(end - line) : strlen(line);
+    if (len > klen && strncmp(line, key, klen) == 0
+        && strchr(" \t:", line[klen])) {
+      const char *colon = memchr(line, ':', len);
+      if (colon) {
+        snprintf(buf, n, "%.*s", (int)(len - (size_t)(colon + 1 - line)),
+                 colon + 1);
+        char *val = brine__grains_trim(buf);
+        memmove(buf, val, strlen(val) + 1);
+        return buf;
+      }
+    }
+    line = end ? end + 1 : NULL;
+  }
+  return NULL;
+}
+
+/* Raspberry Pi kernels also print the board's model and serial number in
+ * /proc/cpuinfo; they stand in where the device tree is not visible (a
+ * container, an old kernel). An all-zero serial means "none". */
+static void cpuinfo_board_grains(struct brine__grains *g, const char *cpuinfo)
+{
+  char buf[512], have[8];
+  if (!brine__grains_get_str(g, "productname", have, sizeof have)
+      && cpuinfo_field(cpuinfo, "Model", buf, sizeof buf) && buf[0])
+    brine__grains_set_str(g, "productname", buf);
+  if (!brine__grains_get_str(g, "serialnumber", have, sizeof have)
+      && cpuinfo_field(cpuinfo, "Serial", buf, sizeof buf)
+      && buf[strspn(buf, "0")] != '\0')
+    brine__grains_set_str(g, "serialnumber", buf);
+}
+
 /* DMI through sysfs; files only root may read (serial, uuid) are left
  * out, as Salt leaves them out. */
 static void dmi_grains(struct brine__grains *g)
@@ -770,6 +810,31 @@ static void efi_grains(struct brine__grains *g)
   brine__grains_set_bool(g, "efi-secure-boot", secure);
 }
 
+/* Salt's zfs grain module: zfs_support when the kernel has ZFS (or
+ * zfs-fuse is installed) and zpool is installed; zfs_feature_flags when
+ * the zpool-features manual page is there, which Salt asks `man` for.
+ * TODO: the `zpool` grain (each pool's size) needs `zpool list` to run a
+ * program, which the default path does not do; it is left out. */
+static void zfs_grains(struct brine__grains *g)
+{
+  static const char *const pages[] = {
+    "/usr/share/man/man7/zpool-features.7.gz",
+    "/usr/share/man/man7/zpool-features.7",
+    "/usr/share/man/man5/zpool-features.5.gz",
+    "/usr/share/man/man5/zpool-features.5"};
+  char tool[512];
+  int kernel = brine__grains_exists(g, "/sys/module/zfs")
+               || brine__grains_which(g, "zfs-fuse", tool, sizeof tool);
+  int flags = 0;
+  if (brine__grains_which(g, "man", tool, sizeof tool))
+    for (size_t i = 0; i < sizeof pages / sizeof pages[0]; i++)
+      flags = flags || brine__grains_exists(g, pages[i]);
+  brine__grains_set_bool(
+    g, "zfs_support",
+    kernel && brine__grains_which(g, "zpool", tool, sizeof tool));
+  brine__grains_set_bool(g, "zfs_feature_flags", flags);
+}
+
 static int cmp_lua_str(const void *a, const void *b)
 {
   return strcmp(*(const char *const *)a, *(const char *const *)b);
@@ -812,6 +877,7 @@ void brine__grains_hw(struct brine__grains *g)
   mem_grains(g);
   if (brine__grains_is_dir(g, "/proc/device-tree"))
     devicetree_grains(g);
+  cpuinfo_board_grains(g, cpuinfo);
   dmi_grains(g);
   virtual_grains(g, cpuinfo);
   free(cpuinfo);
@@ -819,4 +885,5 @@ void brine__grains_hw(struct brine__grains *g)
   gpu_grains(g);
   efi_grains(g);
   mdadm_grains(g);
+  zfs_grains(g);
 }

@@ -33,6 +33,9 @@ describe("brine.grains.minion", function()
     assert.equal("m1", g.id)
     assert.equal(require("brine.grains").core().kernel, g.kernel)
     assert.is_string(g.brineversion)
+    assert.equal("", g.master)
+    opts.master = "salt.example.net"
+    assert.equal("salt.example.net", minion.load(opts).master)
   end)
 
   it("applies custom modules, then the static file, then the grains option", function()

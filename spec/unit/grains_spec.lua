@@ -183,6 +183,7 @@ describe("brine.grains.core on this machine", function()
       locale_info = "map", ip_gw = "boolean", server_id = "integer", virtual = "string",
       fqdn_ip4 = "array", fqdn_ip6 = "array", hwaddr_interfaces = "map", init = "string",
       transactional = "boolean", luaversion = "string", brineversion = "string",
+      zfs_support = "boolean", zfs_feature_flags = "boolean",
     }
     for name, kind in pairs(kinds) do
       assert.equal(kind, data.kind(g[name]), name)
@@ -428,6 +429,41 @@ describe("brine.grains.core on an Ubuntu 22.04 guest under KVM", function()
   it("splits quoted kernel parameters as shlex does", function()
     assert.same({ "quoted", "a b" }, { table.unpack(g.kernelparams[6]) })
     assert.same({ "ro", data.null }, { table.unpack(g.kernelparams[3]) })
+  end)
+end)
+
+describe("brine.grains.core with ZFS installed", function()
+  it("says zfs_support and zfs_feature_flags as Salt's zfs grains do", function()
+    local g = fixture("ubuntu-2204-kvm")
+    assert.is_true(g.zfs_support)
+    assert.is_true(g.zfs_feature_flags)
+    local pi = fixture("raspbian-pi4")
+    assert.is_false(pi.zfs_support)
+    assert.is_false(pi.zfs_feature_flags)
+  end)
+end)
+
+describe("brine.grains.core on a Raspberry Pi 3 seen from a container", function()
+  local g = fixture("pi3-bookworm-container")
+
+  it("takes the board's model and serial number from /proc/cpuinfo", function()
+    assert.equal("Raspberry Pi 3 Model B Rev 1.2", g.productname)
+    assert.equal("00000000c0ffee42", g.serialnumber)
+    assert.is_nil(g.manufacturer)
+    assert.equal("Debian", g.os)
+    assert.equal("Debian-12", g.osfinger)
+    assert.equal("arm64", g.osarch)
+    assert.equal("aarch64", g.cpuarch)
+    assert.equal(4, g.num_cpus)
+    assert.equal("Unknown", g.cpu_model, "arm64 kernels print no model name")
+    assert.same({ "fp", "asimd", "evtstrm", "crc32", "cpuid" }, { table.unpack(g.cpu_flags) })
+  end)
+
+  it("leaves out an all-zero serial number, as other ARM boards print", function()
+    local h3 = fixture("allwinner-h3")
+    assert.is_nil(h3.serialnumber)
+    assert.is_nil(h3.productname)
+    assert.equal("ARMv7 Processor rev 5 (v7l)", h3.cpu_model)
   end)
 end)
 

@@ -249,6 +249,8 @@ function M.load(opts)
   for k, v in pairs(require("brine.grains").core({ id = id })) do
     grains[k] = v
   end
+  -- Salt's core grains also hold the configured master (get_master)
+  grains.master = opts.master == nil and "" or opts.master
   local deep = opts.grains_deep_merge == true
   local problems = M.custom(opts, grains)
   local static, err = M.read_static(opts)
