@@ -136,9 +136,11 @@ return {
     assert.equal("/etc/x/grains", minion.static_path({ conf_file = "/etc/x/minion" }))
     assert.same({}, minion.read_static(opts))
     assert(minion.write_static(opts, data.map({ { "b", 1 }, { "a", data.array({ "x" }) } })))
-    assert.equal("b: 1\na:\n- x\n", fs.read(dir .. "/conf/grains"))
+    assert.equal("a:\n- x\nb: 1\n", fs.read(dir .. "/conf/grains"), "keys sorted, as Salt")
     local back = minion.read_static(opts)
-    assert.same({ "b", "a" }, { table.unpack(data.keys(back)) })
+    assert.same({ "a", "b" }, { table.unpack(data.keys(back)) })
+    assert(minion.write_static(opts, data.map()))
+    assert.equal("{}\n", fs.read(dir .. "/conf/grains"))
     assert.same({ "grains" }, { table.unpack(fs.listdir(dir .. "/conf")) },
       "no temporary file is left behind")
   end)

@@ -90,13 +90,15 @@ function M.read_static(opts)
 end
 
 --- Replaces the static grains file with the mapping, atomically (a crash
---- leaves the old file or the new one).
+--- leaves the old file or the new one), keys sorted as Salt's YAML dumper
+--- writes a dict.
 ---@param opts table
 ---@param grains table mapping
 ---@return boolean|nil ok
 ---@return string|nil error
 function M.write_static(opts, grains)
-  local text = next(grains) == nil and "{}\n" or yaml.dump(grains, { flow = false })
+  local text = next(grains) == nil and "{}\n"
+    or yaml.dump(grains, { flow = false, sort_keys = true })
   return fs.write_atomic(M.static_path(opts), text)
 end
 
