@@ -119,6 +119,22 @@ return {
     assert.equal(2, tree.b)
   end)
 
+  it("drops blacklisted grains of core, custom modules and the static file only", function()
+    write(dir .. "/gdir/b.lua", "return { f = function() return { secret_key = 1, keep = 1 } end }")
+    write(dir .. "/conf/grains", "secret_too: 1\nip_static: 1\n")
+    opts.grains = data.map({ { "secret_config", 1 } })
+    opts.grains_blacklist = { "secret_*", "ip[46]?_.*", "mem_total" }
+    local g = minion.load(opts)
+    assert.is_nil(g.secret_key)
+    assert.is_nil(g.secret_too)
+    assert.is_nil(g.ip_static)
+    assert.is_nil(g.ip4_interfaces, "a regular expression matching the whole name")
+    assert.is_nil(g.mem_total)
+    assert.equal(1, g.keep)
+    assert.equal(1, g.secret_config, "the grains option is not filtered, as in Salt")
+    assert.is_not_nil(g.ipv4, "ipv4 is not matched: the expression must match all of it")
+  end)
+
   it("skips a static grains file it cannot read, naming file and line", function()
     write(dir .. "/conf/grains", "ok: 1\nbad: [1\n")
     local g, problems = minion.load(opts)

@@ -164,12 +164,40 @@ function M.custom_files(opts)
   return files
 end
 
-local function merge_into(grains, ret, deep)
-  if deep then
-    config.update(grains, ret)
-  else
-    for k, v in pairs(ret) do
-      grains[k] = v
+-- Salt's expr_match: a shell pattern, else a regular expression that must
+-- match the whole key.
+local function expr_match(key, expr)
+  if config.fnmatch(key, expr) then
+    return true
+  end
+  local ok, m = pcall(require("renderers.jinja.py_re").fullmatch, expr, key)
+  return ok and m ~= nil
+end
+
+-- The function that merges a source's grains into the grains collected:
+-- replacing top-level grains, or merging mappings with grains_deep_merge;
+-- with `filtered`, grains named by grains_blacklist are dropped first.
+local function merger(opts)
+  local deep = opts.grains_deep_merge == true
+  local blacklist = type(opts.grains_blacklist) == "table" and opts.grains_blacklist or {}
+  return function(grains, ret, filtered)
+    local src = ret
+    if filtered and #blacklist > 0 then
+      src = {}
+      for k, v in pairs(ret) do
+        local blocked = false
+        for _, expr in ipairs(blacklist) do
+          blocked = blocked or expr_match(tostring(k), tostring(expr))
+        end
+        src[k] = not blocked and v or nil
+      end
+    end
+    if deep then
+      config.update(grains, src)
+    else
+      for k, v in pairs(src) do
+        grains[k] = v
+      end
     end
   end
 end
@@ -187,7 +215,7 @@ end
 -- Runs one custom grain module's functions in name order (as Salt does,
 -- which lists a module's attributes sorted), merging each mapping they
 -- return. Problems are appended to `problems` as "path: message".
-local function run_module(path, opts, grains, problems, deep)
+local function run_module(path, opts, grains, problems, merge)
   local env = setmetatable({ opts = opts, grains = grains }, { __index = _G })
   local chunk, err = loadfile(path, "t", env)
   local ok, mod = false, err
@@ -220,7 +248,7 @@ local function run_module(path, opts, grains, problems, deep)
     if not fok then
       problems[#problems + 1] = located(path, ret) .. " (in grain function " .. name .. ")"
     elseif is_mapping(ret) then
-      merge_into(grains, ret, deep)
+      merge(grains, ret, true)
     end
   end
 end
@@ -231,38 +259,38 @@ end
 ---@return table problems "path: message" for each module or function skipped
 function M.custom(opts, grains)
   local problems = {}
-  local deep = opts.grains_deep_merge == true
+  local merge = merger(opts)
   for _, path in ipairs(M.custom_files(opts)) do
-    run_module(path, opts, grains, problems, deep)
+    run_module(path, opts, grains, problems, merge)
   end
   return problems
 end
 
 --- The grains of this minion: core, custom, static file, then the
---- `grains:` option. A broken custom module or static grains file is
+--- `grains:` option. grains_blacklist drops grains of the first three by
+--- name, as Salt does. A broken custom module or static grains file is
 --- logged (and listed in the second result) and skipped.
----@param opts table minion options (id, config_dir, module_dirs,
----  extension_modules, grains_dirs, grains, grains_deep_merge)
+---@param opts table minion options (id, master, config_dir, module_dirs,
+---  extension_modules, grains_dirs, grains, grains_deep_merge,
+---  grains_blacklist)
 ---@return table grains
 ---@return table problems messages naming the file at fault
 function M.load(opts)
-  local grains = {}
+  local grains, merge = {}, merger(opts)
   local id = type(opts.id) == "string" and opts.id ~= "" and opts.id or nil
-  for k, v in pairs(require("brine.grains").core({ id = id })) do
-    grains[k] = v
-  end
+  local core = require("brine.grains").core({ id = id })
   -- Salt's core grains also hold the configured master (get_master)
-  grains.master = opts.master == nil and "" or opts.master
-  local deep = opts.grains_deep_merge == true
+  core.master = opts.master == nil and "" or opts.master
+  merge(grains, core, true)
   local problems = M.custom(opts, grains)
   local static, err = M.read_static(opts)
   if static then
-    merge_into(grains, static, deep)
+    merge(grains, static, true)
   else
     problems[#problems + 1] = err
   end
   if is_mapping(opts.grains) then
-    merge_into(grains, opts.grains, deep)
+    merge(grains, opts.grains, false)
   end
   for _, problem in ipairs(problems) do
     log.error("grains skipped: %s", problem)
