@@ -59,7 +59,8 @@ return {
 
   it("searches module_dirs, then extension_modules, then grains_dirs; first name wins", function()
     write(dir .. "/mods/_grains/same.lua", "return { f = function() return { from = 'mods' } end }")
-    write(dir .. "/extmods/grains/same.lua", "return { f = function() return { from = 'ext' } end }")
+    write(dir .. "/extmods/grains/same.lua",
+      "return { f = function() return { from = 'ext' } end }")
     write(dir .. "/gdir/other.lua", "return { f = function() return { other = 'gdir' } end }")
     assert.same({ dir .. "/mods/_grains", dir .. "/extmods/grains", dir .. "/gdir" },
       minion.custom_dirs(opts))

@@ -270,7 +270,8 @@ describe("modules/grains editing the static grains file", function()
     assert.same({ apps = { web = { ports = { 80, 443 } } } },
       plain(ld:call("grains.append", { "apps:web:ports", 443 })))
     assert.same({ roles = { "web", "cache" } }, plain(ld:call("grains.remove", { "roles", "db" })))
-    assert.equal("The val db was not in the list roles", ld:call("grains.remove", { "roles", "db" }))
+    assert.equal("The val db was not in the list roles",
+      ld:call("grains.remove", { "roles", "db" }))
   end)
 
   it("sets nested keys and refuses to replace lists and mappings without force", function()
