@@ -363,3 +363,61 @@ describe("modules/saltutil grains functions", function()
     assert.is_nil(ld:grains().echo, "custom grains run before the static file is merged")
   end)
 end)
+
+describe("brine call with custom and static grains", function()
+  local bin = os.getenv("BRINE_BIN")
+  if not bin then
+    it("needs BRINE_BIN", function() pending("BRINE_BIN is not set") end)
+    return
+  end
+  local json = require("brine.json")
+  local proc = require("brine.proc")
+  local dir
+
+  before_each(function()
+    dir = tempdir()
+    assert(fs.mkdir(dir .. "/srv/_grains", nil, true))
+    assert(fs.mkdir(dir .. "/conf"))
+    assert(fs.write_atomic(dir .. "/conf/minion", "id: pi-7\ncachedir: " .. dir
+      .. "/cache\nfile_roots:\n  base: [" .. dir .. "/srv]\ngrains:\n  layer: config\n"))
+    assert(fs.write_atomic(dir .. "/conf/grains", "layer: static\nrole: gateway\n"))
+    assert(fs.write_atomic(dir .. "/srv/_grains/site.lua",
+      "return { site = function(g) return { site = 'lab', role = 'custom', seen = g.id } end }\n"))
+    assert(fs.write_atomic(dir .. "/srv/_grains/broken.lua", "return {\n"))
+  end)
+
+  after_each(function()
+    fs.remove(dir, true)
+  end)
+
+  local function call(...)
+    local r = assert(proc.run({ argv = { bin, "call", "--local", "-c", dir .. "/conf",
+      "--out", "json", ... }, timeout = 30 }))
+    return r
+  end
+
+  it("syncs custom grains, then every call sees them under static and config grains", function()
+    local r = call("saltutil.sync_grains")
+    assert.equal(0, r.retcode, r.stderr)
+    assert.same({ "grains.broken", "grains.site" }, plain(json.decode(r.stdout)["local"]))
+    r = call("grains.item", "site", "seen", "role", "layer", "os")
+    assert.equal(0, r.retcode, r.stderr)
+    local got = json.decode(r.stdout)["local"]
+    assert.equal("lab", got.site)
+    assert.equal("pi-7", got.seen)
+    assert.equal("gateway", got.role, "the static file beats custom grains")
+    assert.equal("config", got.layer, "the grains option beats the static file")
+    assert.equal(require("brine.grains").core().os, got.os)
+    assert.matches("grains skipped: " .. (dir .. "/cache/extmods/grains/broken.lua:")
+      :gsub("%p", "%%%0"), r.stderr, 1)
+  end)
+
+  it("writes grains with setval and reads them back in the next call", function()
+    local r = call("grains.setval", "color", "red")
+    assert.equal(0, r.retcode, r.stderr)
+    assert.same({ color = "red" }, plain(json.decode(r.stdout)["local"]))
+    assert.equal("color: red\nlayer: static\nrole: gateway\n", fs.read(dir .. "/conf/grains"))
+    r = call("grains.get", "color")
+    assert.equal("red", json.decode(r.stdout)["local"])
+  end)
+end)
