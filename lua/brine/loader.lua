@@ -9,15 +9,6 @@
 local core = require("brine.core")
 local data = require("brine.data")
 
--- A C module of brine when this build has it, else nil (without asking
--- the file system, as a failed require would).
-local function c_module(name)
-  if package.loaded[name] or package.preload[name] then
-    return require(name)
-  end
-  return nil
-end
-
 local M = {}
 
 local null = data.null
