@@ -119,7 +119,10 @@ end
 --- refresh=True then computes the grains again.
 function M.sync_grains(saltenv, refresh, extmod_whitelist, extmod_blacklist,
                        clean_pillar_cache) -- luacheck: ignore 212
-  local dest_dir = tostring(opts.extension_modules) .. "/grains"
+  if type(opts.extension_modules) ~= "string" then
+    return nil, "saltutil.sync_grains: the extension_modules option is not set"
+  end
+  local dest_dir = opts.extension_modules .. "/grains"
   local ok, err = fs.mkdir(dest_dir, tonumber("755", 8), true)
   if not ok and not fs.is_dir(dest_dir) then
     return nil, err

@@ -339,6 +339,13 @@ describe("modules/saltutil grains functions", function()
     assert.is_nil(ld:grains().site)
   end)
 
+  it("says so when there is no extension_modules folder to sync into", function()
+    local ld = loader.new({ file_roots = opts.file_roots }, { grains = {} })
+    local ret, err = ld:call("saltutil.sync_grains")
+    assert.is_nil(ret)
+    assert.equal("saltutil.sync_grains: the extension_modules option is not set", err)
+  end)
+
   it("refreshes grains in the table every module holds", function()
     local ld = loader.new(opts, loader.environment(opts))
     local g = ld:grains()
