@@ -679,14 +679,15 @@ end
 
 --- The outputter named name: a user one from opts.outputter_dirs or
 --- <extension_modules>/output first, else brine's own; Salt's nested
---- outputter when there is no such name.
+--- outputter when there is no such name (and false as a second value).
 ---@param name string
 ---@param opts table|nil
 ---@return table outputter { output = function(data, opts) -> string }
+---@return boolean found false when name fell back to nested
 function M.outputter(name, opts)
   opts = opts or {}
   if not name:match("^[%w_]+$") then
-    name = "nested"
+    return require("outputters.nested"), false
   end
   local dirs = {}
   local extra = opts.outputter_dirs
@@ -705,7 +706,7 @@ function M.outputter(name, opts)
       local chunk = assert(loadfile(path, "t"))
       local mod = chunk()
       if type(mod) == "table" and type(mod.output) == "function" then
-        return mod
+        return mod, true
       end
     end
   end
@@ -714,9 +715,9 @@ function M.outputter(name, opts)
   end
   local ok, mod = pcall(require, "outputters." .. name)
   if ok and type(mod) == "table" and mod.output then
-    return mod
+    return mod, true
   end
-  return require("outputters.nested")
+  return require("outputters.nested"), false
 end
 
 --- This process's id.

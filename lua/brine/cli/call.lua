@@ -30,8 +30,9 @@ Options:
   --out-indent N          indent for json/yaml; negative: one line
   --out-file FILE         write the output to FILE instead of stdout
   --out-file-append       append to --out-file instead of replacing it
-  --no-color              never colour the output
-  --force-color           colour the output even when not on a terminal
+  --no-color              do not colour the output (it is coloured by
+                          default, even into a pipe or file, as in Salt)
+  --force-color           colour the output even with color: False
   -l, --log-level LEVEL   error, warning (default), info, debug, trace
   --retcode-passthrough   exit with the function's own return code
   --no-parse NAMES        comma-separated keyword names whose values stay
@@ -133,6 +134,16 @@ local function logger()
   return nil
 end
 
+-- Logs an error as Salt's CLI does, through brine.log when it is built in.
+local function log_error(text)
+  local log = logger()
+  if log then
+    log.error(text)
+  else
+    stderr("[ERROR   ] ", text, "\n")
+  end
+end
+
 -- Merges the command line into the configuration, as Salt's parser does.
 local function apply(opts, o)
   local data = require("brine.data")
@@ -167,21 +178,16 @@ local function apply(opts, o)
   opts["local"] = o["local"] or false
 end
 
--- Whether stdout is a terminal.
-local function stdout_is_tty()
-  local ok, luv = pcall(require, "luv")
-  return ok and luv.guess_handle(1) == "tty"
-end
-
---- The colour decision: --force-color, else --no-color, else the color
---- option, and only on a terminal (output to a file is never coloured).
+--- The colour decision, Salt's: --force-color wins, then --no-color, then
+--- the `color` option (true by default). As in Salt, a pipe or --out-file
+--- does not turn colour off; scripts pass --no-color or set color: False.
 function M.use_color(opts, o)
   if o.force_color then
     return true
-  elseif o.no_color or opts.color == false or o.output_file then
+  elseif o.no_color then
     return false
   end
-  return stdout_is_tty()
+  return opts.color ~= false and opts.color ~= require("brine.data").null
 end
 
 --- Prints data through an outputter, as Salt's display_output does:
@@ -190,10 +196,13 @@ end
 ---@return string|nil error
 function M.display(data, out, opts)
   local loader = require("brine.loader")
-  local outputter = loader.outputter(out or "nested", opts)
+  local outputter, found = loader.outputter(out or "nested", opts)
+  if not found then
+    log_error(string.format("Invalid outputter %s specified, fall back to nested", out))
+  end
   local text = outputter.output(data, opts):gsub("%s+$", "")
   if opts.output_file then
-    local f, err = io.open(opts.output_file, opts.output_file_append and "a" or "a")
+    local f, err = io.open(opts.output_file, "a")
     if not f then
       return nil, err
     end
@@ -290,12 +299,7 @@ local function report_error(err, fun, ld, opts, trace)
   if debug_on and trace then
     text = text .. "\n" .. trace
   end
-  local log = logger()
-  if log then
-    log.error(text)
-  else
-    stderr("[ERROR   ] ", text, "\n")
-  end
+  log_error(text)
   return 1
 end
 
