@@ -16,8 +16,8 @@ each value is read as YAML, as salt-call does (1 is a number, yes is true,
 Options:
   --local                 run masterless (file_client: local); needed until
                           brine has a master connection
-  -c, --config-dir DIR    read DIR/minion and DIR/minion.d/*.conf
-                          (default /etc/brine)
+  -c, --config-dir DIR    read DIR/minion and its includes (default
+                          DIR/minion.d/*.conf); DIR defaults to /etc/brine
   --id ID                 the minion id (default: the configured id, else
                           the host name)
   -m, --module-dirs DIR   an extra folder of execution modules; repeatable
@@ -370,7 +370,7 @@ end
 -- logging and colour set up, --out-file emptied unless appending.
 local function load_options(o)
   local config = require("brine.config")
-  local opts, err = config.load(o.config_dir, "minion", o.config_dir ~= nil)
+  local opts, err, warnings = config.load(o.config_dir, "minion", o.config_dir ~= nil)
   if not opts then
     return nil, err
   end
@@ -379,6 +379,9 @@ local function load_options(o)
   local log = logger()
   if log then
     log.configure({ level = opts.log_level, name = "brine.call" })
+    for _, text in ipairs(warnings) do
+      log.warning(text)
+    end
   end
   opts.color = M.use_color(opts, o)
   if o.output_file and not o.output_file_append then
