@@ -233,6 +233,14 @@ local function glob(dir, pattern)
   return file_exists(pattern) and { pattern } or {}
 end
 
+-- Python's dict.update: each option of src replaces dst's whole.
+local function replace_options(dst, src)
+  for k, v in pairs(src) do
+    dst[k] = v
+  end
+  return dst
+end
+
 -- Salt's include_config: the files of each pattern (relative to dir) read
 -- in order and merged deeply into one table, lists extended; each file's
 -- own `include` is followed. warnings collects patterns that match nothing
@@ -255,16 +263,11 @@ local function read_includes(dir, patterns, verbose, warnings)
       if not value then
         return nil, err
       end
-      if value.include ~= nil then
-        local nested, nerr = read_includes(path:match("^(.*)/"), value.include, verbose, warnings)
-        if not nested then
-          return nil, nerr
-        end
-        for k, v in pairs(nested) do
-          value[k] = v
-        end
+      local nested, nerr = read_includes(path:match("^(.*)/"), value.include, verbose, warnings)
+      if not nested then
+        return nil, nerr
       end
-      M.update(merged, value, true)
+      M.update(merged, replace_options(value, nested), true)
     end
   end
   return merged
@@ -308,13 +311,9 @@ function M.load(dir, role, explicit)
     if not included then
       return nil, ierr
     end
-    for k, v in pairs(included) do
-      overrides[k] = v
-    end
+    replace_options(overrides, included)
   end
-  for k, v in pairs(overrides) do
-    opts[k] = v
-  end
+  replace_options(opts, overrides)
   opts.conf_file = main
   opts.config_dir = dir
   return M.finish(opts), nil, warnings
