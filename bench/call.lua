@@ -19,6 +19,15 @@ local function sh_quote(s)
   return "'" .. s:gsub("'", "'\\''") .. "'"
 end
 
+-- argv as one shell command line.
+local function command_line(argv)
+  local words = {}
+  for i, w in ipairs(argv) do
+    words[i] = sh_quote(w)
+  end
+  return table.concat(words, " ")
+end
+
 local function median(values)
   table.sort(values)
   local n = #values
@@ -56,11 +65,7 @@ end
 
 -- Peak RSS in KiB of one run, or nil without /usr/bin/time.
 local function peak_kib(argv)
-  local words = {}
-  for i, w in ipairs(argv) do
-    words[i] = sh_quote(w)
-  end
-  local p = io.popen("/usr/bin/time -f %M " .. table.concat(words, " ")
+  local p = io.popen("/usr/bin/time -f %M " .. command_line(argv)
     .. " 2>&1 >/dev/null | tail -n 1")
   local kib = tonumber(p:read("l"))
   p:close()
@@ -92,11 +97,7 @@ end
 
 -- The shared libraries the dynamic loader initialises for argv.
 local function libraries(argv)
-  local words = {}
-  for i, w in ipairs(argv) do
-    words[i] = sh_quote(w)
-  end
-  local p = io.popen("LD_DEBUG=libs " .. table.concat(words, " ") .. " 2>&1 >/dev/null")
+  local p = io.popen("LD_DEBUG=libs " .. command_line(argv) .. " 2>&1 >/dev/null")
   local libs = {}
   for line in p:lines() do
     local lib = line:match("calling init: (%S+)")
