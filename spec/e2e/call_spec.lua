@@ -144,6 +144,26 @@ return M
     assert.equal(1, status)
   end)
 
+  it("loads only the module it calls: others in module_dirs are never run", function()
+    local marker = dir .. "/loaded"
+    write(dir .. "/mods/heavy.lua", string.format([[
+local f = io.open(%q, "a") f:write("x") f:close()
+return { work = function() return "done" end }]], marker))
+    write(dir .. "/mods/broken.lua", "local M = {\n")
+    local out, err, status = call("test.ping")
+    assert.equal("local:\n    True\n", out)
+    assert.equal("", err)
+    assert.equal(0, status)
+    assert.is_nil(io.open(marker, "r"))
+    assert.equal("local:\n    done\n", (call("heavy.work")))
+    local f = assert(io.open(marker, "r"))
+    assert.equal("x", f:read("a"))
+    f:close()
+    for _, path in ipairs({ marker, dir .. "/mods/heavy.lua", dir .. "/mods/broken.lua" }) do
+      os.remove(path)
+    end
+  end)
+
   it("runs modules from module_dirs with the configured id", function()
     assert.equal("local:\n    hello world from e2e-minion\n", (call("hello.greet")))
     local out = brine("call", "--local", "--no-color", "-c", dir, "-m", dir .. "/mods", "--id",
