@@ -609,8 +609,8 @@ function Loader:argspec(fun)
   return data.map({
     { "args", #args > 0 and args or null },
     { "defaults", #defaults > 0 and data.tuple(defaults) or null },
-    { "varargs", entry.varargs and true or null },
     { "kwargs", entry.kwargs and true or null },
+    { "varargs", entry.varargs and true or null },
   })
 end
 

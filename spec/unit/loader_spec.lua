@@ -199,6 +199,8 @@ describe("brine.loader", function()
       assert.equal(null, spec.varargs)
       assert.is_true(ld:argspec("sig.rest").kwargs)
       assert.is_true(ld:argspec("sig.rest").varargs)
+      -- Salt's argspec_report fills its dict in this order
+      assert.same({ "args", "defaults", "kwargs", "varargs" }, data.keys(spec))
     end)
   end)
 
