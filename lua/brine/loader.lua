@@ -803,4 +803,55 @@ function M.environment(opts)
   }
 end
 
+-- Salt's publish keys (__pub_fun, __pub_jid, ...) reach only functions that
+-- take **kwargs; the others never see them.
+local function job_kwargs(entry, kwargs)
+  if entry.kwargs or type(kwargs) ~= "table" then
+    return kwargs
+  end
+  local kept = data.map()
+  for k, v in pairs(kwargs) do
+    if type(k) ~= "string" or k:sub(1, 6) ~= "__pub_" then
+      kept[k] = v
+    end
+  end
+  return kept
+end
+
+--- Runs one job's function as Salt's minion does, in a fresh loader over
+--- opts (the minion's job runner calls this in its worker). Returns the
+--- value; or nil and the text Salt's minion returns when the function is
+--- missing, its arguments do not fit or it failed (`nil, message`). A
+--- module's own error() propagates, so the caller's traceback shows it.
+---@param fun string
+---@param args table|nil positional arguments (an array)
+---@param kwargs table|nil keyword arguments (a map)
+---@param opts table minion options
+---@return any value
+---@return string|nil error
+---@return integer retcode the job's return code (context.retcode, else 0
+--- on success and 1 on an error)
+function M.call(fun, args, kwargs, opts)
+  local ld = M.new(opts or {}, M.environment(opts or {}))
+  local entry = ld:entry(fun)
+  if not entry then
+    return nil, ld:missing_fun_string(fun), 1
+  end
+  local ok, values, n = pcall(M.bind, entry, args, job_kwargs(entry, kwargs))
+  if not ok then
+    if not M.is_error(values) then
+      error(values, 0)
+    elseif values.kind == "invalid_args" then
+      return nil, string.format("Passed invalid arguments to %s: %s", fun, values.message), 1
+    end
+    return nil, values.message, 1
+  end
+  local value, message = entry.fn(table.unpack(values, 1, n))
+  local retcode = math.tointeger(ld.context.retcode)
+  if value == nil and type(message) == "string" then
+    return nil, "ERROR: " .. message, retcode or 1
+  end
+  return value, nil, retcode or 0
+end
+
 return M
