@@ -224,6 +224,13 @@ return { work = function() return "done" end }]], marker))
     assert.equal(2, status)
   end)
 
+  it("prints the versions report with -V, as salt-call does", function()
+    local out, _, status = brine("call", "--versions-report")
+    assert.matches("^Brine Version:\n +Brine: %d+%.%d+", out)
+    assert.matches("\nDependency Versions:\n", out)
+    assert.equal(0, status)
+  end)
+
   it("runs as brine-call through the symlink", function()
     local link = os.getenv("BRINE_BIN_DIR") .. "/brine-call"
     local p = io.popen(sh_quote(link) .. " --local --no-color -c " .. sh_quote(dir) .. " test.ping")

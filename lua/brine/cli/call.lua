@@ -37,6 +37,7 @@ Options:
   --retcode-passthrough   exit with the function's own return code
   --no-parse NAMES        comma-separated keyword names whose values stay
                           text (not read as YAML)
+  -V, --versions-report   print the versions of brine and its parts and exit
   -h, --help              print this help and exit
 
 Exit status: 0 on success; 1 when the function failed, its arguments were
@@ -66,6 +67,7 @@ local FLAGS = {
   ["--force-color"] = "force_color", ["--force-colour"] = "force_color",
   ["--retcode-passthrough"] = "retcode_passthrough",
   ["-h"] = "help", ["--help"] = "help",
+  ["-V"] = "versions_report", ["--versions-report"] = "versions_report",
 }
 
 local LEVELS = { quiet = 0, critical = 1, error = 2, warning = 3, info = 4, profile = 5,
@@ -400,6 +402,10 @@ function M.run(argv)
     return usage_error(words)
   elseif o.help then
     io.stdout:write(M.usage)
+    return 0
+  elseif o.versions_report then
+    local ld = require("brine.loader").new({})
+    io.stdout:write(ld:call("test.versions_report"):gsub("%s+$", ""), "\n")
     return 0
   elseif not (words[1] or o.grains_run or o.doc) then
     return usage_error("Requires function, --grains or --doc")
