@@ -198,6 +198,10 @@ enum brine_kind brine__kind(lua_State *L, int idx)
   case LUA_TTABLE: break;
   default: return BRINE_OTHER;
   }
+  if (map_meta(L, idx)) { /* a map, even when its keys are 1..n */
+    lua_pop(L, 1);
+    return BRINE_MAP;
+  }
   if (lua_getmetatable(L, idx)) {
     lua_rawgetp(L, LUA_REGISTRYINDEX, &ARRAY_MT_KEY);
     int is_array = lua_rawequal(L, -1, -2);

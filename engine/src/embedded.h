@@ -4,8 +4,10 @@
 
 struct brine__embedded {
   const char *name; /* path under lua/, e.g. "brine/cli.lua" */
-  const char *data;
-  int size;
+  const char *data; /* the file's text */
+  long size;
+  const char *bytecode; /* compiled at build time, chunk "@lua/<name>" */
+  long bytecode_size;
 };
 
 extern const struct brine__embedded brine__embedded_files[];

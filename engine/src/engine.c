@@ -62,8 +62,8 @@ static int load_tree_file(lua_State *L, const char *rel)
     return 0;
   }
   lua_pushfstring(L, "@lua/%s", rel);
-  int rc = luaL_loadbufferx(L, f->data, (size_t)f->size, lua_tostring(L, -1),
-                            "t");
+  int rc = luaL_loadbufferx(L, f->bytecode, (size_t)f->bytecode_size,
+                            lua_tostring(L, -1), "b");
   lua_remove(L, -2);
   return rc == LUA_OK ? 1 : lua_error(L);
 }

@@ -162,46 +162,6 @@ local function read_yaml(path)
   return value
 end
 
--- Recursively merges src into dst (maps merge, everything else replaces).
-local function merge(dst, src)
-  for k, v in pairs(src) do
-    local old = dst[k]
-    if type(old) == "table" and type(v) == "table" and data.kind(old) == "map"
-        and data.kind(v) == "map" then
-      merge(old, v)
-    else
-      dst[k] = v
-    end
-  end
-  return dst
-end
-
-M.merge = merge
-
--- The *.conf files of an include folder, sorted, or an empty list.
-local function include_files(dir)
-  local ok, luv = pcall(require, "luv")
-  if not ok then
-    return {}
-  end
-  local handle = luv.fs_scandir(dir)
-  if not handle then
-    return {}
-  end
-  local files = {}
-  while true do
-    local name = luv.fs_scandir_next(handle)
-    if not name then
-      break
-    end
-    if name:sub(-5) == ".conf" then
-      files[#files + 1] = dir .. "/" .. name
-    end
-  end
-  table.sort(files)
-  return files
-end
-
 local function hostname()
   local sys = c_module("brine.sys")
   if sys and sys.hostname then
@@ -260,15 +220,72 @@ function M.apply_root_dir(opts)
   return opts
 end
 
---- Loads the configuration of a role from a folder.
---- DIR/<role> is read when present (a missing file is fine in the default
---- folder, an error in a folder given explicitly), then DIR/<role>.d/*.conf
---- in name order, merged over it.
+-- The files an include pattern names, sorted: a path absolute or relative
+-- to dir, with shell wildcards (glob(3), as Salt's glob.glob).
+local function glob(dir, pattern)
+  if pattern:sub(1, 1) ~= "/" then
+    pattern = dir .. "/" .. pattern
+  end
+  local fs = c_module("brine.fs")
+  if fs then
+    return fs.glob(pattern)
+  end
+  return file_exists(pattern) and { pattern } or {}
+end
+
+-- Python's dict.update: each option of src replaces dst's whole.
+local function replace_options(dst, src)
+  for k, v in pairs(src) do
+    dst[k] = v
+  end
+  return dst
+end
+
+-- Salt's include_config: the files of each pattern (relative to dir) read
+-- in order and merged deeply into one table, lists extended; each file's
+-- own `include` is followed. warnings collects patterns that match nothing
+-- when verbose. Returns the table, or nil and an error naming file and line.
+local function read_includes(dir, patterns, verbose, warnings)
+  if type(patterns) == "string" then
+    patterns = { patterns }
+  elseif type(patterns) ~= "table" then
+    return {}
+  end
+  local merged = {}
+  for _, pattern in ipairs(patterns) do
+    local files = glob(dir, tostring(pattern))
+    if #files == 0 and verbose then
+      warnings[#warnings + 1] = string.format("Warning parsing configuration file: "
+        .. "\"include\" path/glob '%s' matches no files", pattern)
+    end
+    for _, path in ipairs(files) do
+      local value, err = read_yaml(path)
+      if not value then
+        return nil, err
+      end
+      local nested, nerr = read_includes(path:match("^(.*)/"), value.include, verbose, warnings)
+      if not nested then
+        return nil, nerr
+      end
+      M.update(merged, replace_options(value, nested), true)
+    end
+  end
+  return merged
+end
+
+--- Loads the configuration of a role from a folder, as Salt does: DIR/<role>
+--- is read when present (a missing file is fine in the default folder, an
+--- error in a folder given explicitly); then the files of its
+--- `default_include` (default `<role>.d/*.conf`) and of its `include`
+--- option, each group merged deeply in name order, replace options of the
+--- main file one by one; the result replaces defaults one by one (setting
+--- file_roots replaces the whole default file_roots).
 ---@param dir string|nil config folder (default /etc/brine)
 ---@param role string|nil "minion" (default) or "master"
 ---@param explicit boolean|nil true when the user named the folder
 ---@return table|nil opts
 ---@return string|nil error naming the file and line
+---@return table warnings Salt's warnings (an include matching no file)
 function M.load(dir, role, explicit)
   role = role or "minion"
   local opts = M.defaults(role)
@@ -277,25 +294,29 @@ function M.load(dir, role, explicit)
     dir = "/"
   end
   local main = dir .. "/" .. role
-  opts.conf_file = main
-  opts.config_dir = dir
+  local overrides, err = {}, nil
   if file_exists(main) then
-    local value, err = read_yaml(main)
-    if not value then
+    overrides, err = read_yaml(main)
+    if not overrides then
       return nil, err
     end
-    merge(opts, value)
   elseif explicit and not file_exists(dir) then
     return nil, dir .. ": no such configuration folder"
   end
-  for _, path in ipairs(include_files(dir .. "/" .. role .. ".d")) do
-    local value, err = read_yaml(path)
-    if not value then
-      return nil, err
+  local warnings = {}
+  local groups = { { overrides.default_include or opts.default_include, false },
+    { overrides.include, true } }
+  for _, group in ipairs(groups) do
+    local included, ierr = read_includes(dir, group[1], group[2], warnings)
+    if not included then
+      return nil, ierr
     end
-    merge(opts, value)
+    replace_options(overrides, included)
   end
-  return M.finish(opts)
+  replace_options(opts, overrides)
+  opts.conf_file = main
+  opts.config_dir = dir
+  return M.finish(opts), nil, warnings
 end
 
 --- Completes options after every source was merged: the id, derived

@@ -600,8 +600,8 @@ function Loader:argspec(fun)
   return data.map({
     { "args", #args > 0 and args or null },
     { "defaults", #defaults > 0 and data.tuple(defaults) or null },
-    { "varargs", entry.varargs and true or null },
     { "kwargs", entry.kwargs and true or null },
+    { "varargs", entry.varargs and true or null },
   })
 end
 
@@ -670,14 +670,15 @@ end
 
 --- The outputter named name: a user one from opts.outputter_dirs or
 --- <extension_modules>/output first, else brine's own; Salt's nested
---- outputter when there is no such name.
+--- outputter when there is no such name (and false as a second value).
 ---@param name string
 ---@param opts table|nil
 ---@return table outputter { output = function(data, opts) -> string }
+---@return boolean found false when name fell back to nested
 function M.outputter(name, opts)
   opts = opts or {}
   if not name:match("^[%w_]+$") then
-    name = "nested"
+    return require("outputters.nested"), false
   end
   local dirs = {}
   local extra = opts.outputter_dirs
@@ -696,7 +697,7 @@ function M.outputter(name, opts)
       local chunk = assert(loadfile(path, "t"))
       local mod = chunk()
       if type(mod) == "table" and type(mod.output) == "function" then
-        return mod
+        return mod, true
       end
     end
   end
@@ -705,9 +706,9 @@ function M.outputter(name, opts)
   end
   local ok, mod = pcall(require, "outputters." .. name)
   if ok and type(mod) == "table" and mod.output then
-    return mod
+    return mod, true
   end
-  return require("outputters.nested")
+  return require("outputters.nested"), false
 end
 
 --- This process's id.
@@ -746,6 +747,57 @@ function M.environment(opts)
       return type(opts.pillar) == "table" and opts.pillar or data.map()
     end,
   }
+end
+
+-- Salt's publish keys (__pub_fun, __pub_jid, ...) reach only functions that
+-- take **kwargs; the others never see them.
+local function job_kwargs(entry, kwargs)
+  if entry.kwargs or type(kwargs) ~= "table" then
+    return kwargs
+  end
+  local kept = data.map()
+  for k, v in pairs(kwargs) do
+    if type(k) ~= "string" or k:sub(1, 6) ~= "__pub_" then
+      kept[k] = v
+    end
+  end
+  return kept
+end
+
+--- Runs one job's function as Salt's minion does, in a fresh loader over
+--- opts (the minion's job runner calls this in its worker). Returns the
+--- value; or nil and the text Salt's minion returns when the function is
+--- missing, its arguments do not fit or it failed (`nil, message`). A
+--- module's own error() propagates, so the caller's traceback shows it.
+---@param fun string
+---@param args table|nil positional arguments (an array)
+---@param kwargs table|nil keyword arguments (a map)
+---@param opts table minion options
+---@return any value
+---@return string|nil error
+---@return integer retcode the job's return code (context.retcode, else 0
+--- on success and 1 on an error)
+function M.call(fun, args, kwargs, opts)
+  local ld = M.new(opts or {}, M.environment(opts or {}))
+  local entry = ld:entry(fun)
+  if not entry then
+    return nil, ld:missing_fun_string(fun), 1
+  end
+  local ok, values, n = pcall(M.bind, entry, args, job_kwargs(entry, kwargs))
+  if not ok then
+    if not M.is_error(values) then
+      error(values, 0)
+    elseif values.kind == "invalid_args" then
+      return nil, string.format("Passed invalid arguments to %s: %s", fun, values.message), 1
+    end
+    return nil, values.message, 1
+  end
+  local value, message = entry.fn(table.unpack(values, 1, n))
+  local retcode = math.tointeger(ld.context.retcode)
+  if value == nil and type(message) == "string" then
+    return nil, "ERROR: " .. message, retcode or 1
+  end
+  return value, nil, retcode or 0
 end
 
 return M

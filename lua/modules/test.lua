@@ -140,27 +140,51 @@ function M.version()
   return core.VERSION
 end
 
---- Versions of brine and its parts, as a mapping of text.
+--- Versions of brine, its libraries and the system, as mappings of text
+--- under Salt's section names.
 function M.versions_information()
+  local deps = data.map({ { "Lua", core.LUA_RELEASE } })
+  local ok, luv = pcall(require, "luv")
+  if ok then
+    deps.libuv = luv.version_string()
+  end
+  local system = data.map()
+  local u = require("brine.sys").uname()
+  if u then
+    system.machine, system.release = u.machine, u.release
+    system.system, system.version = u.sysname, u.version
+  end
   return data.map({
     { "Brine Version", data.map({ { "Brine", core.VERSION } }) },
-    { "Dependency Versions", data.map({ { "Lua", core.LUA_RELEASE } }) },
+    { "Dependency Versions", deps },
+    { "System Versions", system },
   })
 end
 
 M.versions = M.versions_information
 
---- Versions of brine and its parts, as lines of text.
+--- Versions of brine and its parts as text, laid out as Salt's
+--- versions_report: a section name, then `name: version` lines with the
+--- names right-aligned, a line holding one space after each section.
 function M.versions_report()
-  local lines = data.array()
-  for section, items in pairs(M.versions_information()) do
+  local info = M.versions_information()
+  local width = #"Not Installed"
+  for _, items in pairs(info) do
+    for name in pairs(items) do
+      width = math.max(width, #name)
+    end
+  end
+  local lines = {}
+  for section, items in pairs(info) do
     lines[#lines + 1] = section .. ":"
-    for name, version in pairs(items) do
-      lines[#lines + 1] = string.format("%20s: %s", name, version)
+    local names = data.keys(items)
+    table.sort(names, function(a, b) return a:lower() < b:lower() end)
+    for _, name in ipairs(names) do
+      lines[#lines + 1] = string.format("%" .. (width + 1) .. "s: %s", name, items[name])
     end
     lines[#lines + 1] = " "
   end
-  return lines
+  return table.concat(lines, "\n")
 end
 
 --- Returns the num-th Fibonacci number and the seconds it took.

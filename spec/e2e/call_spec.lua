@@ -32,7 +32,8 @@ describe("brine call", function()
   end
 
   local function call(...)
-    return brine("call", "--local", "-c", dir, "-m", dir .. "/mods", "--id", "e2e-minion", ...)
+    return brine("call", "--local", "--no-color", "-c", dir, "-m", dir .. "/mods", "--id",
+      "e2e-minion", ...)
   end
 
   local function write(path, text)
@@ -87,10 +88,24 @@ return M
     end
   end)
 
-  it("colours only when forced, never with --no-color or into a pipe", function()
-    assert.equal("\27[0;36mlocal\27[0;0m:\n    \27[0;1;33mTrue\27[0;0m\n",
-      (call("test.ping", "--force-color")))
-    assert.equal("local:\n    True\n", (call("test.ping", "--no-color")))
+  it("colours as Salt does: by default even into a pipe, unless told not to", function()
+    local coloured = "\27[0;36mlocal\27[0;0m:\n    \27[0;1;33mTrue\27[0;0m\n"
+    assert.equal(coloured, (brine("call", "--local", "-c", dir, "test.ping")))
+    assert.equal("local:\n    True\n", (call("test.ping")))
+    assert.equal(coloured, (call("test.ping", "--force-color")))
+    write(dir .. "/minion", "color: False\n")
+    local plain = brine("call", "--local", "-c", dir, "test.ping")
+    local forced = brine("call", "--local", "-c", dir, "test.ping", "--force-color")
+    os.remove(dir .. "/minion")
+    assert.equal("local:\n    True\n", plain)
+    assert.equal(coloured, forced)
+  end)
+
+  it("falls back to nested for an unknown outputter, saying so as Salt does", function()
+    local out, err, status = call("test.ping", "--out=bogus")
+    assert.equal("local:\n    True\n", out)
+    assert.equal("[ERROR   ] Invalid outputter bogus specified, fall back to nested\n", err)
+    assert.equal(0, status)
   end)
 
   it("parses positional and key=value arguments as YAML, as salt-call does", function()
@@ -129,10 +144,30 @@ return M
     assert.equal(1, status)
   end)
 
+  it("loads only the module it calls: others in module_dirs are never run", function()
+    local marker = dir .. "/loaded"
+    write(dir .. "/mods/heavy.lua", string.format([[
+local f = io.open(%q, "a") f:write("x") f:close()
+return { work = function() return "done" end }]], marker))
+    write(dir .. "/mods/broken.lua", "local M = {\n")
+    local out, err, status = call("test.ping")
+    assert.equal("local:\n    True\n", out)
+    assert.equal("", err)
+    assert.equal(0, status)
+    assert.is_nil(io.open(marker, "r"))
+    assert.equal("local:\n    done\n", (call("heavy.work")))
+    local f = assert(io.open(marker, "r"))
+    assert.equal("x", f:read("a"))
+    f:close()
+    for _, path in ipairs({ marker, dir .. "/mods/heavy.lua", dir .. "/mods/broken.lua" }) do
+      os.remove(path)
+    end
+  end)
+
   it("runs modules from module_dirs with the configured id", function()
     assert.equal("local:\n    hello world from e2e-minion\n", (call("hello.greet")))
-    local out = brine("call", "--local", "-c", dir, "-m", dir .. "/mods", "--id", "other",
-      "hello.greet", "name=you")
+    local out = brine("call", "--local", "--no-color", "-c", dir, "-m", dir .. "/mods", "--id",
+      "other", "hello.greet", "name=you")
     assert.equal("local:\n    hello you from other\n", out)
   end)
 
@@ -142,7 +177,7 @@ return M
       return
     end
     write(dir .. "/minion", "id: from-file\nmodule_dirs: [" .. dir .. "/mods]\n")
-    local out = brine("call", "--local", "-c", dir, "hello.greet")
+    local out = brine("call", "--local", "--no-color", "-c", dir, "hello.greet")
     os.remove(dir .. "/minion")
     assert.equal("local:\n    hello world from from-file\n", out)
   end)
@@ -189,9 +224,16 @@ return M
     assert.equal(2, status)
   end)
 
+  it("prints the versions report with -V, as salt-call does", function()
+    local out, _, status = brine("call", "--versions-report")
+    assert.matches("^Brine Version:\n +Brine: %d+%.%d+", out)
+    assert.matches("\nDependency Versions:\n", out)
+    assert.equal(0, status)
+  end)
+
   it("runs as brine-call through the symlink", function()
     local link = os.getenv("BRINE_BIN_DIR") .. "/brine-call"
-    local p = io.popen(sh_quote(link) .. " --local -c " .. sh_quote(dir) .. " test.ping")
+    local p = io.popen(sh_quote(link) .. " --local --no-color -c " .. sh_quote(dir) .. " test.ping")
     assert.equal("local:\n    True\n", p:read("a"))
     p:close()
   end)

@@ -68,7 +68,9 @@ describe("brine.config", function()
     local o = assert(config.load(dir, "minion", true))
     assert.equal("m1", o.id)
     assert.equal("three", o.master)
-    assert.same({ a = 1, b = 2 }, o.grains)
+    -- as Salt: the included files merge deeply together, then replace the
+    -- main file's options whole
+    assert.same({ b = 2 }, o.grains)
     write(dir .. "/minion.d/c.conf", "master: [\n")
     local none, err = config.load(dir, "minion", true)
     assert.is_nil(none)
@@ -78,6 +80,53 @@ describe("brine.config", function()
       os.remove(dir .. f)
     end
     os.remove(dir)
+  end)
+end)
+
+describe("brine.config includes", function()
+  local dir
+
+  before_each(function()
+    dir = tempdir()
+  end)
+
+  after_each(function()
+    os.execute("rm -rf '" .. dir .. "'")
+  end)
+
+  it_yaml("replaces defaults option by option, as Salt does", function()
+    write(dir .. "/minion", "file_roots:\n  dev: [/srv/dev]\n")
+    local o = assert(config.load(dir, "minion", true))
+    assert.same({ "dev" }, require("brine.data").keys(o.file_roots))
+    assert.equal(dir .. "/minion", o.conf_file)
+  end)
+
+  it_yaml("follows default_include and include, globs relative to the folder", function()
+    luv.fs_mkdir(dir .. "/conf", 448)
+    luv.fs_mkdir(dir .. "/minion.d", 448)
+    write(dir .. "/minion.d/a.conf", "id: ignored\n")
+    write(dir .. "/minion", "default_include: conf/*.yml\ninclude: [extra.conf, nothing/*.conf]\n"
+      .. "id: main\nmodule_dirs: [/m0]\n")
+    write(dir .. "/conf/2.yml", "grains: {b: 2}\nmodule_dirs: [/m2]\n")
+    write(dir .. "/conf/1.yml", "grains: {a: 1}\nmodule_dirs: [/m1]\nid: from-default\n")
+    write(dir .. "/extra.conf", "id: from-include\ninclude: more.conf\n")
+    write(dir .. "/more.conf", "master: from-nested\n")
+    local o, err, warnings = config.load(dir, "minion", true)
+    assert.is_nil(err)
+    assert.equal("from-include", o.id)
+    assert.equal("from-nested", o.master)
+    assert.same({ a = 1, b = 2 }, o.grains)
+    assert.same({ "/m1", "/m2" }, o.module_dirs)
+    assert.same({ "Warning parsing configuration file: \"include\" path/glob "
+      .. "'nothing/*.conf' matches no files" }, warnings)
+  end)
+
+  it_yaml("names the included file and line that is broken", function()
+    write(dir .. "/minion", "include: bad.conf\n")
+    write(dir .. "/bad.conf", "id: x\nmaster: [\n")
+    local none, err = config.load(dir, "minion", true)
+    assert.is_nil(none)
+    assert.matches("bad%.conf:%d+:%d+: ", err)
   end)
 end)
 

@@ -35,6 +35,24 @@ describe("brine.data", function()
   end)
 end)
 
+describe("brine.data maps with keys 1..n", function()
+  local function numbered()
+    return data.map({ { 1, "a" }, { 2, "b" } })
+  end
+
+  it("stay maps", function()
+    assert.equal("map", data.kind(numbered()))
+    assert.is_false(data.is_array(numbered()))
+  end)
+
+  it("stay maps through every encoder", function()
+    assert.equal('{"1": "a", "2": "b"}', require("brine.json").encode(numbered()))
+    local msgpack = require("brine.msgpack")
+    assert.equal("map", data.kind(msgpack.unpack(msgpack.pack(numbered()))))
+    assert.equal("1: a\n2: b\n", require("brine.yaml").dump(numbered()))
+  end)
+end)
+
 describe("brine.data tuples", function()
   it("are arrays that know they are tuples", function()
     local t = data.tuple({ 1, "a" })

@@ -199,7 +199,36 @@ describe("brine.loader", function()
       assert.equal(null, spec.varargs)
       assert.is_true(ld:argspec("sig.rest").kwargs)
       assert.is_true(ld:argspec("sig.rest").varargs)
+      -- Salt's argspec_report fills its dict in this order
+      assert.same({ "args", "defaults", "kwargs", "varargs" }, data.keys(spec))
     end)
+  end)
+
+  it("runs a job's function as a minion does, with Salt's messages", function()
+    write(dir .. "/job.lua", [[
+      local M = {}
+      function M.plain(a) return a end
+      function M.open(kwargs) return kwargs end
+      function M.fails() return nil, "no disk" end
+      function M.code() context.retcode = 3 return "partial" end
+      return M]])
+    local opts = { module_dirs = { dir }, id = "j1" }
+    assert.equal("x", loader.call("job.plain", { "x" }, data.map({ { "__pub_jid", "1" } }),
+      opts))
+    local kw = loader.call("job.open", {}, data.map({ { "__pub_jid", "1" } }), opts)
+    assert.equal("1", kw.__pub_jid)
+    local value, err, retcode = loader.call("job.nope", {}, nil, opts)
+    assert.is_nil(value)
+    assert.equal("'job.nope' is not available.", err)
+    assert.equal(1, retcode)
+    value, err = loader.call("job.plain", {}, nil, opts)
+    assert.equal("Passed invalid arguments to job.plain: plain() missing 1 required "
+      .. "positional argument: 'a'", err)
+    value, err = loader.call("job.fails", {}, nil, opts)
+    assert.equal("ERROR: no disk", err)
+    value, err, retcode = loader.call("job.code", {}, nil, opts)
+    assert.same({ "partial", nil, 3 }, { value, err, retcode })
+    assert.equal("j1", loader.call("grains.get", { "id" }, nil, opts))
   end)
 
   it("lists modules and functions and reads doc comments", function()

@@ -62,6 +62,20 @@ describe("modules/test", function()
     assert.equal(require("brine.core").VERSION, ld:call("test.version"))
   end)
 
+  it("reports versions as Salt's text, names right-aligned under each section", function()
+    local report = ld:call("test.versions_report")
+    assert.is_string(report)
+    local version = require("brine.core").VERSION
+    assert.matches("^Brine Version:\n +Brine: " .. version:gsub("%p", "%%%0") .. "\n \n", report)
+    assert.matches("\nDependency Versions:\n", report)
+    assert.matches("\n +Lua: Lua 5%.4", report)
+    local widths = {}
+    for name in report:gmatch("\n( *[%w_]+): ") do
+      widths[#name] = true
+    end
+    assert.same({ 14 }, data.keys(widths))
+  end)
+
   it("calls other functions through test.cross_test", function()
     assert.equal("x", ld:call("test.cross_test", { "test.echo", data.array({ "x" }) }))
   end)

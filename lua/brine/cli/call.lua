@@ -16,8 +16,8 @@ each value is read as YAML, as salt-call does (1 is a number, yes is true,
 Options:
   --local                 run masterless (file_client: local); needed until
                           brine has a master connection
-  -c, --config-dir DIR    read DIR/minion and DIR/minion.d/*.conf
-                          (default /etc/brine)
+  -c, --config-dir DIR    read DIR/minion and its includes (default
+                          DIR/minion.d/*.conf); DIR defaults to /etc/brine
   --id ID                 the minion id (default: the configured id, else
                           the host name)
   -m, --module-dirs DIR   an extra folder of execution modules; repeatable
@@ -30,12 +30,14 @@ Options:
   --out-indent N          indent for json/yaml; negative: one line
   --out-file FILE         write the output to FILE instead of stdout
   --out-file-append       append to --out-file instead of replacing it
-  --no-color              never colour the output
-  --force-color           colour the output even when not on a terminal
+  --no-color              do not colour the output (it is coloured by
+                          default, even into a pipe or file, as in Salt)
+  --force-color           colour the output even with color: False
   -l, --log-level LEVEL   error, warning (default), info, debug, trace
   --retcode-passthrough   exit with the function's own return code
   --no-parse NAMES        comma-separated keyword names whose values stay
                           text (not read as YAML)
+  -V, --versions-report   print the versions of brine and its parts and exit
   -h, --help              print this help and exit
 
 Exit status: 0 on success; 1 when the function failed, its arguments were
@@ -65,6 +67,7 @@ local FLAGS = {
   ["--force-color"] = "force_color", ["--force-colour"] = "force_color",
   ["--retcode-passthrough"] = "retcode_passthrough",
   ["-h"] = "help", ["--help"] = "help",
+  ["-V"] = "versions_report", ["--versions-report"] = "versions_report",
 }
 
 local LEVELS = { quiet = 0, critical = 1, error = 2, warning = 3, info = 4, profile = 5,
@@ -133,6 +136,16 @@ local function logger()
   return nil
 end
 
+-- Logs an error as Salt's CLI does, through brine.log when it is built in.
+local function log_error(text)
+  local log = logger()
+  if log then
+    log.error(text)
+  else
+    stderr("[ERROR   ] ", text, "\n")
+  end
+end
+
 -- Merges the command line into the configuration, as Salt's parser does.
 local function apply(opts, o)
   local data = require("brine.data")
@@ -167,21 +180,16 @@ local function apply(opts, o)
   opts["local"] = o["local"] or false
 end
 
--- Whether stdout is a terminal.
-local function stdout_is_tty()
-  local ok, luv = pcall(require, "luv")
-  return ok and luv.guess_handle(1) == "tty"
-end
-
---- The colour decision: --force-color, else --no-color, else the color
---- option, and only on a terminal (output to a file is never coloured).
+--- The colour decision, Salt's: --force-color wins, then --no-color, then
+--- the `color` option (true by default). As in Salt, a pipe or --out-file
+--- does not turn colour off; scripts pass --no-color or set color: False.
 function M.use_color(opts, o)
   if o.force_color then
     return true
-  elseif o.no_color or opts.color == false or o.output_file then
+  elseif o.no_color then
     return false
   end
-  return stdout_is_tty()
+  return opts.color ~= false and opts.color ~= require("brine.data").null
 end
 
 --- Prints data through an outputter, as Salt's display_output does:
@@ -190,10 +198,13 @@ end
 ---@return string|nil error
 function M.display(data, out, opts)
   local loader = require("brine.loader")
-  local outputter = loader.outputter(out or "nested", opts)
+  local outputter, found = loader.outputter(out or "nested", opts)
+  if not found then
+    log_error(string.format("Invalid outputter %s specified, fall back to nested", out))
+  end
   local text = outputter.output(data, opts):gsub("%s+$", "")
   if opts.output_file then
-    local f, err = io.open(opts.output_file, opts.output_file_append and "a" or "a")
+    local f, err = io.open(opts.output_file, "a")
     if not f then
       return nil, err
     end
@@ -290,12 +301,7 @@ local function report_error(err, fun, ld, opts, trace)
   if debug_on and trace then
     text = text .. "\n" .. trace
   end
-  local log = logger()
-  if log then
-    log.error(text)
-  else
-    stderr("[ERROR   ] ", text, "\n")
-  end
+  log_error(text)
   return 1
 end
 
@@ -366,7 +372,7 @@ end
 -- logging and colour set up, --out-file emptied unless appending.
 local function load_options(o)
   local config = require("brine.config")
-  local opts, err = config.load(o.config_dir, "minion", o.config_dir ~= nil)
+  local opts, err, warnings = config.load(o.config_dir, "minion", o.config_dir ~= nil)
   if not opts then
     return nil, err
   end
@@ -375,6 +381,9 @@ local function load_options(o)
   local log = logger()
   if log then
     log.configure({ level = opts.log_level, name = "brine.call" })
+    for _, text in ipairs(warnings) do
+      log.warning(text)
+    end
   end
   opts.color = M.use_color(opts, o)
   if o.output_file and not o.output_file_append then
@@ -393,6 +402,10 @@ function M.run(argv)
     return usage_error(words)
   elseif o.help then
     io.stdout:write(M.usage)
+    return 0
+  elseif o.versions_report then
+    local ld = require("brine.loader").new({})
+    io.stdout:write(ld:call("test.versions_report"):gsub("%s+$", ""), "\n")
     return 0
   elseif not (words[1] or o.grains_run or o.doc) then
     return usage_error("Requires function, --grains or --doc")
