@@ -1,0 +1,326 @@
+-- Device services: declarations read from the minion options, the
+-- supervisor restarting a failing service with back-off, request and reply
+-- with timeouts and clear errors, and the GNSS example end to end on a
+-- pseudo-terminal (service, execution module and grain function).
+local services = require("brine.services")
+local gnss = require("services.gnss")
+local serial = require("brine.hw.serial")
+local posix = require("brine.posix")
+local yaml = require("brine.yaml")
+local loader = require("brine.loader")
+local daemon = require("brine.master.daemon")
+
+local function read(path)
+  return posix.read(path) or ""
+end
+
+local harness = dofile((os.getenv("BRINE_SOURCE_DIR") or ".") .. "/spec/e2e/harness.lua")
+
+local function wait_for(fn, seconds)
+  return harness.wait(nil, fn, seconds)
+end
+
+-- A service for the tests, found in extension_modules/services/: init
+-- fails `fail_init` times (counted in a file), `echo` answers its
+-- arguments, `slow` sleeps first, `fail` returns an error, `exit` ends
+-- the process, and with `loop_error` set the loop fails soon after start.
+local FLAKY = [[
+local posix = require("brine.posix")
+local M = {}
+function M.init(config, svc)
+  local f = assert(io.open(config.counter, "a"))
+  f:write("x")
+  f:close()
+  local n = #assert(posix.read(config.counter))
+  if n <= (config.fail_init or 0) then
+    return nil, "device not ready (attempt " .. n .. ")"
+  end
+  return { n = n }
+end
+function M.handle(state, method, args, svc)
+  if method == "echo" then
+    return args
+  elseif method == "slow" then
+    svc:sleep(args.seconds)
+    return "late"
+  elseif method == "fail" then
+    return nil, "no such register"
+  elseif method == "exit" then
+    svc.log:error("asked to crash")
+    posix._exit(3)
+  elseif method == "starts" then
+    return state.n
+  end
+end
+function M.loop(state, svc)
+  if svc.config.loop_error then
+    svc:sleep(0.02)
+    error("lost the device", 0)
+  end
+  while true do
+    svc:sleep(60)
+  end
+end
+return M
+]]
+
+describe("brine.services declarations", function()
+  it("reads services: as a mapping and engines: as Salt's list", function()
+    local opts = yaml.load([[
+services:
+  gnss:
+    port: /dev/ttyACM0
+    restart_delay: 0.5
+  car:
+    module: obd
+engines:
+  - reactor
+  - logstash_prod:
+      engine_module: logstash
+      host: example.org
+]])
+    local decls, problems = services.declared(opts)
+    assert.same({}, problems)
+    assert.equal(4, #decls)
+    assert.same({ "gnss", "gnss", 0.5, 60 }, { decls[1].name, decls[1].module,
+      decls[1].restart_delay, decls[1].restart_delay_max })
+    assert.equal("/dev/ttyACM0", decls[1].config.port)
+    assert.is_nil(decls[1].config.restart_delay)
+    assert.same({ "car", "obd" }, { decls[2].name, decls[2].module })
+    assert.same({ "reactor", "reactor" }, { decls[3].name, decls[3].module })
+    assert.same({ "logstash_prod", "logstash", "example.org" }, { decls[4].name,
+      decls[4].module, decls[4].config.host })
+    assert.is_nil(decls[4].config.engine_module)
+  end)
+
+  it("reads the flow text the daemon's line reader leaves", function()
+    local decls, problems = services.declared({ services = "{gnss: {port: /dev/ttyS1}}" })
+    assert.same({}, problems)
+    assert.equal("/dev/ttyS1", decls[1].config.port)
+  end)
+
+  it("names the entry at fault and keeps the good ones", function()
+    local opts = yaml.load([[
+services:
+  good: {}
+  "bad name": {}
+  worse: [1, 2]
+  slow: {restart_delay: -1}
+engines:
+  - good
+  - {a: 1, b: 2}
+]])
+    local decls, problems = services.declared(opts)
+    assert.equal(2, #decls)
+    assert.same({ "good", "slow" }, { decls[1].name, decls[2].name })
+    assert.equal(1, decls[2].restart_delay)
+    assert.same({
+      "services: bad name: 'bad name' is not a service name (letters, digits, '_' and '-')",
+      "services: worse: the settings of service worse must be a mapping",
+      "services: slow: restart_delay must be a positive number of seconds, not -1",
+      "engines: entry 2: expected a name or a mapping of one name to its settings",
+      "engines: entry 1: service good is declared twice; the first declaration is used",
+    }, problems)
+  end)
+end)
+
+describe("brine.services supervisor and requests", function()
+  local dir, opts, handle
+
+  local function start(settings)
+    opts.services = { flaky = settings }
+    for k, v in pairs({ counter = dir .. "/starts", restart_delay = 0.1,
+      restart_delay_max = 0.4 }) do
+      if settings[k] == nil then
+        settings[k] = v
+      end
+    end
+    handle = services.start(opts, daemon.logger("brine.minion", opts))
+    assert.truthy(handle, read(opts.log_file))
+  end
+
+  local function log()
+    return read(opts.log_file)
+  end
+
+  before_each(function()
+    dir = os.tmpname()
+    os.remove(dir)
+    assert(posix.mkdir(dir, 448))
+    assert(posix.mkdir(dir .. "/extmods", 448))
+    assert(posix.mkdir(dir .. "/extmods/services", 448))
+    assert(posix.write_atomic(dir .. "/extmods/services/flaky.lua", FLAKY))
+    opts = { sock_dir = dir .. "/run", extension_modules = dir .. "/extmods",
+      log_file = dir .. "/minion.log", log_level = "quiet", log_level_logfile = "debug" }
+  end)
+
+  after_each(function()
+    services.stop(handle)
+    handle = nil
+    os.execute("rm -rf '" .. dir .. "'")
+  end)
+
+  it("answers requests in milliseconds over a private socket", function()
+    start({})
+    assert.truthy(wait_for(function() return services.call("flaky", "starts", nil, 1, opts) end))
+    assert.equal(448, posix.stat(dir .. "/run/services").mode)
+    assert.equal("socket", posix.stat(dir .. "/run/services/flaky.sock").type)
+    local t0 = posix.monotonic()
+    local out = services.call("flaky", "echo", { a = 1, list = { "x", "y" } }, 1, opts)
+    assert.is_true(posix.monotonic() - t0 < 0.5)
+    assert.equal(1, out.a)
+    assert.same({ "x", "y" }, { out.list[1], out.list[2] })
+    local v, err, code = services.call("flaky", "fail", nil, 1, opts)
+    assert.same({ nil, "service flaky: no such register", "error" }, { v, err, code })
+  end)
+
+  it("gives up on a slow answer at the timeout, and answers in order", function()
+    start({})
+    assert.truthy(wait_for(function() return services.call("flaky", "starts", nil, 1, opts) end))
+    local t0 = posix.monotonic()
+    local v, err, code = services.call("flaky", "slow", { seconds = 0.6 }, 0.15, opts)
+    local took = posix.monotonic() - t0
+    assert.is_nil(v)
+    assert.equal("service flaky did not answer 'slow' within 0.15 s", err)
+    assert.equal("timeout", code)
+    assert.is_true(took >= 0.14 and took < 0.5, tostring(took))
+    -- the next request waits its turn behind the slow one, then is answered
+    assert.equal("hi", services.call("flaky", "echo", "hi", 2, opts))
+  end)
+
+  it("restarts a failing service with exponential back-off and logs why", function()
+    start({ loop_error = true })
+    assert.truthy(wait_for(function()
+      return log():find("restart 4 in", 1, true)
+    end, 5), log())
+    local text = log()
+    assert.matches("service flaky: stopped %(exit status 1%): lost the device; restart 1 in 0.1 s",
+      text)
+    assert.matches("restart 2 in 0.2 s", text)
+    assert.matches("restart 3 in 0.4 s", text)
+    assert.matches("restart 4 in 0.4 s", text)
+    local st = services.status("flaky", opts)
+    assert.truthy(st)
+    assert.truthy(st.restarts >= 3)
+  end)
+
+  it("starts a service again after init fails, until the device is ready", function()
+    start({ fail_init = 2 })
+    assert.equal(3, wait_for(function() return services.call("flaky", "starts", nil, 1, opts) end))
+    local text = log()
+    assert.matches("service flaky: stopped %(exit status 1%): init: device not ready %(attempt 1%);"
+      .. " restart 1 in 0.1 s", text)
+    assert.matches("init: device not ready %(attempt 2%); restart 2 in 0.2 s", text)
+  end)
+
+  it("says why a service is down while it waits to restart", function()
+    start({ restart_delay = 5, restart_delay_max = 5 })
+    assert.truthy(wait_for(function() return services.call("flaky", "starts", nil, 1, opts) end))
+    local v, err, code = services.call("flaky", "exit", nil, 1, opts)
+    assert.is_nil(v)
+    assert.equal("down", code)
+    assert.matches("^service flaky closed the connection without answering 'exit'", err)
+    assert.truthy(wait_for(function()
+      local st = services.status("flaky", opts)
+      return st and st.state == "restarting"
+    end))
+    v, err, code = services.call("flaky", "echo", 1, 1, opts)
+    assert.is_nil(v)
+    assert.equal("down", code)
+    assert.matches("^service flaky is not running: asked to crash %(restart 1 in [45]%.%d s%)$",
+      err)
+  end)
+
+  it("stops every service with the supervisor", function()
+    start({})
+    local pid = assert(wait_for(function()
+      local st = services.status("flaky", opts)
+      return st and st.pid
+    end))
+    assert.truthy(wait_for(function() return services.call("flaky", "starts", nil, 1, opts) end))
+    services.stop(handle)
+    handle = nil
+    assert.falsy(posix.kill(pid, 0))
+    assert.is_nil(posix.stat(dir .. "/run/services/flaky.sock"))
+    local v, err, code = services.call("flaky", "echo", 1, 1, opts)
+    assert.is_nil(v)
+    assert.equal("down", code)
+    assert.matches("^service flaky is not running %(no socket .*/run/services/flaky.sock", err)
+  end)
+end)
+
+describe("the gnss service", function()
+  it("verifies checksums and reads any talker", function()
+    local s = assert(gnss.parse("$GNRMC,001031.00,A,4404.13993,N,12118.86023,W,0.146,,100117,,,A*7B"))
+    assert.same({ "GN", "RMC", "001031.00" }, { s.talker, s.type, s.fields[1] })
+    assert.same({ nil, "checksum" }, { gnss.parse("$GNRMC,001031.00,A*00") })
+    assert.same({ nil, "checksum" }, { gnss.parse("$GPGGA,123519,4807.038,N") })
+    assert.same({ nil, "malformed" }, { gnss.parse("GPGGA,1*41") })
+  end)
+
+  it("keeps the latest fix and counts what it drops", function()
+    local state = gnss.new_state({ port = "/dev/null" })
+    assert.same({ nil, "no position fix yet (0 sentences read)" }, { gnss.position(state, 0) })
+    gnss.feed(state, gnss.sentence("GNRMC,001031.00,A,4404.13993,N,12118.86023,W,0.146,,100117,,,A"), 1)
+    gnss.feed(state, gnss.sentence("GNGGA,001031.00,4404.13993,N,12118.86023,W,1,08,1.01,499.6,M,,M,,"), 1)
+    gnss.feed(state, gnss.sentence("GPGSV,3,1,11,03,03,111,00,04,15,270,00,06,01,010,00,13,06,292,00"), 1)
+    gnss.feed(state, "$GNGGA,garbage*00", 1)
+    gnss.feed(state, "noise", 1)
+    local pos = assert(gnss.position(state, 1.5))
+    assert.near(44.068999, pos.latitude, 1e-6)
+    assert.near(-121.314337, pos.longitude, 1e-6)
+    assert.equal(499.6, pos.altitude)
+    assert.equal("2017-01-10T00:10:31.00Z", pos.time)
+    assert.same({ 1, 8, 1.01, 0.5 }, { pos.quality, pos.satellites, pos.hdop, pos.age })
+    local st = gnss.status(state, 2)
+    assert.same({ 3, 1, 1, 1, true }, { st.sentences, st.bad_checksum, st.malformed, st.ignored,
+      st.fix })
+    assert.same({ nil, "no position fix for 20.0 s (the receiver reports nothing new)" },
+      { gnss.position(state, 21) })
+    gnss.feed(state, gnss.sentence("GNRMC,001041.00,V,,,,,,,100117,,,N"), 22)
+    assert.same({ nil, "no position fix for 21.0 s (the receiver reports no fix)" },
+      { gnss.position(state, 22) })
+  end)
+
+  it("answers gnss.position from NMEA written to a pseudo-terminal", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(posix.mkdir(dir, 448))
+    local receiver, path = assert(serial.openpty())
+    local opts = { sock_dir = dir .. "/run", log_file = dir .. "/minion.log",
+      log_level = "quiet", log_level_logfile = "debug",
+      services = { gnss = { port = path, baud = 4800 } } }
+    local handle = services.start(opts, daemon.logger("brine.minion", opts))
+    local ok, err = xpcall(function()
+      local ld = loader.new(opts)
+      assert.truthy(wait_for(function()
+        local st = ld.salt["gnss.status"]()
+        return st and st.baud == 4800
+      end), read(opts.log_file))
+      local v, why = ld.salt["gnss.position"]()
+      assert.is_nil(v)
+      assert.equal("service gnss: no position fix yet (0 sentences read)", why)
+      receiver:write("$GPRMC,123519,A,4807.038,N,01131.000,E,022.4,084.4,230394,003.1,W*6A\r\n")
+      receiver:write("$GPGGA,123519,4807.038,N,01131.000,E,1,08,0.9,545.4,M,46.9,M,,*47\r\n")
+      receiver:write("$GPGGA,123519,4807.038,N,01131.000,E,1,08,0.9,545.4,M,46.9,M,,*48\r\n")
+      local pos = wait_for(function()
+        local p = ld.salt["gnss.position"]()
+        return p and p.altitude and p.time and p
+      end)
+      assert.truthy(pos, read(opts.log_file))
+      assert.near(48.1173, pos.latitude, 1e-9)
+      assert.near(11.516667, pos.longitude, 1e-6)
+      assert.near(41.4848, pos.speed_kmh, 1e-9)
+      assert.equal("1994-03-23T12:35:19Z", pos.time)
+      local st = ld.salt["gnss.status"]()
+      assert.same({ 2, 1, true }, { st.sentences, st.bad_checksum, st.fix })
+      local grains = gnss.grains(opts)
+      assert.near(48.1173, grains.gnss.position.latitude, 1e-9)
+    end, debug.traceback)
+    services.stop(handle)
+    receiver:close()
+    assert.same({}, gnss.grains(opts))
+    os.execute("rm -rf '" .. dir .. "'")
+    assert(ok, err)
+  end)
+end)
