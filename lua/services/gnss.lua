@@ -53,14 +53,14 @@ function M.parse(line)
   return { talker = talker, type = kind, fields = fields }
 end
 
--- "4807.038", "N" -> 48.1173 (degrees, negative south and west)
+-- "4807.038", "N" -> 48.1173 (degrees, negative south and west); the
+-- text is split rather than divided, so no rounding error creeps in.
 local function coordinate(value, hemisphere)
-  local v = tonumber(value)
-  if not v or not hemisphere:match("^[NSEW]$") then
+  local degrees, minutes = value:match("^(%d+)(%d%d%.?%d*)$")
+  if not degrees or not hemisphere:match("^[NSEW]$") then
     return nil
   end
-  local degrees = math.floor(v / 100)
-  local decimal = degrees + (v - degrees * 100) / 60
+  local decimal = tonumber(degrees) + tonumber(minutes) / 60
   return (hemisphere == "S" or hemisphere == "W") and -decimal or decimal
 end
 
