@@ -4,6 +4,7 @@
 -- pseudo-terminal (service, execution module and grain function).
 local services = require("brine.services")
 local gnss = require("services.gnss")
+local obd = require("services.obd")
 local serial = require("brine.hw.serial")
 local posix = require("brine.posix")
 local yaml = require("brine.yaml")
@@ -322,5 +323,98 @@ describe("the gnss service", function()
     assert.same({}, gnss.grains(opts))
     os.execute("rm -rf '" .. dir .. "'")
     assert(ok, err)
+  end)
+end)
+
+-- An ELM327 played on the controlling end of a pty, driven by the test's
+-- luv loop (which services.call runs while it waits): echo until ATE0,
+-- a protocol search before the first answer, NO DATA for what the
+-- simulated car does not report.
+local function elm327(peer)
+  local uv = require("luv")
+  local echo, searched, seen = true, false, {}
+  local answers = { ATZ = "\r\rELM327 v1.5", ATRV = "12.6V", ["010C"] = "41 0C 1A F8",
+    ["010D"] = "41 0D 32", ["0105"] = "41 05 7B", ["0100"] = "41 00 BE 1F A8 13",
+    ["0110"] = "NO DATA", ["0902"] = "?" }
+  local poll = uv.new_poll(peer:fileno())
+  poll:start("r", function()
+    while true do
+      local cmd = peer:read_line(0, "\r")
+      if not cmd then
+        return
+      end
+      seen[#seen + 1] = cmd
+      local answer = answers[cmd] or (cmd:match("^AT") and "OK") or "?"
+      if cmd:match("^01") and not searched then
+        searched, answer = true, "SEARCHING...\r" .. answer
+      end
+      peer:write((echo and cmd .. "\r" or "") .. answer .. "\r\r>")
+      if cmd == "ATE0" then
+        echo = false
+      end
+    end
+  end)
+  return function()
+    poll:stop()
+    poll:close()
+    uv.run("nowait")
+    return seen
+  end
+end
+
+describe("the obd service", function()
+  it("decodes PIDs from the adapter's answers", function()
+    assert.same({ 0x1A, 0xF8 }, obd.decode(1, 0x0C, { "41 0C 1A F8" }))
+    assert.same({ 0x32 }, obd.decode(1, 0x0D, { "7E8 03 41 0D 32", "41 0D 32" }))
+    assert.same({ nil, 'no answer to mode 01 PID 0D in "41 0C 1A F8"' },
+      { obd.decode(1, 0x0D, { "41 0C 1A F8" }) })
+    assert.same({ 12, 12, 12, 0x0D }, { obd.pid_of(12), obd.pid_of("0C"), obd.pid_of("0x0C"),
+      obd.pid_of("speed") })
+  end)
+
+  it("answers obd.query through a simulated ELM327 on a pseudo-terminal", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(posix.mkdir(dir, 448))
+    local peer, path = assert(serial.openpty())
+    local stop_sim = elm327(peer)
+    local opts = { sock_dir = dir .. "/run", log_file = dir .. "/minion.log",
+      log_level = "quiet", log_level_logfile = "debug",
+      services = { car = { module = "obd", port = path, timeout = 1 } } }
+    local handle = services.start(opts, daemon.logger("brine.minion", opts))
+    local ok, err = xpcall(function()
+      local ld = loader.new(opts)
+      local rpm = wait_for(function()
+        return ld.salt["obd.query"]("rpm", { __kwarg__ = true, service = "car" })
+      end)
+      assert.truthy(rpm, read(opts.log_file))
+      assert.same({ "0C", "rpm", 1726.0, "rpm" }, { rpm.pid, rpm.name, rpm.value, rpm.unit })
+      local speed = assert(ld.salt["obd.query"](13, { __kwarg__ = true, service = "car" }))
+      assert.same({ "speed", 50, "km/h" }, { speed.name, speed.value, speed.unit })
+      local coolant = assert(ld.salt["obd.query"]("coolant_temp",
+        { __kwarg__ = true, service = "car" }))
+      assert.same({ "05", 83, "°C" }, { coolant.pid, coolant.value, coolant.unit })
+      local raw = ld.salt["obd.query"]("00", { __kwarg__ = true, service = "car" })
+      assert.same({ 0xBE, 0x1F, 0xA8, 0x13 }, { table.unpack(raw.bytes) })
+      local v, why, code = ld.salt["obd.query"]("maf", { __kwarg__ = true, service = "car" })
+      assert.is_nil(v)
+      assert.equal("service car: 0110: no data (the vehicle does not report it)", why)
+      assert.equal("error", code)
+      assert.equal(12.6, ld.salt["obd.voltage"]({ __kwarg__ = true, service = "car" }))
+      local st = ld.salt["obd.status"]({ __kwarg__ = true, service = "car" })
+      assert.same({ "ELM327 v1.5", 5, 1 }, { st.adapter, st.queries, st.failures })
+      local t0 = posix.monotonic()
+      for _ = 1, 20 do
+        assert(ld.salt["obd.query"]("speed", { __kwarg__ = true, service = "car" }))
+      end
+      assert.is_true((posix.monotonic() - t0) / 20 < 0.1, "a query takes milliseconds")
+    end, debug.traceback)
+    services.stop(handle)
+    local seen = stop_sim()
+    peer:close()
+    os.execute("rm -rf '" .. dir .. "'")
+    assert(ok, err)
+    assert.same({ "ATZ", "ATE0", "ATL0", "ATH0", "ATSP0", "010C" },
+      { table.unpack(seen, 1, 6) })
   end)
 end)
