@@ -228,6 +228,17 @@ function M.status(name, where)
   return is_table(status) and status or nil
 end
 
+-- True while `parent` is still this process's parent: once it exits (even
+-- as a zombie nobody reaps) this process is given to another one.
+local function parent_alive(parent)
+  local stat = posix.read("/proc/self/stat", 4096)
+  local ppid = stat and tonumber(stat:match("%)%s+%S+%s+(%d+)"))
+  if ppid then
+    return ppid == parent
+  end
+  return posix.kill(parent, 0) ~= nil
+end
+
 -- Calls on_stop(why) at SIGTERM or SIGINT, or once the process `parent`
 -- is gone; ignores SIGPIPE. The handles do not keep the loop alive.
 local function watch_stop(uv, parent, on_stop)
@@ -242,7 +253,7 @@ local function watch_stop(uv, parent, on_stop)
   end
   local watchdog = uv.new_timer()
   watchdog:start(1000, 1000, function()
-    if parent and not posix.kill(parent, 0) then
+    if parent and not parent_alive(parent) then
       on_stop("parent process " .. parent .. " is gone")
     end
   end)

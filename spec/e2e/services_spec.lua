@@ -67,4 +67,20 @@ describe("device services in the minion", function()
     assert.equal(1, status)
     assert.matches("service gnss is not running", out)
   end)
+
+  it("takes its services down when the minion is killed", function()
+    local path
+    receiver, path = assert(serial.openpty())
+    w:start_minion("car2", "services: {gnss: {port: " .. path .. "}}\n")
+    local run = w.dir .. "/minion-root-car2/var/run/brine/minion/services"
+    local st = w:wait(function()
+      local status = require("brine.services").status("gnss", run:match("^(.*)/services$"))
+      return status and status.pid and posix.stat(run .. "/gnss.sock") and status
+    end, 5)
+    assert.truthy(st, w:minion_log("car2"))
+    posix.kill(w.pids["minion-car2"], "KILL")
+    assert.truthy(w:wait(function()
+      return not posix.kill(st.pid, 0)
+    end, 5), "the service outlived a killed minion")
+  end)
 end)

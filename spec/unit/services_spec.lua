@@ -252,7 +252,8 @@ end)
 
 describe("the gnss service", function()
   it("verifies checksums and reads any talker", function()
-    local s = assert(gnss.parse("$GNRMC,001031.00,A,4404.13993,N,12118.86023,W,0.146,,100117,,,A*7B"))
+    local s = assert(gnss.parse(
+      "$GNRMC,001031.00,A,4404.13993,N,12118.86023,W,0.146,,100117,,,A*7B"))
     assert.same({ "GN", "RMC", "001031.00" }, { s.talker, s.type, s.fields[1] })
     assert.same({ nil, "checksum" }, { gnss.parse("$GNRMC,001031.00,A*00") })
     assert.same({ nil, "checksum" }, { gnss.parse("$GPGGA,123519,4807.038,N") })
@@ -262,9 +263,13 @@ describe("the gnss service", function()
   it("keeps the latest fix and counts what it drops", function()
     local state = gnss.new_state({ port = "/dev/null" })
     assert.same({ nil, "no position fix yet (0 sentences read)" }, { gnss.position(state, 0) })
-    gnss.feed(state, gnss.sentence("GNRMC,001031.00,A,4404.13993,N,12118.86023,W,0.146,,100117,,,A"), 1)
-    gnss.feed(state, gnss.sentence("GNGGA,001031.00,4404.13993,N,12118.86023,W,1,08,1.01,499.6,M,,M,,"), 1)
-    gnss.feed(state, gnss.sentence("GPGSV,3,1,11,03,03,111,00,04,15,270,00,06,01,010,00,13,06,292,00"), 1)
+    for _, body in ipairs({
+      "GNRMC,001031.00,A,4404.13993,N,12118.86023,W,0.146,,100117,,,A",
+      "GNGGA,001031.00,4404.13993,N,12118.86023,W,1,08,1.01,499.6,M,,M,,",
+      "GPGSV,3,1,11,03,03,111,00,04,15,270,00,06,01,010,00,13,06,292,00",
+    }) do
+      gnss.feed(state, gnss.sentence(body), 1)
+    end
     gnss.feed(state, "$GNGGA,garbage*00", 1)
     gnss.feed(state, "noise", 1)
     local pos = assert(gnss.position(state, 1.5))
