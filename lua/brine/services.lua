@@ -709,6 +709,12 @@ function Svc:read(port, n, timeout)
   return self:retry_read(port, timeout, function(t) return port:read(n, t) end)
 end
 
+--- svc:call(name, method[, args[, timeout]]): services.call to another
+--- service of this minion; waits without blocking this service's loop.
+function Svc:call(name, method, args, timeout)
+  return M.call(name, method, args, timeout, self.sock_dir)
+end
+
 --- svc:now() -> seconds on a monotonic clock.
 function Svc:now()
   return self.uv.hrtime() / 1e9
@@ -887,7 +893,9 @@ end
 
 local function run_service(spec)
   local uv = require("luv")
+  M.sock_dir = spec.dir:match("^(.*)/services$")
   local self = setmetatable({ uv = uv, name = spec.name, dir = spec.dir, config = spec.config,
+    sock_dir = M.sock_dir,
     log = service_logger(), threads = {}, watches = {}, queue = {} }, Svc)
   local mod, err = load_module(spec)
   if not mod then

@@ -51,6 +51,8 @@ function M.handle(state, method, args, svc)
     posix._exit(3)
   elseif method == "starts" then
     return state.n
+  elseif method == "ask" then
+    return svc:call(args.service, "echo", args.value, 1)
   end
 end
 function M.loop(state, svc)
@@ -187,6 +189,17 @@ describe("brine.services supervisor and requests", function()
     assert.is_true(took >= 0.14 and took < 0.5, tostring(took))
     -- the next request waits its turn behind the slow one, then is answered
     assert.equal("hi", services.call("flaky", "echo", "hi", 2, opts))
+  end)
+
+  it("lets a service ask another one while its own loop runs on", function()
+    opts.services = { a = { module = "flaky", counter = dir .. "/a" },
+      b = { module = "flaky", counter = dir .. "/b" } }
+    handle = services.start(opts, daemon.logger("brine.minion", opts))
+    assert.truthy(wait_for(function() return services.call("b", "starts", nil, 1, opts) end))
+    assert.equal("via a", services.call("a", "ask", { service = "b", value = "via a" }, 2, opts))
+    local v, err = services.call("a", "ask", { service = "c", value = 1 }, 2, opts)
+    assert.is_nil(v)
+    assert.matches("^service a: service c is not running", err)
   end)
 
   it("restarts a failing service with exponential back-off and logs why", function()
