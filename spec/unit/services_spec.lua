@@ -175,6 +175,35 @@ describe("brine.services supervisor and requests", function()
     assert.same({ nil, "service flaky: no such register", "error" }, { v, err, code })
   end)
 
+  it("drops a broken request, logs it and stays up", function()
+    start({})
+    assert.truthy(wait_for(function() return services.call("flaky", "starts", nil, 1, opts) end))
+    local uv = require("luv")
+    for _, junk in ipairs({ "\255\255\255\255", string.pack(">s4", "\193 not msgpack") }) do
+      local pipe, closed = uv.new_pipe(false), false
+      pipe:connect(dir .. "/run/services/flaky.sock", function()
+        pipe:write(junk)
+        pipe:read_start(function(_, chunk)
+          if not chunk then
+            closed = true
+            pipe:close()
+          end
+        end)
+      end)
+      local deadline = uv.now() + 2000
+      while not closed and uv.now() < deadline do
+        uv.run("once")
+      end
+      assert.is_true(closed, "the service kept a broken connection open")
+    end
+    assert.equal("still here", services.call("flaky", "echo", "still here", 1, opts))
+    assert.truthy(wait_for(function()
+      return log():find("service flaky: bad request dropped: a message of 4294967295 bytes",
+        1, true)
+    end))
+    assert.matches("bad request dropped: a message that is not a msgpack map", log())
+  end)
+
   it("gives up on a slow answer at the timeout, and answers in order", function()
     start({})
     assert.truthy(wait_for(function() return services.call("flaky", "starts", nil, 1, opts) end))
