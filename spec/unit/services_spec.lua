@@ -46,6 +46,8 @@ function M.handle(state, method, args, svc)
     return "late"
   elseif method == "fail" then
     return nil, "no such register"
+  elseif method == "raise" then
+    error("register out of range", 0)
   elseif method == "exit" then
     svc.log:error("asked to crash")
     posix._exit(3)
@@ -173,6 +175,9 @@ describe("brine.services supervisor and requests", function()
     assert.same({ "x", "y" }, { out.list[1], out.list[2] })
     local v, err, code = services.call("flaky", "fail", nil, 1, opts)
     assert.same({ nil, "service flaky: no such register", "error" }, { v, err, code })
+    v, err, code = services.call("flaky", "raise", nil, 1, opts)
+    assert.same({ nil, "service flaky: register out of range", "error" }, { v, err, code })
+    assert.equal(1, services.call("flaky", "starts", nil, 1, opts), "the service stayed up")
   end)
 
   it("drops a broken request, logs it and stays up", function()
