@@ -480,6 +480,13 @@ function M._supervise_stdin()
   posix._exit(0)
 end
 
+-- True when luv was opened in this process (its loop lives in the
+-- registry even after package.loaded forgets the module, as busted's
+-- insulation makes it): a forked child would share that loop's epoll.
+local function has_luv_loop()
+  return debug.getregistry().luv_context ~= nil
+end
+
 local function names_of(decls)
   local names = {}
   for i, d in ipairs(decls) do
@@ -505,7 +512,7 @@ local function start(opts, log)
   local plan = { dir = dir, services = decls, parent = posix.getpid(),
     extension_modules = type(opts.extension_modules) == "string" and opts.extension_modules
       or nil }
-  if package.loaded.luv then
+  if has_luv_loop() then
     local h
     h, err = spawn_supervisor(plan, opts)
     if not h then
@@ -544,28 +551,32 @@ function M.start(opts, log)
   return h
 end
 
+-- True once the supervisor has exited (reaped here, or already reaped by
+-- luv or by the minion's own reaping).
 local function gone(h)
-  if h.forked then
-    local pid = posix.waitpid(h.pid, true)
-    return pid == h.pid or pid == nil
+  if h.spawned then
+    require("luv").run("nowait")
   end
-  require("luv").run("nowait")
-  return h.exited
+  return posix.waitpid(h.pid, true) ~= false
 end
 
 --- Stops the supervisor and with it every service (SIGTERM, then SIGKILL
---- after a grace period). Safe to call with nil or twice.
+--- after a grace period). Safe to call with nil or twice; never waits more
+--- than STOP_GRACE + 3 seconds.
 function M.stop(h)
   if type(h) ~= "table" or not h.pid or h.stopped then
     return
   end
   h.stopped = true
   posix.kill(h.pid, "TERM")
-  local deadline = posix.monotonic() + STOP_GRACE + 2
+  local kill_at = posix.monotonic() + STOP_GRACE + 2
   while not gone(h) do
-    if posix.monotonic() > deadline then
+    local now = posix.monotonic()
+    if now > kill_at + 1 then
+      break
+    elseif now > kill_at and not h.killed then
       posix.kill(h.pid, "KILL")
-      deadline = math.huge
+      h.killed = true
     end
     posix.sleep(0.01)
   end
