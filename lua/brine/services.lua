@@ -553,6 +553,35 @@ end
 
 -- True once the supervisor has exited (reaped here, or already reaped by
 -- luv or by the minion's own reaping).
+--- Runs the services declared in the minion config of `conf_dir` in this
+--- process, without the minion daemon, until SIGTERM or SIGINT: for
+--- development and for masterless use with `brine call --local`:
+--- `brine lua -e 'return require("brine.services").run("/etc/brine")'`.
+---@param conf_dir string|nil the config folder (default /etc/brine)
+---@return integer exit status
+function M.run(conf_dir)
+  local opts, err = require("brine.config").load(conf_dir, "minion", conf_dir ~= nil)
+  local level = opts and (opts.log_level == "debug" or opts.log_level == "trace")
+    and opts.log_level or "info"
+  local log = require("brine.master.daemon").logger("brine.services", { log_level = level })
+  if not opts then
+    log:error("%s", err)
+    return 1
+  end
+  local decls, problems = M.declared(opts)
+  for _, problem in ipairs(problems) do
+    log:error("services: %s", problem)
+  end
+  local dir
+  dir, err = prepare_dir(opts)
+  if #decls == 0 or not dir then
+    log:error("services: %s", err or "no services declared in " .. opts.conf_file)
+    return 1
+  end
+  M.supervise({ dir = dir, services = decls, extension_modules = opts.extension_modules }, log)
+  return 0
+end
+
 local function gone(h)
   if h.spawned then
     require("luv").run("nowait")

@@ -83,4 +83,23 @@ describe("device services in the minion", function()
       return not posix.kill(st.pid, 0)
     end, 5), "the service outlived a killed minion")
   end)
+
+  it("runs without the daemon, from the config's block YAML", function()
+    local path
+    receiver, path = assert(serial.openpty())
+    local conf = w:minion_conf("bench1", "services:\n  gnss:\n    port: " .. path .. "\n")
+    w:spawn("services", "lua -e 'return require(\"brine.services\").run(\"" .. conf .. "\")'")
+    local out
+    assert.truthy(w:wait(function()
+      receiver:write(gnss.sentence("GPGGA,083559.00,5231.2100,N,01324.5300,E,1,11,0.8,34.5,M,,M,,"))
+      local status
+      status, out = w:brine("call --local -c '" .. conf .. "' --out json gnss.status")
+      return status == 0 and json.decode(out)["local"].sentences >= 1
+    end, 5), out .. harness.read(w.dir .. "/services.log"))
+    w:stop("services")
+    assert.truthy(w:wait(function()
+      return harness.read(w.dir .. "/services.log"):find("services: stopping (signal SIGTERM)",
+        1, true)
+    end, 5))
+  end)
 end)

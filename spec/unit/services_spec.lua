@@ -273,7 +273,7 @@ describe("brine.services supervisor and requests", function()
     v, err, code = services.call("flaky", "echo", 1, 1, opts)
     assert.is_nil(v)
     assert.equal("down", code)
-    assert.matches("^service flaky is not running: asked to crash %(restart 1 in [45]%.%d s%)$",
+    assert.matches("^service flaky is not running: asked to crash %(restart 1 in %d%.%d s%)$",
       err)
   end)
 
