@@ -1,9 +1,12 @@
 /* brine.hw.can: CAN frames through SocketCAN raw sockets (can0, vcan0,
  * slcan0 ...): send and receive classic frames with standard or extended
- * ids, remote frames, and kernel-side id filters. */
+ * ids, remote frames, and kernel-side id filters. Sockets are non-blocking:
+ * recv and send wait with poll() for at most the timeout given, and
+ * fileno() lets an event loop (luv) watch the socket instead. */
 #include <lauxlib.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/can.h>
 #include <linux/can/raw.h>
 #include <net/if.h>
@@ -12,6 +15,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "hw_common.h"
@@ -27,6 +31,7 @@ static int l_open(lua_State *L)
   int fd = socket(PF_CAN, SOCK_RAW | SOCK_CLOEXEC, CAN_RAW);
   if (fd < 0)
     return brine__hw_fail(L, "open", ifname, errno);
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
   memcpy(ifr.ifr_name, ifname, len);
@@ -48,11 +53,48 @@ static int l_open(lua_State *L)
   return 1;
 }
 
-/* socket:send{id=, data=, extended=, rtr=} -> true */
+/* Waits up to timeout seconds (forever when negative) for fd to be ready
+ * for events: 1 ready, 0 timed out, -errno. */
+static int wait_fd(int fd, short events, double timeout)
+{
+  struct pollfd pfd = {.fd = fd, .events = events};
+  int rc;
+  do {
+    rc = poll(&pfd, 1, timeout < 0 ? -1 : (int)(timeout * 1000));
+  } while (rc < 0 && errno == EINTR);
+  return rc < 0 ? -errno : rc > 0;
+}
+
+/* Writes one frame; the transmit queue being full (EAGAIN, ENOBUFS) is
+ * waited out, a millisecond at a time, until the deadline. */
+static int send_frame(int fd, const struct can_frame *f, double timeout)
+{
+  struct timespec start, now, ms = {0, 1000000L};
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  for (;;) {
+    ssize_t n = write(fd, f, sizeof *f);
+    if (n == (ssize_t)sizeof *f)
+      return 0;
+    if (n >= 0 || (errno != EAGAIN && errno != ENOBUFS && errno != EINTR))
+      return n < 0 ? -errno : -EIO;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    double spent = (double)(now.tv_sec - start.tv_sec) +
+                   (double)(now.tv_nsec - start.tv_nsec) / 1e9;
+    if (timeout >= 0 && spent >= timeout)
+      return -ETIMEDOUT;
+    if (errno == EAGAIN)
+      wait_fd(fd, POLLOUT, timeout < 0 ? -1 : timeout - spent);
+    else
+      nanosleep(&ms, NULL);
+  }
+}
+
+/* socket:send({id=, data=, extended=, rtr=}[, timeout]) -> true */
 static int l_send(lua_State *L)
 {
   struct brine__hw_dev *s = brine__hw_check(L, 1, SOCK_MT);
   luaL_checktype(L, 2, LUA_TTABLE);
+  double timeout = luaL_optnumber(L, 3, -1);
   struct can_frame f;
   memset(&f, 0, sizeof f);
   lua_getfield(L, 2, "id");
@@ -70,9 +112,9 @@ static int l_send(lua_State *L)
   f.can_id = (canid_t)id | (ext ? CAN_EFF_FLAG : 0) | (rtr ? CAN_RTR_FLAG : 0);
   f.can_dlc = (__u8)len;
   memcpy(f.data, data, len);
-  ssize_t n = write(s->fd, &f, sizeof f);
-  if (n != (ssize_t)sizeof f)
-    return brine__hw_fail(L, "can send", s->path, n < 0 ? errno : EIO);
+  int rc = send_frame(s->fd, &f, timeout);
+  if (rc < 0)
+    return brine__hw_fail(L, "can send", s->path, -rc);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -83,15 +125,13 @@ static int l_recv(lua_State *L)
 {
   struct brine__hw_dev *s = brine__hw_check(L, 1, SOCK_MT);
   double timeout = luaL_optnumber(L, 2, -1);
-  struct pollfd pfd = {.fd = s->fd, .events = POLLIN};
-  int rc;
-  do {
-    rc = poll(&pfd, 1, timeout < 0 ? -1 : (int)(timeout * 1000));
-  } while (rc < 0 && errno == EINTR);
-  if (rc == 0)
-    return brine__hw_fail(L, "can recv", s->path, ETIMEDOUT);
   struct can_frame f;
-  ssize_t n = rc < 0 ? -1 : read(s->fd, &f, sizeof f);
+  ssize_t n;
+  while ((n = read(s->fd, &f, sizeof f)) < 0 && errno == EAGAIN) {
+    int rc = wait_fd(s->fd, POLLIN, timeout);
+    if (rc <= 0)
+      return brine__hw_fail(L, "can recv", s->path, rc ? -rc : ETIMEDOUT);
+  }
   if (n != (ssize_t)sizeof f)
     return brine__hw_fail(L, "can recv", s->path, n < 0 ? errno : EIO);
   int ext = (f.can_id & CAN_EFF_FLAG) != 0;

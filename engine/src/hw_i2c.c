@@ -1,9 +1,10 @@
 /* brine.hw.i2c: I2C and SMBus through Linux's i2c-dev (/dev/i2c-N), for
  * power-management chips, accelerometers and other sensors. Every transfer
  * names the 7-bit device address; a device that does not answer comes back
- * as nil, "... No such device or address", "ENXIO". */
-#include <stdio.h>
+ * as nil, "... No such device or address", "ENXIO". Transfers are
+ * synchronous and bounded by the adapter's timeout (set_timeout). */
 #include <lauxlib.h>
+#include <stdio.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -205,7 +206,38 @@ static int l_probe(lua_State *L)
   return 1;
 }
 
+/* bus:set_timeout(seconds) -> true: how long the adapter waits for a
+ * device that stretches the clock before the transfer fails (Linux counts
+ * in 10 ms steps; many adapters default to one second). Bounds every
+ * transfer on this bus. */
+static int l_set_timeout(lua_State *L)
+{
+  struct brine__hw_dev *bus = check_bus(L);
+  lua_Number seconds = luaL_checknumber(L, 2);
+  luaL_argcheck(L, seconds > 0 && seconds <= 60, 2, "must be 0.01-60 seconds");
+  unsigned long ticks = (unsigned long)(seconds * 100 + 0.5);
+  if (ioctl(bus->fd, I2C_TIMEOUT, ticks ? ticks : 1UL) < 0)
+    return brine__hw_fail(L, "i2c timeout", bus->path, errno);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* bus:set_retries(n) -> true: how often the adapter retries a transfer
+ * that was not acknowledged (arbitration lost). */
+static int l_set_retries(lua_State *L)
+{
+  struct brine__hw_dev *bus = check_bus(L);
+  lua_Integer n = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, n >= 0 && n <= 100, 2, "must be 0-100");
+  if (ioctl(bus->fd, I2C_RETRIES, (unsigned long)n) < 0)
+    return brine__hw_fail(L, "i2c retries", bus->path, errno);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static const luaL_Reg bus_methods[] = {
+  {"set_timeout", l_set_timeout},
+  {"set_retries", l_set_retries},
   {"transfer", l_transfer},
   {"read_byte_data", l_read_byte_data},
   {"write_byte_data", l_write_byte_data},

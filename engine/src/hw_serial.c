@@ -19,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hw_common.h"
+
 #define PORT_MT "brine.hw.serial.port"
 #define READ_CHUNK 4096
 
@@ -31,10 +33,7 @@ struct port {
 
 static int fail(lua_State *L, const char *what, const char *path, int err)
 {
-  lua_pushnil(L);
-  lua_pushfstring(L, "%s %s: %s", what, path, strerror(err));
-  lua_pushstring(L, err == ETIMEDOUT ? "timeout" : strerror(err));
-  return 3;
+  return brine__hw_fail(L, what, path, err);
 }
 
 static struct port *check_port(lua_State *L, int idx)
@@ -151,7 +150,7 @@ static int l_open(lua_State *L)
       lua_pushnil(L);
       lua_pushfstring(L, "open %s: the device is in use by another process",
                       path);
-      lua_pushliteral(L, "busy");
+      lua_pushliteral(L, "EBUSY");
       return 3;
     }
     return fail(L, "lock", path, err);
@@ -346,12 +345,30 @@ static int l_flush(lua_State *L)
   return 1;
 }
 
-/* port:drain() waits until everything written has been sent. */
+/* port:drain([timeout]) waits until everything written has been sent, or
+ * gives up after timeout seconds (nil, "drain PATH: ...", "timeout"). */
 static int l_drain(lua_State *L)
 {
   struct port *p = check_port(L, 1);
-  if (tcdrain(p->fd) < 0)
-    return fail(L, "drain", p->path, errno);
+  double deadline = deadline_from(L, 2);
+  if (deadline < 0) {
+    if (tcdrain(p->fd) < 0)
+      return fail(L, "drain", p->path, errno);
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  for (;;) {
+    int queued = 0;
+    if (ioctl(p->fd, TIOCOUTQ, &queued) < 0)
+      return fail(L, "drain", p->path, errno);
+    if (queued == 0)
+      break;
+    double left = deadline - now_ms();
+    if (left <= 0)
+      return fail(L, "drain", p->path, ETIMEDOUT);
+    struct timespec ts = {0, (long)((left < 5 ? left : 5) * 1e6)};
+    nanosleep(&ts, NULL);
+  }
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -369,9 +386,15 @@ static int l_path(lua_State *L)
   return 1;
 }
 
+/* Closing a tty with output still queued waits for it to leave (up to
+ * the driver's closing_wait, 30 s by default, for ever with flow control
+ * stuck): drop it instead, so close never blocks. drain() first to keep it. */
 static int l_close(lua_State *L)
 {
   struct port *p = luaL_checkudata(L, 1, PORT_MT);
+  int queued = 0;
+  if (p->fd >= 0 && ioctl(p->fd, TIOCOUTQ, &queued) == 0 && queued > 0)
+    tcflush(p->fd, TCOFLUSH);
   if (p->fd >= 0)
     close(p->fd);
   p->fd = -1;

@@ -332,6 +332,8 @@ int ioctl(int fd, unsigned long request, ...)
   case I2C:
     if (request == I2C_RDWR)
       return i2c_rdwr(arg);
+    if (request == I2C_TIMEOUT || request == I2C_RETRIES)
+      return (unsigned long)arg <= 6000 ? 0 : (errno = EINVAL, -1);
     errno = ENOTTY;
     return -1;
   case SPI: return spi_ioctl(e, request, arg);

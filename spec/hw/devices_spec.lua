@@ -7,6 +7,31 @@ local can = require("brine.hw.can")
 
 local EMU = "/dev/brine-emu/"
 
+-- Watches handle:fileno() with luv, calls act() once the loop runs and
+-- returns what on_readable() gives when the fd becomes readable: the way
+-- a device service waits on a device without blocking its event loop.
+local function with_luv(handle, act, on_readable)
+  local uv = require("luv")
+  local got
+  local poll = uv.new_poll(handle:fileno())
+  poll:start("r", function()
+    got = on_readable()
+    poll:stop()
+    poll:close()
+  end)
+  local timer = uv.new_timer()
+  timer:start(10, 0, function()
+    timer:close()
+    act()
+  end)
+  local deadline = uv.now() + 2000
+  while got == nil and uv.now() < deadline do
+    uv.run("once")
+  end
+  uv.run("nowait")
+  return got
+end
+
 describe("brine.hw.i2c", function()
   local bus
   before_each(function()
@@ -39,6 +64,14 @@ describe("brine.hw.i2c", function()
     assert.is_nil(v)
     assert.equal("i2c " .. EMU .. "i2c-1 address 0x50: No such device or address", err)
     assert.equal("ENXIO", code)
+  end)
+
+  it("bounds transfers with the adapter's timeout and retries", function()
+    assert.is_true(bus:set_timeout(0.05))
+    assert.is_true(bus:set_retries(2))
+    assert.has_error(function()
+      bus:set_timeout(0)
+    end)
   end)
 
   it("rejects addresses outside the 7-bit range", function()
@@ -113,6 +146,17 @@ describe("brine.hw.gpio", function()
     input:close()
   end)
 
+  it("hands edge events to luv through fileno", function()
+    local out = assert(chip:request({ 2 }, { direction = "output", values = { 0 } }))
+    local input = assert(chip:request({ 3 }, { edge = "rising" }))
+    local ev = with_luv(input, function() out:set({ 1 }) end, function()
+      return input:read_event(0)
+    end)
+    assert.same({ 3, "rising" }, { ev.offset, ev.edge })
+    out:close()
+    input:close()
+  end)
+
   it("refuses a line that is already requested and frees it on close", function()
     local a = assert(chip:request({ 4 }, { direction = "output" }))
     local b, err, code = chip:request({ 4 })
@@ -151,6 +195,22 @@ describe("brine.hw.can", function()
     a:close()
     b:close()
     c:close()
+  end)
+
+  it("sends within a timeout and hands frames to luv through fileno", function()
+    local a = assert(can.open("emucan1"))
+    local b = assert(can.open("emucan1"))
+    local f = with_luv(b, function()
+      assert.is_true(a:send({ id = 0x123, data = "hi" }, 0))
+    end, function()
+      return b:recv(0)
+    end)
+    assert.same({ 0x123, "hi" }, { f.id, f.data })
+    local none, _, code = b:recv(0)
+    assert.is_nil(none)
+    assert.equal("timeout", code)
+    a:close()
+    b:close()
   end)
 
   it("names an interface that does not exist", function()

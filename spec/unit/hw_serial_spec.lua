@@ -45,14 +45,14 @@ describe("brine.hw.serial", function()
     local again, err, code = serial.open(path)
     assert.is_nil(again)
     assert.equal("open " .. path .. ": the device is in use by another process", err)
-    assert.equal("busy", code)
+    assert.equal("EBUSY", code)
   end)
 
   it("names the device when it cannot be opened", function()
     local p, err, code = serial.open("/dev/brine-no-such-tty")
     assert.is_nil(p)
     assert.equal("open /dev/brine-no-such-tty: No such file or directory", err)
-    assert.equal("No such file or directory", code)
+    assert.equal("ENOENT", code)
   end)
 
   it("rejects bad settings as misuse", function()
@@ -70,6 +70,40 @@ describe("brine.hw.serial", function()
     assert.has_error(function()
       port:write("x")
     end)
+  end)
+
+  it("drains within a timeout", function()
+    port:write("AT\r")
+    assert.is_true(port:drain(0.5))
+    assert.is_true(port:drain())
+    assert.equal("AT", peer:read_line(1, "\r"))
+    assert.has_error(function()
+      port:drain("soon")
+    end)
+  end)
+
+  it("lets luv watch the port, so an event loop never blocks on it", function()
+    local uv = require("luv")
+    local got
+    local poll = uv.new_poll(port:fileno())
+    poll:start("r", function()
+      got = port:read_line(0)
+      if got then
+        poll:stop()
+        poll:close()
+      end
+    end)
+    local timer = uv.new_timer()
+    timer:start(20, 0, function()
+      timer:close()
+      peer:write("$GPTXT,hello*00\r\n")
+    end)
+    local deadline = uv.now() + 2000
+    while not got and uv.now() < deadline do
+      uv.run("once")
+    end
+    uv.run("nowait")
+    assert.equal("$GPTXT,hello*00", got)
   end)
 
   it("drops buffered input on flush", function()

@@ -74,6 +74,10 @@ function Minion:start()
       self.queue[#self.queue + 1] = name
     end
   end
+  -- Device services, before any socket or signal handler exists for their supervisor to inherit
+  local sv_ok, sv = pcall(function() return require("brine.services").start(o, self.log) end)
+  if not sv_ok then self.log:error("services: %s", sv) end
+  self.services = sv_ok and sv or nil
   self.ctx = assert(zmq.context())
   self.sigfd = posix.signals({ "TERM", "INT", "CHLD" })
   self.log:info("minion %s starting; %d return(s) queued", self.id, #self.queue)
@@ -510,6 +514,7 @@ function Minion:run()
 end
 
 function Minion:stop()
+  pcall(function() require("brine.services").stop(self.services) end)
   for pid in pairs(self.workers) do
     posix.kill(pid, "TERM")
   end
