@@ -115,19 +115,31 @@ function M:minion_log(id)
   return M.read(self.dir .. "/minion-" .. id .. ".log")
 end
 
---- Stops a daemon with SIGTERM, then SIGKILL after a second.
-function M:stop(name)
+--- True while pid runs. A daemon that exited stays a zombie when nothing
+--- reaps orphans (a container whose init does not), so that counts as gone.
+function M.alive(pid)
+  local stat = M.read("/proc/" .. pid .. "/stat")
+  if stat == "" then
+    return posix.kill(pid, 0) and true or false
+  end
+  return stat:match("^%d+ %b() (%a)") ~= "Z"
+end
+
+--- Stops a daemon with SIGTERM (or the signal given), then SIGKILL after
+--- five seconds. Returns true when it stopped by itself.
+function M:stop(name, signal)
   local pid = self.pids[name]
   if not pid then
     return
   end
   self.pids[name] = nil
-  posix.kill(pid, "TERM")
-  for _ = 1, 40 do
-    if not posix.kill(pid, 0) then
+  posix.kill(pid, signal or "TERM")
+  local deadline = posix.monotonic() + 5
+  while posix.monotonic() < deadline do
+    if not M.alive(pid) then
       return true
     end
-    posix.sleep(0.025)
+    posix.sleep(0.01)
   end
   posix.kill(pid, "KILL")
   return false
