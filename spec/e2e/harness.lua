@@ -65,24 +65,31 @@ function M.world()
   return setmetatable(w, { __index = M })
 end
 
---- Writes a minion's config; returns its config folder.
+--- Writes a minion's config; `extra` holds "option: value" lines that
+--- override the defaults below. Returns the config folder.
 function M:minion_conf(id, extra)
   local conf = self.dir .. "/minion-" .. id
   posix.mkdir(conf, 448)
-  write(conf .. "/minion", table.concat({
-    "root_dir: " .. self.dir .. "/minion-root-" .. id,
-    "master: localhost",
-    "publish_port: " .. self.ports[1],
-    "master_port: " .. self.ports[2],
-    "key_port: " .. self.ports[3],
-    "id: " .. id,
-    "log_level: debug",
-    "acceptance_wait_time: 0.2",
-    "master_alive_interval: 0.5",
-    "auth_timeout: 1",
-    "recon_default: 100",
-    "recon_max: 500",
-  }, "\n") .. "\n" .. (extra or ""))
+  local options = {
+    { "root_dir", self.dir .. "/minion-root-" .. id }, { "master", "localhost" },
+    { "publish_port", self.ports[1] }, { "master_port", self.ports[2] },
+    { "key_port", self.ports[3] }, { "id", id }, { "log_level", "debug" },
+    { "acceptance_wait_time", 0.2 }, { "master_alive_interval", 0.5 },
+    { "auth_timeout", 1 }, { "recon_default", 100 }, { "recon_max", 500 },
+  }
+  local over = {}
+  for k, v in (extra or ""):gmatch("([%w_]+):%s*([^\n]*)") do
+    over[k] = v
+  end
+  local lines = {}
+  for _, kv in ipairs(options) do
+    lines[#lines + 1] = kv[1] .. ": " .. tostring(over[kv[1]] or kv[2])
+    over[kv[1]] = nil
+  end
+  for k, v in pairs(over) do
+    lines[#lines + 1] = k .. ": " .. v
+  end
+  write(conf .. "/minion", table.concat(lines, "\n") .. "\n")
   return conf
 end
 
@@ -97,12 +104,26 @@ function M:spawn(name, args)
   return pid, log
 end
 
+local function count(text, needle)
+  local n, pos = 0, 1
+  while true do
+    local _, e = text:find(needle, pos, true)
+    if not e then
+      return n
+    end
+    n, pos = n + 1, e + 1
+  end
+end
+M.count = count
+
+--- Starts the master (again) and waits until it listens.
 function M:start_master()
+  local before = count(M.read(self.dir .. "/master.log"), "master listening")
   local _, log = self:spawn("master", "master -c " .. shell_quote(self.mconf))
   self.master_log = log
   assert(self:wait(function()
-    return M.read(log):find("master listening", 1, true)
-  end, 5), "the master did not start:\n" .. M.read(log))
+    return count(M.read(log), "master listening") > before
+  end, 10), "the master did not start:\n" .. M.read(log))
 end
 
 function M:start_minion(id, extra)
@@ -190,6 +211,15 @@ end
 function M:wait_connected(id, seconds)
   return self:wait(function()
     return M.read(self.master_log):find("minion " .. id .. ": connected", 1, true)
+  end, seconds or 5)
+end
+
+--- Waits until the master's log shows the minion connected once more
+--- than `times` (a reconnect).
+function M:wait_connected_again(id, times, seconds)
+  local needle = "minion " .. id .. ": connected"
+  return self:wait(function()
+    return count(M.read(self.master_log), needle) > times
   end, seconds or 5)
 end
 

@@ -27,7 +27,7 @@ Options may come before or after TARGET and FUNCTION.
   --async              print the job id and return at once
   --queue[=TTL]        hold the job for targeted minions that are not connected and
                        deliver it when they reconnect, for TTL seconds (default:
-                       the master's queue_ttl, else one day); 0 holds it forever
+                       the master's queue_ttl, one day); 0 holds it forever
   -v, --verbose        print the job id and why minions did not return
   --show-jid           print the job id
   --hide-timeout       do not print minions that did not return
@@ -250,14 +250,12 @@ local function wait_returns(link, opts, reply, timeout, show)
   return failed and 1 or 0
 end
 
-local function request_of(opts, conf)
-  local queue = opts.queue
-  if queue == true then
-    queue = tonumber(conf.queue_ttl) or 86400
-  end
-  return data.map({ { "cmd", "publish" }, { "tgt", opts.tgt },
+local function request_of(opts)
+  local request = data.map({ { "cmd", "publish" }, { "tgt", opts.tgt },
     { "tgt_type", opts.tgt_type }, { "fun", opts.fun }, { "arg", opts.arg },
-    { "kwarg", opts.kwarg }, { "follow", not opts.async }, { "queue", queue or nil } })
+    { "kwarg", opts.kwarg }, { "follow", not opts.async } })
+  request.queue = opts.queue
+  return request
 end
 
 -- Shows the master's answer to the publish and waits for the returns.
@@ -309,7 +307,7 @@ function M.run(argv)
     io.stderr:write("brine: ", err, "\n")
     return 2
   end
-  link.sock:send(link.wire.encode(request_of(opts, conf)))
+  link.sock:send(link.wire.encode(request_of(opts)))
   local status = report(link, opts, conf, receive(link, posix.monotonic() + 10))
   link.sock:close()
   link.ctx:close()

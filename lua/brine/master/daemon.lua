@@ -17,6 +17,7 @@ M.MASTER_DEFAULTS = {
   sock_dir = "/var/run/brine/master", pidfile = "/var/run/brine-master.pid",
   log_file = "/var/log/brine/master", log_level = "warning", log_level_logfile = false,
   auto_accept = false, open_mode = false, timeout = 5, keep_jobs = 24,
+  queue_jobs = false, queue_ttl = 86400,
   key_scan_interval = 0.25, tcp_keepalive = true, tcp_keepalive_idle = 300,
   tcp_keepalive_cnt = -1, tcp_keepalive_intvl = -1,
 }

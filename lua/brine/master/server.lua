@@ -180,8 +180,23 @@ function Master:resolve(tgt, tgt_type)
   end)
 end
 
---- Publishes a job; returns the job record or nil, message.
-function Master:publish(req)
+-- When a job is to be held for minions that are not connected: the
+-- epoch second it expires (0: never), or nil when it is not held.
+-- `queue` in the request is true (the master's queue_ttl), a number of
+-- seconds (0: no expiry) or absent (held only when queue_jobs is set).
+function Master:hold_until(req)
+  local ttl = req.queue
+  if ttl == true or (ttl == nil and self.opts.queue_jobs == true) then
+    ttl = tonumber(self.opts.queue_ttl) or 86400
+  end
+  if type(ttl) ~= "number" or ttl < 0 then
+    return nil
+  end
+  return ttl == 0 and 0 or math.floor(posix.time() + ttl)
+end
+
+-- Checks a publish request; returns fun, tgt, tgt_type or nil, message.
+local function check_publish(req)
   local fun = wire.str(req, "fun", 256)
   local tgt = req.tgt
   local tgt_type = wire.str(req, "tgt_type", 32) or "glob"
@@ -194,12 +209,22 @@ function Master:publish(req)
   if type(tgt) ~= "string" and data.kind(tgt) ~= "array" then
     return nil, "a target is a string or a list"
   end
+  return fun, tgt, tgt_type
+end
+
+--- Publishes a job; returns the job record or nil, message.
+function Master:publish(req)
+  local fun, tgt, tgt_type = check_publish(req)
+  if not fun then
+    return nil, tgt
+  end
   local minions = self:resolve(tgt, tgt_type)
   local jid = wire.new_jid(self.last_jid)
   self.last_jid = jid
   posix.write_atomic(self.opts.cachedir .. "/last_jid", jid .. "\n")
+  local hold = self:hold_until(req)
   local job = { jid = jid, fun = fun, minions = minions, returned = {}, clients = {},
-    started = posix.monotonic() }
+    started = posix.monotonic(), held = hold ~= nil }
   local arg = data.kind(req.arg) == "array" and req.arg or data.array()
   local kwarg = data.kind(req.kwarg) == "map" and req.kwarg or data.map()
   local load = data.map({ { "cmd", "job" }, { "jid", jid }, { "fun", fun }, { "arg", arg },
@@ -207,14 +232,20 @@ function Master:publish(req)
   local dir = self:job_dir(jid)
   posix.mkdir(dir, 448)
   local record = data.map({ { "jid", jid }, { "fun", fun }, { "arg", arg }, { "kwarg", kwarg },
-    { "tgt", tgt }, { "tgt_type", tgt_type }, { "minions", data.array(minions) } })
+    { "tgt", tgt }, { "tgt_type", tgt_type }, { "minions", data.array(minions) },
+    { "start", posix.time() } })
+  record.held_until = hold
   posix.write_atomic(dir .. "/.load", wire.encode(record))
   local payload = wire.encode(load)
   for _, id in ipairs(minions) do
+    if hold then
+      self:hold_job(id, jid, payload, hold)
+    end
     self:send_job(id, payload)
   end
   self.jobs[jid] = job
-  self.log:info("job %s: %s sent to %d minion(s)", jid, fun, #minions)
+  self.log:info("job %s: %s sent to %d minion(s)%s", jid, fun, #minions,
+    hold and ", held for those not connected" or "")
   return job
 end
 
@@ -229,6 +260,56 @@ function Master:send_job(id, payload)
     return false
   end
   return true
+end
+
+---------------------------------------------------------------------------
+-- Held jobs: cachedir/queue/ID/JID, kept until the minion's return is
+-- stored or the job expires, and sent again on each new connection (the
+-- minion runs a jid only once, so a job sent twice runs once).
+---------------------------------------------------------------------------
+
+function Master:queue_dir(id)
+  return self.opts.cachedir .. "/queue/" .. id
+end
+
+function Master:hold_job(id, jid, payload, expires)
+  local dir = self:queue_dir(id)
+  local ok, err = daemon.mkdirs(dir, 448)
+  if ok then
+    ok, err = posix.write_atomic(dir .. "/" .. jid,
+      wire.encode(data.map({ { "expires", expires }, { "job", payload } })))
+  end
+  if not ok then
+    self.log:error("job %s: cannot hold it for %s: %s", jid, id, err)
+  end
+end
+
+-- Sends a newly connected minion the jobs held for it, oldest first;
+-- drops those that expired.
+function Master:deliver_held(id)
+  local dir = self:queue_dir(id)
+  local names = posix.listdir(dir) or {}
+  table.sort(names)
+  local now = posix.time()
+  for _, jid in ipairs(names) do
+    local bytes = wire.is_jid(jid) and posix.read(dir .. "/" .. jid, wire.MAX_MESSAGE)
+    local rec = bytes and wire.msgpack.unpack(bytes, { max_depth = 4 })
+    if not rec or type(rec.job) ~= "string" or math.type(rec.expires) ~= "integer" then
+      self.log:warning("minion %s: unreadable held job %s dropped", id, jid)
+      posix.unlink(dir .. "/" .. jid)
+    elseif rec.expires > 0 and rec.expires < now then
+      self.log:info("job %s: expired before %s reconnected, dropped", jid, id)
+      posix.unlink(dir .. "/" .. jid)
+    elseif self:send_job(id, rec.job) then
+      self.log:info("job %s: held job sent to %s", jid, id)
+    else
+      return
+    end
+  end
+end
+
+function Master:release_held(id, jid)
+  posix.unlink(self:queue_dir(id) .. "/" .. jid)
 end
 
 -- Loads a job from the cache when it is not active (a return that
@@ -246,7 +327,7 @@ function Master:find_job(jid)
     return nil
   end
   local job = { jid = jid, fun = rec.fun, minions = rec.minions, returned = {}, clients = {},
-    started = posix.monotonic(), from_cache = true }
+    started = posix.monotonic(), from_cache = true, held = rec.held_until ~= nil }
   self.jobs[jid] = job
   return job
 end
@@ -270,6 +351,9 @@ function Master:store_return(id, msg)
     return true -- acknowledged, so the minion does not retry it forever
   end
   local path = self:job_dir(jid) .. "/" .. id
+  if job.held then
+    self:release_held(id, jid)
+  end
   if job.returned[id] or posix.stat(path) then
     self.log:debug("minion %s: duplicate return for job %s", id, jid)
     return true
@@ -402,6 +486,9 @@ function Master:handle_publish_port()
   self.conns[rec.id] = { routing = frames[1], key = meta.user_id, seen = posix.monotonic(),
     grains = grains }
   self:reply(self.pubsock, frames[1], { cmd = "hello" })
+  if not conn or conn.routing ~= frames[1] then
+    self:deliver_held(rec.id)
+  end
 end
 
 function Master:handle_key_port()
@@ -442,7 +529,8 @@ function Master:handle_local()
       end
     end
     self:reply(self.localsock, routing, { cmd = "published", jid = job.jid,
-      minions = data.array(job.minions), not_connected = data.array(down) })
+      minions = data.array(job.minions), not_connected = data.array(down),
+      queued = job.held })
   else
     self:reply(self.localsock, routing, { cmd = "error", message = "unknown command" })
   end

@@ -85,7 +85,7 @@ end
 ---------------------------------------------------------------------------
 
 function Minion:close_sockets()
-  for _, name in ipairs({ "keysock", "req", "pubsock" }) do
+  for _, name in ipairs({ "keysock", "req", "pubsock", "monitor" }) do
     if self[name] then
       self[name]:close()
       self[name] = nil
@@ -93,16 +93,30 @@ function Minion:close_sockets()
   end
 end
 
+--- The wait before reconnect attempt number `attempt` (0 for the first
+--- retry), in milliseconds: recon_default doubled on every failed attempt
+--- up to recon_max; with recon_randomize, a random point in the upper half
+--- of that, so minions that lost the master together do not come back
+--- together.
+---@param attempt integer
+---@param opts table recon_default, recon_max, recon_randomize
+---@param random function|nil returns a float in [0, 1) (math.random)
+---@return number milliseconds
+function M.backoff(attempt, opts, random)
+  local base = tonumber(opts.recon_default) or 1000
+  local cap = math.max(tonumber(opts.recon_max) or 10000, base)
+  local delay = math.min(base * 2 ^ math.min(attempt, 30), cap)
+  if opts.recon_randomize ~= false then
+    delay = delay * (0.5 + (random or math.random)() * 0.5)
+  end
+  return delay
+end
+
 --- Gives up on the current attempt and waits out the back-off.
 function Minion:fail(fmt, ...)
   self.log:warning(fmt, ...)
   self:close_sockets()
-  local o = self.opts
-  local delay = math.min(o.recon_default * 2 ^ self.attempt, math.max(o.recon_max,
-    o.recon_default))
-  if o.recon_randomize then
-    delay = delay * (0.5 + math.random() * 0.5)
-  end
+  local delay = M.backoff(self.attempt, self.opts)
   self.attempt = math.min(self.attempt + 1, 30)
   self.state = "idle"
   self.next_attempt = posix.monotonic() + delay / 1000
@@ -222,6 +236,7 @@ function Minion:on_auth_reply(msg)
   if ret == "accepted" then
     self.log:info("authenticated with the master at %s", self.addr)
     self.pubsock = self:socket("publish_port")
+    self:watch_handshakes(self.pubsock)
     self.state = "connected"
     self.attempt = 0
     self.inflight = {}
@@ -256,6 +271,39 @@ function Minion:grains()
     end
   end
   return data.map({ { "id", self.id } })
+end
+
+local HANDSHAKE_SUCCEEDED = 0x1000
+local monitors = 0
+
+-- Follows the publish socket's CURVE handshakes: ZeroMQ reconnects by
+-- itself when the link or the master comes back, and a hello right then
+-- makes a restarted master know this minion at once (and resends the
+-- returns it has not acknowledged) instead of at the next hello.
+function Minion:watch_handshakes(sock)
+  monitors = monitors + 1
+  local endpoint = string.format("inproc://minion-monitor-%d", monitors)
+  assert(sock:monitor(endpoint, HANDSHAKE_SUCCEEDED))
+  self.monitor = assert(self.ctx:socket("PAIR"))
+  assert(self.monitor:connect(endpoint))
+  self.handshakes = 0
+end
+
+function Minion:on_monitor()
+  local frames = self.monitor:recv({ dontwait = true, max_frames = 2 })
+  if not frames or #frames[1] < 2 then
+    return
+  end
+  local event = string.unpack("<I2", frames[1])
+  if event == HANDSHAKE_SUCCEEDED and self.state == "connected" then
+    self.handshakes = self.handshakes + 1
+    if self.handshakes > 1 then
+      self.log:info("the link to the master is back")
+      self.inflight = {}
+      self:hello()
+      self:pump_returns()
+    end
+  end
 end
 
 function Minion:hello()
@@ -472,7 +520,7 @@ function Minion:timers(now)
 end
 
 local SOCKETS = { { "keysock", "on_key_reply" }, { "req", "on_request_port" },
-  { "pubsock", "on_publish_port" } }
+  { "pubsock", "on_publish_port" }, { "monitor", "on_monitor" } }
 
 function Minion:step(timeout_ms)
   local items, names = { self.sigfd }, { false }
