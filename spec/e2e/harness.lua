@@ -223,6 +223,15 @@ function M:wait_connected_again(id, times, seconds)
   end, seconds or 5)
 end
 
+--- Starts a minion, accepts its key and waits until it is connected.
+function M:accept(id, extra)
+  self:start_minion(id, extra)
+  assert(self:wait_pending(id), "the key of " .. id .. " never showed as pending")
+  local status, out = self:key("-a " .. id .. " -y")
+  assert(status == 0, out)
+  assert(self:wait_connected(id), "minion " .. id .. " never connected")
+end
+
 function M:wait_pending(id)
   return self:wait(function()
     local _, out = self:key("-l pending")

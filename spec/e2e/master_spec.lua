@@ -6,16 +6,7 @@ local harness = dofile((os.getenv("BRINE_SOURCE_DIR") or ".") .. "/spec/e2e/harn
 local posix = require("brine.posix")
 local zmq = require("brine.zmq")
 
-local function count(text, needle)
-  local n, pos = 0, 1
-  while true do
-    local s, e = text:find(needle, pos, true)
-    if not s then
-      return n
-    end
-    n, pos = n + 1, e + 1
-  end
-end
+local count = harness.count
 
 describe("brine master and minion", function()
   local w
@@ -29,13 +20,6 @@ describe("brine master and minion", function()
     w:cleanup()
   end)
 
-  local function accept(id)
-    w:start_minion(id)
-    assert.truthy(w:wait_pending(id), "the key never showed as pending")
-    local status, out = w:key("-a " .. id .. " -y")
-    assert.equal(0, status, out)
-    assert.truthy(w:wait_connected(id), "the minion never connected")
-  end
 
   it("runs test.ping on a minion once its key is accepted", function()
     w:start_minion("dev1")
@@ -63,7 +47,7 @@ describe("brine master and minion", function()
   end)
 
   it("reads arguments as YAML and prints with salt's outputters", function()
-    accept("dev1")
+    w:accept("dev1")
     local status, out = w:salt("dev1 test.arg 1 '{x: [a, 2]}' name=web 'flag=True' --out json")
     assert.equal(0, status, out)
     local json = require("brine.json")
@@ -88,13 +72,13 @@ describe("brine master and minion", function()
   end)
 
   it("takes options after the target and ends when every minion returned", function()
-    accept("dev1")
+    w:accept("dev1")
     local t0 = posix.monotonic()
     local status, out = w:salt("dev1 test.ping -t 60 --show-jid")
     assert.equal(0, status, out)
     assert.truthy(posix.monotonic() - t0 < 30, "the command waited for its timeout")
     assert.matches("^jid: %d+\ndev1:\n    True\n$", out)
-    accept("dev2")
+    w:accept("dev2")
     w:stop("minion-dev2")
     status, out = w:salt("'dev*' test.ping -v -t 1")
     assert.equal(1, status, out)
@@ -109,7 +93,7 @@ describe("brine master and minion", function()
   end)
 
   it("keeps keys and folders private", function()
-    accept("dev1")
+    w:accept("dev1")
     local mpki = w.dir .. "/master/etc/brine/pki/master"
     local npki = w.dir .. "/minion-root-dev1/etc/brine/pki/minion"
     assert.equal(448, posix.stat(mpki).mode)
@@ -123,8 +107,8 @@ describe("brine master and minion", function()
   end)
 
   it("sends jobs only to targeted minions", function()
-    accept("web1")
-    accept("db1")
+    w:accept("web1")
+    w:accept("db1")
     local status, out = w:salt("'web*' test.ping")
     assert.equal(0, status, out)
     assert.equal("web1:\n    True\n", out)
@@ -138,7 +122,7 @@ describe("brine master and minion", function()
   end)
 
   it("stops sending jobs to a minion whose key is deleted or rejected", function()
-    accept("dev1")
+    w:accept("dev1")
     local status = w:salt("dev1 test.ping")
     assert.equal(0, status)
     local out
@@ -160,7 +144,7 @@ describe("brine master and minion", function()
   end)
 
   it("refuses a changed master key", function()
-    accept("dev1")
+    w:accept("dev1")
     w:stop("master")
     local pki = w.dir .. "/master/etc/brine/pki/master"
     os.remove(pki .. "/master.key")
@@ -174,7 +158,7 @@ describe("brine master and minion", function()
   end)
 
   it("drops garbage on the request port and keeps serving", function()
-    accept("dev1")
+    w:accept("dev1")
     local ctx = assert(zmq.context())
     local pub, sec = zmq.curve_keypair()
     local server = harness.read(w.dir .. "/master/etc/brine/pki/master/master.pub"):match("%S+")
@@ -204,7 +188,7 @@ describe("brine master and minion", function()
   end)
 
   it("delivers a return that waited out a master restart, exactly once", function()
-    accept("dev1")
+    w:accept("dev1")
     local status, out = w:salt("--async dev1 test.sleep 1.5")
     assert.equal(0, status, out)
     local jid = out:match("job ID: (%d+)")
@@ -226,5 +210,99 @@ describe("brine master and minion", function()
     posix.sleep(1.5)
     local log = harness.read(w.master_log)
     assert.equal(1, count(log, "job " .. jid .. ": return from dev1"))
+  end)
+end)
+
+describe("brine run", function()
+  local w
+
+  before_each(function()
+    w = harness.world()
+    w:start_master()
+  end)
+
+  after_each(function()
+    w:cleanup()
+  end)
+
+
+  local function run(args)
+    return w:brine("run -c '" .. w.mconf .. "' " .. args)
+  end
+
+  it("reads the job cache: list_jobs, lookup_jid with owed returns, print_job, active",
+    function()
+      w:accept("dev1")
+      w:accept("dev2")
+      w:stop("minion-dev2")
+      local status, out = w:salt("--async 'dev*' test.echo hi --queue")
+      assert.equal(0, status, out)
+      local jid = out:match("job ID: (%d+)")
+      assert.truthy(w:wait(function() return select(2, run("jobs.lookup_jid " .. jid))
+        :find("dev1:\n    hi", 1, true) end, 5))
+      status, out = run("jobs.lookup_jid " .. jid)
+      assert.equal(0, status, out)
+      assert.equal("dev1:\n    hi\ndev2:\n    Minion did not return yet. [Job held until it"
+        .. " reconnects]\n", out)
+      status, out = run("jobs.list_jobs --out json")
+      assert.equal(0, status, out)
+      local json = require("brine.json")
+      local listed = json.decode(out)[jid]
+      assert.equal("test.echo", listed.Function)
+      assert.same({ "hi" }, listed.Arguments)
+      assert.equal("dev*", listed.Target)
+      assert.matches("^%d%d%d%d, %a%a%a %d%d %d%d:%d%d:%d%d%.%d+$", listed.StartTime)
+      status, out = run("jobs.list_jobs search_function=test.ping --out json")
+      assert.equal("{}\n", out)
+      status, out = run("jobs.print_job " .. jid .. " --out json")
+      local job = json.decode(out)[jid]
+      assert.same({ "dev1", "dev2" }, job.Minions)
+      assert.equal("hi", job.Result.dev1["return"])
+      assert.is_nil(job.Result.dev2)
+      status, out = run("jobs.active --out json")
+      assert.equal(0, status, out)
+      local active = json.decode(out)[jid]
+      assert.same({ "dev1" }, active.Returned)
+      assert.same({ "dev2" }, active.Running)
+      status, out = run("jobs.nope")
+      assert.equal(1, status)
+      assert.equal("brine run: 'jobs.nope' is not available.\n", out)
+    end)
+
+  it("tells which minions are up, down, alive or not", function()
+    w:accept("dev1")
+    w:accept("dev2")
+    w:stop("minion-dev2")
+    local status, out = run("manage.status -t 2")
+    assert.equal(0, status, out)
+    assert.equal("up:\n    - dev1\ndown:\n    - dev2\n", out)
+    status, out = run("manage.up")
+    assert.equal("- dev1\n", out)
+    status, out = run("manage.down -t 1")
+    assert.equal("- dev2\n", out)
+    -- alived reads the master's connection table: wait for it to see dev2 gone
+    assert.truthy(w:wait(function() return select(2, run("manage.alived")) == "- dev1\n" end,
+      10), "the master did not notice dev2 leave")
+    status, out = run("manage.not_alived")
+    assert.equal("- dev2\n", out)
+  end)
+
+  it("removes jobs older than keep_jobs_seconds from the cache", function()
+    w:accept("dev1")
+    local status, out = w:salt("--async dev1 test.ping")
+    local jid = out:match("job ID: (%d+)")
+    local dir = w.dir .. "/master/var/cache/brine/master/jobs/" .. jid
+    assert.truthy(w:wait(function() return posix.stat(dir .. "/dev1") end, 5))
+    w:stop("master")
+    local f = assert(io.open(w.mconf .. "/master", "a"))
+    f:write("keep_jobs_seconds: 1\n")
+    f:close()
+    posix.sleep(2.1)
+    w:start_master()
+    assert.truthy(w:wait(function() return not posix.stat(dir) end, 5),
+      "the old job stayed in the cache")
+    status, out = run("jobs.list_jobs")
+    assert.equal(0, status)
+    assert.equal("", out)
   end)
 end)

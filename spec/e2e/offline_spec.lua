@@ -25,12 +25,6 @@ describe("an offline device", function()
     w:cleanup()
   end)
 
-  local function accept(id, extra)
-    w:start_minion(id, extra)
-    assert.truthy(w:wait_pending(id), "the key never showed as pending")
-    assert.equal(0, (w:key("-a " .. id .. " -y")))
-    assert.truthy(w:wait_connected(id), "the minion never connected")
-  end
 
   local function job_cache(jid, id)
     return w.dir .. "/master/var/cache/brine/master/jobs/" .. jid .. "/" .. id
@@ -41,7 +35,7 @@ describe("an offline device", function()
   end
 
   it("keeps its returns while the master is away and delivers them in order, once", function()
-    accept("car1")
+    w:accept("car1")
     local jids = {}
     for i = 1, 3 do
       local status, out = w:salt("--async car1 test.sleep 0." .. (4 + i))
@@ -73,7 +67,7 @@ describe("an offline device", function()
   end)
 
   it("gets the jobs held for it while it was away, once, unless they expired", function()
-    accept("car1")
+    w:accept("car1")
     w:stop("minion-car1")
     local status, out = w:salt("--async --queue=1 car1 test.echo expired")
     assert.equal(0, status, out)

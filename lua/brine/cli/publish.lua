@@ -8,7 +8,7 @@
 local data = require("brine.data")
 local posix = require("brine.posix")
 local args = require("brine.args")
-local daemon = require("brine.master.daemon")
+local client = require("brine.master.client")
 
 local M = {}
 
@@ -161,55 +161,15 @@ function M.parse(argv)
 end
 
 ---------------------------------------------------------------------------
--- Output
+-- Output and the returns
 ---------------------------------------------------------------------------
 
--- The outputter and its options: --out, --out-indent and colour (on a
--- terminal unless --no-color; always with --force-color).
+-- Prints one minion's return as salt does: a mapping of its id.
 local function printer(opts)
-  local loader = require("brine.loader")
-  local color = opts.force_color or (not opts.no_color and posix.isatty(1))
-  local out_opts = { color = color == true, output_indent = opts.output_indent }
-  local outputter = loader.outputter(opts.out or "nested", out_opts)
+  local print_value = client.printer(opts)
   return function(id, value)
-    local text = outputter.output(data.map({ { id, value } }), out_opts):gsub("%s+$", "")
-    if text ~= "" then
-      io.stdout:write(text, "\n")
-      io.stdout:flush()
-    end
+    print_value(data.map({ { id, value } }))
   end
-end
-
----------------------------------------------------------------------------
--- Talking to the master
----------------------------------------------------------------------------
-
-local function connect(conf)
-  local path = conf.sock_dir .. "/master.ipc"
-  if not posix.stat(path) then
-    return nil, "the master is not running (no socket at " .. path .. ")"
-  end
-  local wire = require("brine.master.wire")
-  local zmq = require("brine.zmq")
-  local ctx = assert(zmq.context())
-  local sock = assert(ctx:socket("DEALER"))
-  assert(sock:setopt("maxmsgsize", wire.MAX_MESSAGE))
-  local ok, err = sock:connect("ipc://" .. path)
-  if not ok then
-    ctx:close()
-    return nil, err
-  end
-  return { ctx = ctx, sock = sock, wire = wire, zmq = zmq }
-end
-
-local function receive(link, deadline)
-  local left = math.max(0, math.floor((deadline - posix.monotonic()) * 1000))
-  local ready = link.zmq.poll({ link.sock }, left)
-  if not ready or not ready[1] then
-    return nil
-  end
-  local frames = link.sock:recv({ dontwait = true })
-  return frames and #frames == 1 and link.wire.decode(frames[1]) or false
 end
 
 -- Why a minion did not return, in salt's words.
@@ -232,7 +192,7 @@ local function wait_returns(link, opts, reply, timeout, show)
   local failed = false
   local deadline = posix.monotonic() + timeout
   while count > 0 and posix.monotonic() < deadline do
-    local msg = receive(link, deadline)
+    local msg = link:receive(deadline)
     if msg and msg.cmd == "return" and msg.jid == reply.jid and pending[msg.id] then
       pending[msg.id], count = nil, count - 1
       failed = failed or msg.retcode ~= 0
@@ -286,31 +246,18 @@ end
 
 --- Runs the command line; returns the exit status.
 function M.run(argv)
-  if argv[1] == "-h" or argv[1] == "--help" then
-    io.stdout:write(M.usage)
-    return 0
-  end
-  local opts, err = M.parse(argv)
+  local opts, conf = client.prepare(argv, M, "brine")
   if not opts then
-    io.stderr:write("brine: ", err, "\nTry `brine --help`.\n")
-    return 2
+    return conf
   end
-  local conf
-  conf, err = daemon.load_config(opts.conf, "master")
-  if not conf then
-    io.stderr:write("brine: ", err, "\n")
-    return 2
-  end
-  local link
-  link, err = connect(conf)
+  local link, err = client.connect(conf)
   if not link then
     io.stderr:write("brine: ", err, "\n")
     return 2
   end
-  link.sock:send(link.wire.encode(request_of(opts)))
-  local status = report(link, opts, conf, receive(link, posix.monotonic() + 10))
-  link.sock:close()
-  link.ctx:close()
+  link:send(request_of(opts))
+  local status = report(link, opts, conf, link:receive(posix.monotonic() + 10))
+  link:close()
   return status
 end
 

@@ -16,6 +16,7 @@ local wire = require("brine.master.wire")
 local keys = require("brine.keys")
 local target = require("brine.target")
 local daemon = require("brine.master.daemon")
+local jobs = require("brine.master.jobs")
 
 local M = {}
 
@@ -23,6 +24,7 @@ local Master = {}
 Master.__index = Master
 
 local MAX_GRAINS = 64 * 1024
+local DISCONNECTED = 0x0200 -- ZMQ_EVENT_DISCONNECTED
 
 --- Creates the master from its options; nothing is bound yet.
 function M.new(opts, log)
@@ -89,6 +91,9 @@ function Master:start()
   if not self.pubsock then return nil, err end
   self.keysock, err = network_socket(self, "key_port", nil)
   if not self.keysock then return nil, err end
+  assert(self.pubsock:monitor("inproc://master-publish-monitor", DISCONNECTED))
+  self.monitor = assert(self.ctx:socket("PAIR"))
+  assert(self.monitor:connect("inproc://master-publish-monitor"))
   self.local_path = o.sock_dir .. "/master.ipc"
   posix.unlink(self.local_path)
   self.localsock = assert(self.ctx:socket("ROUTER"))
@@ -100,6 +105,7 @@ function Master:start()
     return nil, err
   end
   self.sigfd = posix.signals({ "TERM", "INT", "HUP" })
+  self.cache = jobs.open(o)
   self.last_jid = posix.read(o.cachedir .. "/last_jid", 64)
   self.last_jid = self.last_jid and self.last_jid:match("^(%d+)") or nil
   self.log:info("master listening: publish %s, request %s, key %s",
@@ -484,10 +490,29 @@ function Master:handle_publish_port()
     grains = conn and conn.grains
   end
   self.conns[rec.id] = { routing = frames[1], key = meta.user_id, seen = posix.monotonic(),
-    grains = grains }
+    grains = grains, fd = meta.fd }
   self:reply(self.pubsock, frames[1], { cmd = "hello" })
   if not conn or conn.routing ~= frames[1] then
     self:deliver_held(rec.id)
+  end
+end
+
+-- A publish connection closed (the monitor names its file descriptor):
+-- the minion on it is no longer connected.
+function Master:handle_monitor()
+  local frames = self.monitor:recv({ dontwait = true, max_frames = 2 })
+  if not frames or #frames[1] < 6 then
+    return
+  end
+  local event, fd = string.unpack("<I2I4", frames[1])
+  if event ~= DISCONNECTED then
+    return
+  end
+  for id, conn in pairs(self.conns) do
+    if conn.fd == fd then
+      self.log:info("minion %s: disconnected", id)
+      self.conns[id] = nil
+    end
   end
 end
 
@@ -501,6 +526,28 @@ end
 ---------------------------------------------------------------------------
 -- The local socket
 ---------------------------------------------------------------------------
+
+-- What the local clients ask about the master's state (manage.alived,
+-- jobs.active): the minions connected now and the jobs still owed returns.
+function Master:status()
+  local connected, active = data.array(), data.array()
+  for id in pairs(self.conns) do
+    if self:connected(id) then
+      connected[#connected + 1] = id
+    end
+  end
+  for jid, job in pairs(self.jobs) do
+    for _, id in ipairs(job.minions) do
+      if not job.returned[id] then
+        active[#active + 1] = jid
+        break
+      end
+    end
+  end
+  table.sort(connected)
+  table.sort(active)
+  return data.map({ { "cmd", "status" }, { "connected", connected }, { "active", active } })
+end
 
 function Master:handle_local()
   local frames = self.localsock:recv({ dontwait = true, max_frames = 4 })
@@ -531,6 +578,8 @@ function Master:handle_local()
     self:reply(self.localsock, routing, { cmd = "published", jid = job.jid,
       minions = data.array(job.minions), not_connected = data.array(down),
       queued = job.held })
+  elseif msg.cmd == "status" then
+    self:reply(self.localsock, routing, self:status())
   else
     self:reply(self.localsock, routing, { cmd = "error", message = "unknown command" })
   end
@@ -550,8 +599,22 @@ function Master:expire_jobs()
   end
 end
 
+-- Removes jobs older than keep_jobs_seconds from the cache, once a minute.
+function Master:prune_jobs(now)
+  if self.next_prune and now < self.next_prune then
+    return
+  end
+  self.next_prune = now + 60
+  local removed = self.cache:prune(tonumber(self.opts.keep_jobs_seconds), posix.time())
+  if removed > 0 then
+    self.log:info("job cache: %d job(s) older than %d s removed", removed,
+      self.opts.keep_jobs_seconds)
+  end
+end
+
 function Master:step(timeout_ms)
-  local items = { self.zap, self.req, self.pubsock, self.keysock, self.localsock, self.sigfd }
+  local items = { self.zap, self.req, self.pubsock, self.keysock, self.localsock, self.monitor,
+    self.sigfd }
   local ready, err, code = zmq.poll(items, timeout_ms)
   if not ready then
     if code ~= "EINTR" then
@@ -560,7 +623,7 @@ function Master:step(timeout_ms)
     ready = {}
   end
   local handlers = { self.handle_zap, self.handle_request, self.handle_publish_port,
-    self.handle_key_port, self.handle_local }
+    self.handle_key_port, self.handle_local, self.handle_monitor }
   for i, handler in ipairs(handlers) do
     if ready[i] then
       local ok, e = xpcall(handler, debug.traceback, self)
@@ -579,6 +642,7 @@ function Master:step(timeout_ms)
     self.next_scan = now + (tonumber(self.opts.key_scan_interval) or 0.25)
     self:scan_keys(false)
     self:expire_jobs()
+    self:prune_jobs(now)
   end
 end
 
@@ -589,7 +653,7 @@ function Master:run()
 end
 
 function Master:stop()
-  for _, name in ipairs({ "zap", "req", "pubsock", "keysock", "localsock" }) do
+  for _, name in ipairs({ "zap", "req", "pubsock", "keysock", "localsock", "monitor" }) do
     if self[name] then
       self[name]:close()
     end
