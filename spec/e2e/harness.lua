@@ -65,6 +65,30 @@ function M.world()
   return setmetatable(w, { __index = M })
 end
 
+--- For a describe block: a new world with a running master before each
+--- test, cleaned up after it (busted's before_each and after_each are
+--- passed in: they live in the spec's environment, not here). Returns a
+--- stand-in for the current world (fields and methods reach it).
+function M.each_world(before_each, after_each)
+  local current
+  before_each(function()
+    current = M.world()
+    current:start_master()
+  end)
+  after_each(function()
+    current:cleanup()
+  end)
+  return setmetatable({}, {
+    __index = function(_, k)
+      local v = current[k]
+      if type(v) == "function" then
+        return function(_, ...) return v(current, ...) end
+      end
+      return v
+    end,
+  })
+end
+
 --- Writes a minion's config; `extra` holds "option: value" lines that
 --- override the defaults below. Returns the config folder.
 function M:minion_conf(id, extra)

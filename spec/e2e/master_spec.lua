@@ -9,16 +9,7 @@ local zmq = require("brine.zmq")
 local count = harness.count
 
 describe("brine master and minion", function()
-  local w
-
-  before_each(function()
-    w = harness.world()
-    w:start_master()
-  end)
-
-  after_each(function()
-    w:cleanup()
-  end)
+  local w = harness.each_world(before_each, after_each)
 
 
   it("runs test.ping on a minion once its key is accepted", function()
@@ -214,16 +205,7 @@ describe("brine master and minion", function()
 end)
 
 describe("brine run", function()
-  local w
-
-  before_each(function()
-    w = harness.world()
-    w:start_master()
-  end)
-
-  after_each(function()
-    w:cleanup()
-  end)
+  local w = harness.each_world(before_each, after_each)
 
 
   local function run(args)

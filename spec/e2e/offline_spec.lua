@@ -14,16 +14,7 @@ local function jid_of(out)
 end
 
 describe("an offline device", function()
-  local w
-
-  before_each(function()
-    w = harness.world()
-    w:start_master()
-  end)
-
-  after_each(function()
-    w:cleanup()
-  end)
+  local w = harness.each_world(before_each, after_each)
 
 
   local function job_cache(jid, id)

@@ -17,6 +17,7 @@ local keys = require("brine.keys")
 local target = require("brine.target")
 local daemon = require("brine.master.daemon")
 local jobs = require("brine.master.jobs")
+local events = require("brine.master.events")
 
 local M = {}
 
@@ -97,6 +98,8 @@ function Master:start()
   self.local_path = o.sock_dir .. "/master.ipc"
   posix.unlink(self.local_path)
   self.localsock = assert(self.ctx:socket("ROUTER"))
+  assert(self.localsock:setopt("router_mandatory", 1))
+  self.bus = events.new(self.localsock, self.log)
   local old = posix.umask(63)
   local ok
   ok, err = self.localsock:bind("ipc://" .. self.local_path)
@@ -126,7 +129,14 @@ function Master:scan_keys(force)
     return
   end
   self.stamp = stamp
+  local old = self.index
   self.index = self.store:index()
+  if self.bus then
+    for _, change in ipairs(events.key_changes(old, self.index)) do
+      self.bus:fire("salt/key", data.map({ { "id", change.id }, { "act", change.act },
+        { "result", true } }))
+    end
+  end
   for id, conn in pairs(self.conns) do
     if self.index.accepted[id] ~= conn.key then
       self.log:info("minion %s: key no longer accepted, dropping its connection", id)
@@ -250,6 +260,9 @@ function Master:publish(req)
     self:send_job(id, payload)
   end
   self.jobs[jid] = job
+  self.bus:fire("salt/job/" .. jid .. "/new", data.map({ { "jid", jid }, { "tgt", tgt },
+    { "tgt_type", tgt_type }, { "minions", data.array(minions) }, { "fun", fun },
+    { "arg", arg }, { "user", "root" } }))
   self.log:info("job %s: %s sent to %d minion(s)%s", jid, fun, #minions,
     hold and ", held for those not connected" or "")
   return job
@@ -385,7 +398,27 @@ function Master:store_return(id, msg)
       job.clients[client] = nil
     end
   end
+  out.cmd = "_return"
+  self.bus:fire("salt/job/" .. jid .. "/ret/" .. id, out)
   return true
+end
+
+-- An event from a minion: fired on the bus under its tag with `id` set to
+-- the minion that sent it, unless the tag poses as the master's; always
+-- acknowledged, so a refused event is not sent again.
+function Master:minion_event(id, routing, msg)
+  local ok, why = events.minion_tag_allowed(id, msg.tag)
+  if not ok then
+    self.log:warning("minion %s: event refused: %s", id, why)
+  else
+    local payload = data.kind(msg.data) == "map" and msg.data or data.map()
+    payload.id = id
+    self.bus:fire(msg.tag, payload)
+  end
+  local name = wire.str(msg, "event", 64)
+  if name then
+    self:reply(self.req, routing, { cmd = "_ack", event = name })
+  end
 end
 
 ---------------------------------------------------------------------------
@@ -416,6 +449,9 @@ function Master:handle_auth(routing, key, msg)
   if state ~= "accepted" then
     self.log:info("minion %s: key %s", id, state)
   end
+  local act = ({ accepted = "accept", pending = "pend", rejected = "reject" })[state] or state
+  self.bus:fire("salt/auth", data.map({ { "result", state == "accepted" }, { "act", act },
+    { "id", id }, { "pub", key } }))
   self:reply(self.req, routing, { cmd = "_auth", id = id, ret = state })
 end
 
@@ -457,6 +493,8 @@ function Master:handle_request()
     if self:store_return(rec.id, msg) then
       self:reply(self.req, routing, { cmd = "_ack", jid = msg.jid })
     end
+  elseif msg.cmd == "_minion_event" then
+    self:minion_event(rec.id, routing, msg)
   else
     self.log:warning("minion %s: unknown request '%s' dropped", rec.id, msg.cmd)
   end
@@ -578,6 +616,9 @@ function Master:handle_local()
     self:reply(self.localsock, routing, { cmd = "published", jid = job.jid,
       minions = data.array(job.minions), not_connected = data.array(down),
       queued = job.held })
+  elseif msg.cmd == "subscribe" then
+    self.bus:subscribe(routing)
+    self:reply(self.localsock, routing, { cmd = "subscribed" })
   elseif msg.cmd == "status" then
     self:reply(self.localsock, routing, self:status())
   else

@@ -20,18 +20,18 @@ local keys = require("brine.keys")
 local target = require("brine.target")
 local daemon = require("brine.master.daemon")
 local job = require("brine.minion.job")
+local outbox = require("brine.minion.outbox")
 
 local M = {}
 
 local Minion = {}
 Minion.__index = Minion
 
-local WINDOW = 16          -- returns in flight at once
-local RESEND_AFTER = 10    -- seconds before an unacknowledged return is sent again
+local RESEND_AFTER = 10    -- seconds before an unacknowledged message is sent again
 
 function M.new(opts, log)
   return setmetatable({ opts = opts, log = log, state = "idle", attempt = 0,
-    next_attempt = 0, workers = {}, queue = {}, inflight = {}, running = true }, Minion)
+    next_attempt = 0, workers = {}, running = true }, Minion)
 end
 
 local function hostname()
@@ -61,7 +61,7 @@ function Minion:start()
   if created then
     self.log:info("made a new key pair, fingerprint %s", keys.fingerprint(self.pub))
   end
-  for _, dir in ipairs({ o.cachedir, self:path("returns") }) do
+  for _, dir in ipairs({ o.cachedir, self:path("returns"), self:path("events") }) do
     ok, why = daemon.mkdirs(dir, 448)
     if not ok then
       return nil, why
@@ -69,15 +69,27 @@ function Minion:start()
   end
   local last = posix.read(self:path("last_jid"), 64)
   self.last_jid = last and last:match("^(%d+)") or ""
-  for _, name in ipairs(posix.listdir(self:path("returns")) or {}) do
-    if wire.is_jid(name) then
-      self.queue[#self.queue + 1] = name
-    end
-  end
+  self.returns = outbox.new(self:path("returns"), wire.is_jid)
+  self.events = outbox.new(self:path("events"), outbox.is_event_name)
+  self:spool_start_events()
   self.ctx = assert(zmq.context())
   self.sigfd = posix.signals({ "TERM", "INT", "CHLD" })
-  self.log:info("minion %s starting; %d return(s) queued", self.id, #self.queue)
+  self.log:info("minion %s starting; %d return(s) and %d event(s) queued", self.id,
+    self.returns:refresh(true), self.events:refresh(true))
   return true
+end
+
+-- Salt's start events, sent to the master once this process is connected.
+function Minion:spool_start_events()
+  local text = string.format("Minion %s started at %s", self.id,
+    os.date("%a %b %d %H:%M:%S %Y"))
+  for _, tag in ipairs({ "minion_start", "salt/minion/" .. self.id .. "/start" }) do
+    local ok, err = outbox.spool_event(self.opts.cachedir, self.id, tag,
+      data.map({ { "cmd", "_minion_event" }, { "data", text } }))
+    if not ok then
+      self.log:warning("cannot queue the %s event: %s", tag, err)
+    end
+  end
 end
 
 ---------------------------------------------------------------------------
@@ -239,10 +251,9 @@ function Minion:on_auth_reply(msg)
     self:watch_handshakes(self.pubsock)
     self.state = "connected"
     self.attempt = 0
-    self.inflight = {}
     self.alive = posix.monotonic()
     self:hello()
-    self:pump_returns()
+    self:resend_all()
   elseif ret == "pending" then
     self.log:warning("the master has not accepted this minion's key yet (fingerprint %s);"
       .. " asking again in %s s", keys.fingerprint(self.pub), self.accept_wait)
@@ -299,9 +310,8 @@ function Minion:on_monitor()
     self.handshakes = self.handshakes + 1
     if self.handshakes > 1 then
       self.log:info("the link to the master is back")
-      self.inflight = {}
       self:hello()
-      self:pump_returns()
+      self:resend_all()
     end
   end
 end
@@ -311,45 +321,35 @@ function Minion:hello()
   self:send(self.pubsock, { cmd = "hello", id = self.id, grains = self:grains() })
 end
 
-function Minion:pump_returns()
+-- Sends what waits in the outboxes (returns first), as far as the window
+-- allows.
+function Minion:pump()
   if self.state ~= "connected" then
     return
   end
   local now = posix.monotonic()
   local resend = math.max(1, math.min(RESEND_AFTER, 2 * self.opts.master_alive_interval))
-  local sent = 0
-  for _, jid in ipairs(self.queue) do
-    local at = self.inflight[jid]
-    if at and now - at < resend then
-      sent = sent + 1
-    elseif sent < WINDOW then
-      local bytes = posix.read(self:path("returns/" .. jid), wire.MAX_MESSAGE)
-      if bytes and self.req:send(bytes, { dontwait = true }) then
-        self.inflight[jid] = now
-        sent = sent + 1
-      end
-    end
-    if sent >= WINDOW then
-      break
-    end
+  local function send(bytes)
+    return self.req:send(bytes, { dontwait = true })
   end
+  self.returns:pump(send, now, resend)
+  self.events:pump(send, now, resend)
+end
+
+-- A new link: everything not acknowledged is sent again.
+function Minion:resend_all()
+  self.returns:reset()
+  self.events:reset()
+  self:pump()
 end
 
 function Minion:on_ack(msg)
-  local jid = msg.jid
-  if not wire.is_jid(jid) then
-    return
+  if wire.is_jid(msg.jid) and self.returns:ack(msg.jid) then
+    self.log:debug("job %s: return acknowledged", msg.jid)
+  elseif type(msg.event) == "string" and self.events:ack(msg.event) then
+    self.log:debug("event %s acknowledged", msg.event)
   end
-  posix.unlink(self:path("returns/" .. jid))
-  self.inflight[jid] = nil
-  for i, queued in ipairs(self.queue) do
-    if queued == jid then
-      table.remove(self.queue, i)
-      break
-    end
-  end
-  self.log:debug("job %s: return acknowledged", jid)
-  self:pump_returns()
+  self:pump()
 end
 
 function Minion:on_request_port()
@@ -453,9 +453,8 @@ function Minion:finish(jid, fun, problem)
       { "retcode", 1 }, { "success", false } })
     posix.write_atomic(path, wire.encode(ret))
   end
-  self.queue[#self.queue + 1] = jid
-  table.sort(self.queue)
-  self:pump_returns()
+  self.returns:add(jid)
+  self:pump()
 end
 
 function Minion:reap()
@@ -514,7 +513,11 @@ function Minion:timers(now)
       self:fail("the master at %s stopped answering", self.addr)
     elseif now >= self.next_hello then
       self:hello()
-      self:pump_returns()
+      self.returns:refresh(true)
+      self.events:refresh(true)
+      self:pump()
+    elseif self.events:refresh() > 0 then
+      self:pump()
     end
   end
 end
