@@ -247,6 +247,45 @@ function M:wait_connected_again(id, times, seconds)
   end, seconds or 5)
 end
 
+--- The key pair in a pki folder: DIR/NAME.pub, DIR/NAME.key (Z85 text).
+function M.keypair(dir, name)
+  return M.read(dir .. "/" .. name .. ".pub"):match("%S+"),
+    M.read(dir .. "/" .. name .. ".key"):match("%S+")
+end
+
+function M:master_pki()
+  return self.dir .. "/master/etc/brine/pki/master"
+end
+
+function M:minion_pki(id)
+  return self.dir .. "/minion-root-" .. id .. "/etc/brine/pki/minion"
+end
+
+--- A CURVE DEALER connected to the master's port number `which` (1:
+--- publish, 2: request) with the given key pair (a new one by default).
+--- Returns the socket and its context.
+function M:curve_client(which, pub, sec)
+  if not pub then
+    pub, sec = zmq.curve_keypair()
+  end
+  local ctx = assert(zmq.context())
+  local sock = assert(ctx:socket("DEALER"))
+  assert(sock:setopt("curve_publickey", pub))
+  assert(sock:setopt("curve_secretkey", sec))
+  assert(sock:setopt("curve_serverkey", (M.keypair(self:master_pki(), "master"))))
+  assert(sock:connect("tcp://127.0.0.1:" .. self.ports[which]))
+  return sock, ctx, pub
+end
+
+--- The next message on sock within `seconds`, or nil.
+function M.receive(sock, seconds)
+  local ready = zmq.poll({ sock }, math.floor((seconds or 1) * 1000))
+  if ready and ready[1] then
+    return sock:recv({ dontwait = true })
+  end
+  return nil
+end
+
 --- Starts a minion, accepts its key and waits until it is connected.
 function M:accept(id, extra)
   self:start_minion(id, extra)

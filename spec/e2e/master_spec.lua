@@ -100,14 +100,17 @@ describe("brine master and minion", function()
   it("sends jobs only to targeted minions", function()
     w:accept("web1")
     w:accept("db1")
-    local status, out = w:salt("'web*' test.ping")
+    local status, out = w:salt("'web*' test.ping --show-jid")
     assert.equal(0, status, out)
-    assert.equal("web1:\n    True\n", out)
+    local jid = out:match("^jid: (%d+)\n")
+    assert.equal("jid: " .. jid .. "\nweb1:\n    True\n", out)
     status, out = w:salt("-L web1,db1 test.echo both")
     assert.equal(0, status, out)
     assert.matches("web1:\n    both\n", out, 1, true)
     assert.matches("db1:\n    both\n", out, 1, true)
     -- db1 never received the web* job: its log shows exactly one job
+    assert.falsy(w:minion_log("db1"):find(jid, 1, true), "db1 received the web* job")
+    assert.truthy(w:minion_log("web1"):find("job " .. jid .. " received", 1, true))
     assert.equal(1, count(w:minion_log("db1"), "started in worker"))
     assert.equal(2, count(w:minion_log("web1"), "started in worker"))
   end)
@@ -286,5 +289,154 @@ describe("brine run", function()
     status, out = run("jobs.list_jobs")
     assert.equal(0, status)
     assert.equal("", out)
+  end)
+end)
+
+describe("the master's and minions' security", function()
+  local w = harness.each_world(before_each, after_each)
+  local wire = require("brine.master.wire")
+  local data = require("brine.data")
+
+  local function jobs_dir()
+    return w.dir .. "/master/var/cache/brine/master/jobs/"
+  end
+
+  it("takes a return only from the minion itself, for a job that targeted it", function()
+    w:accept("dev1")
+    w:accept("dev2")
+    local status, out = w:salt("--async dev2 test.sleep 1")
+    assert.equal(0, status, out)
+    local jid = out:match("job ID: (%d+)")
+    -- a client holding dev1's accepted key
+    local sock, ctx = w:curve_client(2, harness.keypair(w:minion_pki("dev1"), "minion"))
+    local function forged(fields)
+      local msg = data.map({ { "cmd", "_return" }, { "jid", jid }, { "fun", "test.sleep" },
+        { "return", "forged" }, { "retcode", 0 }, { "success", true } })
+      for k, v in pairs(fields) do
+        msg[k] = v
+      end
+      sock:send(wire.encode(msg))
+      return harness.receive(sock, 1)
+    end
+    assert.is_nil(forged({ id = "dev2" }), "a return under another id was answered")
+    local ack = forged({})
+    assert.truthy(ack, "a dropped return is still acknowledged, so it is not resent")
+    local log = harness.read(w.master_log)
+    assert.matches("minion dev1: message claims to come from dev2, dropped", log, 1, true)
+    assert.matches("minion dev1: return for job " .. jid .. " that did not target it", log,
+      1, true)
+    assert.falsy(harness.read(jobs_dir() .. jid .. "/dev1") ~= "")
+    assert.truthy(w:wait(function() return posix.stat(jobs_dir() .. jid .. "/dev2") end, 10))
+    status, out = w:brine("run -c '" .. w.mconf .. "' jobs.lookup_jid " .. jid)
+    assert.equal("dev2:\n    True\n", out)
+    sock:close()
+    ctx:close()
+  end)
+
+  it("answers nothing but authentication before a key is accepted", function()
+    w:accept("dev1")
+    local sock, ctx, pub = w:curve_client(2)
+    sock:send(wire.encode(data.map({ { "cmd", "_auth" }, { "id", "intruder" }, { "pub", pub } })))
+    local reply = harness.receive(sock, 5)
+    assert.truthy(reply, "_auth was not answered")
+    assert.equal("pending", wire.decode(reply[1]).ret)
+    for _, cmd in ipairs({ "_return", "_minion_event", "status", "publish", "nonsense" }) do
+      sock:send(wire.encode(data.map({ { "cmd", cmd }, { "id", "dev1" },
+        { "jid", "20200101000000000000" }, { "tag", "x" }, { "event", "1-1-1" } })))
+    end
+    assert.is_nil(harness.receive(sock, 1), "a pending key was answered")
+    -- the publish port lets no unaccepted key in at all
+    local psock, pctx2 = w:curve_client(1)
+    psock:send(wire.encode(data.map({ { "cmd", "hello" }, { "id", "dev1" } })))
+    assert.is_nil(harness.receive(psock, 1), "the publish port answered an unknown key")
+    local log = harness.read(w.master_log)
+    assert.matches("'_return' from a key that is not accepted, dropped", log, 1, true)
+    assert.matches("'nonsense' from a key that is not accepted, dropped", log, 1, true)
+    assert.equal(0, (w:salt("dev1 test.ping")))
+    for _, s in ipairs({ sock, ctx, psock, pctx2 }) do
+      s:close()
+    end
+  end)
+
+  it("runs a replayed or stale publish once and drops bad messages from a master", function()
+    w:accept("dev1")
+    local mpub, msec = harness.keypair(w:master_pki(), "master")
+    w:stop("master")
+    -- someone holding the master's key (or replaying its traffic) on its port
+    local ctx = assert(zmq.context())
+    local fake = assert(ctx:socket("ROUTER"))
+    assert(fake:setopt("curve_server", 1))
+    assert(fake:setopt("curve_publickey", mpub))
+    assert(fake:setopt("curve_secretkey", msec))
+    assert(fake:bind("tcp://127.0.0.1:" .. w.ports[1]))
+    local function next_hello()
+      local deadline = posix.monotonic() + 10
+      while posix.monotonic() < deadline do
+        local frames = harness.receive(fake, 1)
+        if frames and frames[2] and wire.decode(frames[2]).cmd == "hello" then
+          fake:send({ frames[1], wire.encode({ cmd = "hello" }) })
+          return frames[1]
+        end
+      end
+      error("the minion did not say hello:\n" .. w:minion_log("dev1"))
+    end
+    local function job(jid)
+      return wire.encode(data.map({ { "cmd", "job" }, { "jid", jid }, { "fun", "test.ping" },
+        { "arg", data.array() }, { "kwarg", data.map() }, { "tgt", "dev1" },
+        { "tgt_type", "glob" }, { "user", "root" } }))
+    end
+    local routing = next_hello()
+    local old, j1 = wire.new_jid(), wire.new_jid()
+    local garbage = { "\xc1", "\x92\x01", "\x81\xa3cmd\xa3jo", "\xa3job",
+      wire.encode({ cmd = "job", jid = "abc", fun = "test.ping" }),
+      wire.encode({ cmd = "nonsense" }) }
+    for _, payload in ipairs({ job(j1), job(j1), job(old), table.unpack(garbage) }) do
+      fake:send({ routing, payload })
+    end
+    fake:send({ routing, "a", "b" })
+    local j2 = wire.new_jid()
+    fake:send({ routing, job(j2) })
+    assert.truthy(w:wait(function()
+      return w:minion_log("dev1"):find("job " .. j2 .. ": test.ping started", 1, true)
+    end, 10), "the minion stopped working:\n" .. w:minion_log("dev1"))
+    -- an oversized message closes the link; the minion stays up and comes
+    -- back to the real master
+    fake:send({ routing, string.rep("x", 9 * 1024 * 1024) })
+    assert.truthy(w:wait(function()
+      return w:minion_log("dev1"):find("the link to the master closed", 1, true)
+    end, 10), "the oversized message was not noticed")
+    fake:close()
+    ctx:close()
+    w:start_master()
+    assert.truthy(w:wait(function() return w:salt("dev1 test.ping -t 1") == 0 end, 15),
+      "the minion did not come back:\n" .. w:minion_log("dev1"))
+    local log = w:minion_log("dev1")
+    assert.equal(1, count(log, "job " .. j1 .. ": test.ping started"))
+    assert.equal(0, count(log, "job " .. old .. ": test.ping started"))
+    assert.equal(2, count(log, "replayed or stale, not run"))
+    assert.truthy(count(log, "bad message from the master dropped") >= 5, log)
+    assert.matches("dropped: 2 frames where one was expected", log, 1, true)
+    assert.matches("malformed job from the master dropped", log, 1, true)
+    assert.matches("unknown message 'nonsense' from the master dropped", log, 1, true)
+  end)
+
+  it("keeps serving good minions while one floods it with garbage", function()
+    w:accept("dev1")
+    local sock, ctx = w:curve_client(2, harness.keypair(w:minion_pki("dev1"), "minion"))
+    for i = 1, 5000 do
+      sock:send(i % 2 == 0 and "\xc1" or wire.encode({ cmd = "_return", jid = "x" }),
+        { dontwait = true })
+    end
+    -- and bytes that are not ZeroMQ at all on every port
+    for _, port in ipairs(w.ports) do
+      os.execute(string.format("bash -c 'head -c 100000 /dev/urandom >/dev/tcp/127.0.0.1/%d'"
+        .. " 2>/dev/null", port))
+    end
+    local status, out = w:salt("dev1 test.ping -t 10")
+    assert.equal(0, status, out)
+    assert.equal("dev1:\n    True\n", out)
+    assert.truthy(harness.alive(w.pids.master))
+    sock:close()
+    ctx:close()
   end)
 end)

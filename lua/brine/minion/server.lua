@@ -29,6 +29,14 @@ Minion.__index = Minion
 
 local RESEND_AFTER = 10    -- seconds before an unacknowledged message is sent again
 
+-- The message of a one-frame delivery, or nil and why not.
+local function decode_one(frames)
+  if #frames ~= 1 then
+    return nil, #frames .. " frames where one was expected"
+  end
+  return wire.decode(frames[1])
+end
+
 function M.new(opts, log)
   return setmetatable({ opts = opts, log = log, state = "idle", attempt = 0,
     next_attempt = 0, workers = {}, running = true }, Minion)
@@ -250,6 +258,7 @@ function Minion:on_auth_reply(msg)
     self.pubsock = self:socket("publish_port")
     self:watch_handshakes(self.pubsock)
     self.state = "connected"
+    self.lost_at = nil
     self.attempt = 0
     self.alive = posix.monotonic()
     self:hello()
@@ -285,6 +294,7 @@ function Minion:grains()
 end
 
 local HANDSHAKE_SUCCEEDED = 0x1000
+local DISCONNECTED = 0x0200
 local monitors = 0
 
 -- Follows the publish socket's CURVE handshakes: ZeroMQ reconnects by
@@ -294,7 +304,7 @@ local monitors = 0
 function Minion:watch_handshakes(sock)
   monitors = monitors + 1
   local endpoint = string.format("inproc://minion-monitor-%d", monitors)
-  assert(sock:monitor(endpoint, HANDSHAKE_SUCCEEDED))
+  assert(sock:monitor(endpoint, HANDSHAKE_SUCCEEDED | DISCONNECTED))
   self.monitor = assert(self.ctx:socket("PAIR"))
   assert(self.monitor:connect(endpoint))
   self.handshakes = 0
@@ -306,7 +316,13 @@ function Minion:on_monitor()
     return
   end
   local event = string.unpack("<I2", frames[1])
-  if event == HANDSHAKE_SUCCEEDED and self.state == "connected" then
+  if event == DISCONNECTED and self.state == "connected" then
+    -- ZeroMQ reconnects by itself, except after a protocol error (such as
+    -- an oversized message): the timers reconnect if it does not
+    self.log:warning("the link to the master closed")
+    self.lost_at = posix.monotonic()
+  elseif event == HANDSHAKE_SUCCEEDED and self.state == "connected" then
+    self.lost_at = nil
     self.handshakes = self.handshakes + 1
     if self.handshakes > 1 then
       self.log:info("the link to the master is back")
@@ -358,9 +374,9 @@ function Minion:on_request_port()
     return self.log:debug("request port: %s", err)
   end
   local msg
-  msg, err = #frames == 1 and wire.decode(frames[1])
+  msg, err = decode_one(frames)
   if not msg then
-    return self.log:warning("bad message from the master dropped: %s", err or "frames")
+    return self.log:warning("bad message from the master dropped: %s", err)
   end
   if msg.cmd == "_auth" and (self.state == "auth" or self.state == "auth_wait") then
     self:on_auth_reply(msg)
@@ -377,7 +393,7 @@ local ID_TYPES = { glob = true, pcre = true, list = true }
 function Minion:check_job(msg)
   local jid = msg.jid
   if not wire.is_jid(jid) or type(msg.fun) ~= "string" or #msg.fun > 256 then
-    return nil, "malformed job"
+    return nil, "malformed job from the master dropped"
   end
   if jid <= self.last_jid then
     return nil, string.format("job %s is not newer than the last job run (%s): replayed or"
@@ -396,9 +412,9 @@ function Minion:on_publish_port()
     return self.log:debug("publish port: %s", err)
   end
   local msg
-  msg, err = #frames == 1 and wire.decode(frames[1])
+  msg, err = decode_one(frames)
   if not msg then
-    return self.log:warning("bad message from the master dropped: %s", err or "frames")
+    return self.log:warning("bad message from the master dropped: %s", err)
   end
   self.alive = posix.monotonic()
   if msg.cmd == "hello" then
@@ -406,6 +422,7 @@ function Minion:on_publish_port()
   elseif msg.cmd ~= "job" then
     return self.log:warning("unknown message '%s' from the master dropped", msg.cmd)
   end
+  self.log:debug("job %s received", tostring(msg.jid))
   local ok
   ok, err = self:check_job(msg)
   if not ok then
@@ -511,6 +528,9 @@ function Minion:timers(now)
     local interval = self.opts.master_alive_interval
     if now - self.alive > 3 * interval + self.opts.auth_timeout then
       self:fail("the master at %s stopped answering", self.addr)
+    elseif self.lost_at and now - self.lost_at > self.opts.auth_timeout
+        + self.opts.recon_max / 1000 then
+      self:fail("the link to the master at %s did not come back", self.addr)
     elseif now >= self.next_hello then
       self:hello()
       self.returns:refresh(true)
