@@ -43,8 +43,30 @@ local function shell_quote(s)
   return "'" .. s:gsub("'", "'\\''") .. "'"
 end
 
---- A new test world: folders and configs for one master and minions.
-function M.world()
+-- Config text from ordered { option, value } pairs, with "option: value"
+-- lines of `extra` replacing them or added at the end.
+local function config_text(options, extra)
+  local over, order = {}, {}
+  for k, v in (extra or ""):gmatch("([%w_]+):%s*([^\n]*)") do
+    over[k] = v
+    order[#order + 1] = k
+  end
+  local lines = {}
+  for _, kv in ipairs(options) do
+    lines[#lines + 1] = kv[1] .. ": " .. tostring(over[kv[1]] or kv[2])
+    over[kv[1]] = nil
+  end
+  for _, k in ipairs(order) do
+    if over[k] then
+      lines[#lines + 1] = k .. ": " .. over[k]
+    end
+  end
+  return table.concat(lines, "\n") .. "\n"
+end
+
+--- A new test world: folders and configs for one master and minions;
+--- `extra` holds "option: value" lines for the master's config.
+function M.world(extra)
   local dir = os.tmpname()
   os.remove(dir)
   assert(posix.mkdir(dir, 448))
@@ -52,16 +74,11 @@ function M.world()
   local w = { dir = dir, pids = {}, ports = ports }
   w.mconf = dir .. "/master-conf"
   posix.mkdir(w.mconf, 448)
-  write(w.mconf .. "/master", table.concat({
-    "root_dir: " .. dir .. "/master",
-    "interface: 127.0.0.1",
-    "publish_port: " .. ports[1],
-    "ret_port: " .. ports[2],
-    "key_port: " .. ports[3],
-    "log_level: debug",
-    "timeout: 5",
-    "key_scan_interval: 0.1",
-  }, "\n") .. "\n")
+  write(w.mconf .. "/master", config_text({
+    { "root_dir", dir .. "/master" }, { "interface", "127.0.0.1" },
+    { "publish_port", ports[1] }, { "ret_port", ports[2] }, { "key_port", ports[3] },
+    { "log_level", "debug" }, { "timeout", 5 }, { "key_scan_interval", 0.1 },
+  }, extra))
   return setmetatable(w, { __index = M })
 end
 
@@ -101,19 +118,7 @@ function M:minion_conf(id, extra)
     { "acceptance_wait_time", 0.2 }, { "master_alive_interval", 0.5 },
     { "auth_timeout", 1 }, { "recon_default", 100 }, { "recon_max", 500 },
   }
-  local over = {}
-  for k, v in (extra or ""):gmatch("([%w_]+):%s*([^\n]*)") do
-    over[k] = v
-  end
-  local lines = {}
-  for _, kv in ipairs(options) do
-    lines[#lines + 1] = kv[1] .. ": " .. tostring(over[kv[1]] or kv[2])
-    over[kv[1]] = nil
-  end
-  for k, v in pairs(over) do
-    lines[#lines + 1] = k .. ": " .. v
-  end
-  write(conf .. "/minion", table.concat(lines, "\n") .. "\n")
+  write(conf .. "/minion", config_text(options, extra))
   return conf
 end
 
