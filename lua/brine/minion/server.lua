@@ -261,7 +261,7 @@ function Minion:on_auth_reply(msg)
     self.lost_at = nil
     self.attempt = 0
     self.alive = posix.monotonic()
-    self:hello()
+    self:hello(true)
     self:resend_all()
   elseif ret == "pending" then
     self.log:warning("the master has not accepted this minion's key yet (fingerprint %s);"
@@ -326,15 +326,22 @@ function Minion:on_monitor()
     self.handshakes = self.handshakes + 1
     if self.handshakes > 1 then
       self.log:info("the link to the master is back")
-      self:hello()
+      self:hello(true)
       self:resend_all()
     end
   end
 end
 
-function Minion:hello()
+--- Says hello on the publish port. The grains go with the first hello of
+--- a link (`with_grains`) only: a periodic hello is a few bytes, which
+--- matters on a metered link.
+function Minion:hello(with_grains)
   self.next_hello = posix.monotonic() + self.opts.master_alive_interval
-  self:send(self.pubsock, { cmd = "hello", id = self.id, grains = self:grains() })
+  local msg = { cmd = "hello", id = self.id }
+  if with_grains then
+    msg.grains = self:grains()
+  end
+  self:send(self.pubsock, msg)
 end
 
 -- Sends what waits in the outboxes (returns first), as far as the window
