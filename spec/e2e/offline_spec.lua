@@ -94,6 +94,26 @@ describe("an offline device", function()
     assert.equal(2, count(w:minion_log("car1"), "test.echo started"))
   end)
 
+  it("delivers the return of a job whose minion was killed with SIGKILL mid-job", function()
+    w:accept("car1")
+    local status, out = w:salt("--async car1 test.sleep 1")
+    assert.equal(0, status, out)
+    local jid = jid_of(out)
+    assert.truthy(w:wait(function()
+      return w:minion_log("car1"):find("test.sleep started", 1, true)
+    end, 5))
+    w:stop("minion-car1", "KILL")
+    -- the worker outlives its parent and leaves the return on disk; the
+    -- minion started again finds it and sends it
+    w:start_minion("car1")
+    assert.truthy(w:wait(function() return posix.stat(job_cache(jid, "car1")) end, 10),
+      "the return of the killed minion's job never arrived:\n" .. w:minion_log("car1"))
+    assert.truthy(w:wait(function() return #minion_returns("car1") == 0 end, 10))
+    assert.equal(1, count(harness.read(w.master_log), "job " .. jid .. ": return from car1"))
+    -- and the job is not run again
+    assert.equal(1, count(w:minion_log("car1"), "test.sleep started"))
+  end)
+
   it("backs off exponentially with jitter while the master is away", function()
     w:stop("master")
     w:start_minion("car1", "recon_default: 100\nrecon_max: 400\nauth_timeout: 0.1\n")

@@ -147,11 +147,21 @@ function M.mkdirs(path, mode)
   return true
 end
 
+-- True when pid is a live process (a zombie, which has exited and waits to
+-- be reaped, is not).
+local function running(pid)
+  if not posix.kill(pid, 0) then
+    return false
+  end
+  local stat = posix.read("/proc/" .. pid .. "/stat", 512)
+  return not (stat and stat:match("^%d+ %b() (%a)") == "Z")
+end
+
 --- Writes the pid file; refuses when another live process holds it.
 function M.write_pidfile(path)
   local old = posix.read(path, 64)
   local pid = old and math.tointeger(tonumber(old:match("%d+")))
-  if pid and pid ~= posix.getpid() and posix.kill(pid, 0) then
+  if pid and pid ~= posix.getpid() and running(pid) then
     return nil, string.format("%s: process %d is running", path, pid)
   end
   M.mkdirs(path:match("^(.*)/[^/]*$") or ".", 0755)
