@@ -117,6 +117,7 @@ function M:minion_conf(id, extra)
     { "key_port", self.ports[3] }, { "id", id }, { "log_level", "debug" },
     { "acceptance_wait_time", 0.2 }, { "master_alive_interval", 0.5 },
     { "auth_timeout", 1 }, { "recon_default", 100 }, { "recon_max", 500 },
+    { "random_reauth_delay", 0 },
   }
   write(conf .. "/minion", config_text(options, extra))
   return conf

@@ -88,6 +88,31 @@ describe("brine master and minion", function()
     assert.equal(1, status, out)
   end)
 
+  it("accepts the keys of minions named in autosign_file, unless others may write it",
+    function()
+      local path = w.dir .. "/autosign.conf"
+      local f = assert(io.open(path, "w"))
+      f:write("# devices of the lab\nweb*\n  car-[0-9]+  \n")
+      f:close()
+      posix.chmod(path, 420)
+      local conf = assert(io.open(w.mconf .. "/master", "a"))
+      conf:write("autosign_file: " .. path .. "\n")
+      conf:close()
+      w:stop("master")
+      w:start_master()
+      w:start_minion("web1")
+      w:start_minion("car-12")
+      w:start_minion("db1")
+      assert.truthy(w:wait_connected("web1"), "web1 was not auto-accepted")
+      assert.truthy(w:wait_connected("car-12"), "car-12 was not auto-accepted")
+      assert.truthy(w:wait_pending("db1"))
+      posix.chmod(path, 438) -- 0666
+      w:start_minion("web2")
+      assert.truthy(w:wait_pending("web2"), "a world-writable autosign_file was obeyed")
+      assert.matches("autosign_file " .. path .. " is writable by others", harness.read(
+        w.master_log), 1, true)
+    end)
+
   it("keeps keys and folders private", function()
     w:accept("dev1")
     local mpki = w.dir .. "/master/etc/brine/pki/master"

@@ -30,6 +30,7 @@ M.MINION_DEFAULTS = {
   master_finger = false, recon_default = 1000, recon_max = 10000, recon_randomize = true,
   acceptance_wait_time = 10, acceptance_wait_time_max = 0, auth_timeout = 5,
   master_alive_interval = 30, job_timeout = 3600, tcp_keepalive = true,
+  random_reauth_delay = 10, ping_interval = 0,
   tcp_keepalive_idle = 300, tcp_keepalive_cnt = -1, tcp_keepalive_intvl = -1,
 }
 

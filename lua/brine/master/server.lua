@@ -432,6 +432,33 @@ function Master:reply(sock, routing, msg)
   end
 end
 
+-- Whether id is in the autosign_file: one id, glob or regular expression
+-- per line (Salt's order: exact, then glob, then the whole id matching the
+-- expression), `#` comments. A file others may write is ignored: it
+-- would let them accept any key.
+function Master:autosigned(id)
+  local path = self.opts.autosign_file
+  if type(path) ~= "string" or path == "" then
+    return false
+  end
+  local st = posix.stat(path)
+  if not st then
+    return false
+  elseif st.mode & 18 ~= 0 then -- 0022: group or world writable
+    self.log:error("autosign_file %s is writable by others; ignoring it", path)
+    return false
+  end
+  local text = posix.read(path, 1024 * 1024) or ""
+  for line in text:gmatch("[^\n]+") do
+    local entry = line:match("^%s*(.-)%s*$")
+    if entry ~= "" and entry:sub(1, 1) ~= "#" and (entry == id or posix.fnmatch(entry, id)
+        or posix.regex_search("^(" .. entry .. ")$", id) == true) then
+      return true
+    end
+  end
+  return false
+end
+
 function Master:handle_auth(routing, key, msg)
   local id = wire.str(msg, "id", 255)
   local valid, why = keys.valid_id(id)
@@ -444,7 +471,8 @@ function Master:handle_auth(routing, key, msg)
       id)
     return
   end
-  local state = self.store:offer(id, key, self.opts.auto_accept == true)
+  local state = self.store:offer(id, key,
+    self.opts.auto_accept == true or self:autosigned(id))
   self:scan_keys(true)
   if state ~= "accepted" then
     self.log:info("minion %s: key %s", id, state)

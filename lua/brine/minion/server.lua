@@ -57,6 +57,9 @@ end
 function Minion:start()
   local o = self.opts
   self.id = o.id or hostname()
+  if (tonumber(o.ping_interval) or 0) > 0 then -- Salt's, in minutes
+    o.master_alive_interval = math.min(o.master_alive_interval, o.ping_interval * 60)
+  end
   local ok, why = keys.valid_id(self.id)
   if not ok then
     return nil, string.format("id '%s': %s", tostring(self.id), why)
@@ -132,11 +135,17 @@ function M.backoff(attempt, opts, random)
   return delay
 end
 
---- Gives up on the current attempt and waits out the back-off.
+--- Gives up on the current attempt and waits out the back-off; a minion
+--- that loses an established connection also waits a random part of
+--- random_reauth_delay seconds, so a fleet that loses its master at once
+--- does not come back at once.
 function Minion:fail(fmt, ...)
   self.log:warning(fmt, ...)
   self:close_sockets()
   local delay = M.backoff(self.attempt, self.opts)
+  if self.state == "connected" then
+    delay = delay + math.random() * (tonumber(self.opts.random_reauth_delay) or 0) * 1000
+  end
   self.attempt = math.min(self.attempt + 1, 30)
   self.state = "idle"
   self.next_attempt = posix.monotonic() + delay / 1000
