@@ -22,7 +22,10 @@ Options may come before or after TARGET and FUNCTION.
   -L, --list           TARGET is a comma-separated list of ids
   -G, --grain          TARGET is a grain glob, e.g. os:Debian
   -P, --grain-pcre     TARGET is a grain regular expression
-  -C, --compound       TARGET is a compound expression (G@, E@, L@, P@, and/or/not)
+  -C, --compound       TARGET is a compound expression (G@, E@, L@, P@, S@, N@,
+                       and/or/not, parentheses)
+  -N, --nodegroup      TARGET is a nodegroup of the master's config
+  -S, --ipcidr         TARGET is an address or an IPv4 subnet (ipv4 grain)
   -t, --timeout SECS   how long to wait for returns (default: the master's timeout)
   --async              print the job id and return at once
   --queue[=TTL]        hold the job for targeted minions that are not connected and
@@ -41,7 +44,9 @@ YAML, as salt reads it (1 is a number, '{a: 1}' a mapping, "'1'" a string).
 
 local TYPE_FLAGS = { ["-E"] = "pcre", ["--pcre"] = "pcre", ["-L"] = "list",
   ["--list"] = "list", ["-G"] = "grain", ["--grain"] = "grain", ["-P"] = "grain_pcre",
-  ["--grain-pcre"] = "grain_pcre", ["-C"] = "compound", ["--compound"] = "compound" }
+  ["--grain-pcre"] = "grain_pcre", ["-C"] = "compound", ["--compound"] = "compound",
+  ["-N"] = "nodegroup", ["--nodegroup"] = "nodegroup", ["-S"] = "ipcidr",
+  ["--ipcidr"] = "ipcidr" }
 local SWITCHES = { ["--async"] = "async", ["-v"] = "verbose", ["--verbose"] = "verbose",
   ["--show-jid"] = "show_jid", ["--hide-timeout"] = "hide_timeout",
   ["--no-color"] = "no_color", ["--no-colour"] = "no_color",

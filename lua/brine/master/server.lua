@@ -234,7 +234,11 @@ function Master:publish(req)
   if not fun then
     return nil, tgt
   end
-  local minions = self:resolve(tgt, tgt_type)
+  local expanded, how = target.expand_nodegroups(tgt, tgt_type, self.opts.nodegroups)
+  if not expanded then
+    return nil, how
+  end
+  local minions = self:resolve(expanded, how)
   local jid = wire.new_jid(self.last_jid)
   self.last_jid = jid
   posix.write_atomic(self.opts.cachedir .. "/last_jid", jid .. "\n")
