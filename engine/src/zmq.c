@@ -49,6 +49,7 @@
   X(int, zmq_msg_recv, (zmq_msg_t *, void *, int)) \
   X(int, zmq_msg_more, (const zmq_msg_t *)) \
   X(const char *, zmq_msg_gets, (const zmq_msg_t *, const char *)) \
+  X(int, zmq_msg_get, (const zmq_msg_t *, int)) \
   X(int, zmq_poll, (zmq_pollitem_t *, int, long)) \
   X(int, zmq_errno, (void)) \
   X(const char *, zmq_strerror, (int)) \
@@ -443,7 +444,9 @@ static void push_property(lua_State *L, zmq_msg_t *msg, const char *prop,
 
 /* sock:recv([{dontwait=true, max_frames=N}]) -> {frames...}, meta | nil,
  * message, code. meta holds user_id (the identity the ZAP handler gave
- * the sending connection) and peer_address, read from the last frame. A
+ * the sending connection), peer_address and fd (the connection's file
+ * descriptor, which socket monitor events name), read from the last
+ * frame. A
  * message with more than max_frames frames (default 32) is drained and
  * refused with code "EMSGSIZE". */
 static int l_recv(lua_State *L)
@@ -476,6 +479,11 @@ static int l_recv(lua_State *L)
       lua_newtable(L);                               /* frames meta */
       push_property(L, &msg, "User-Id", "user_id");
       push_property(L, &msg, "Peer-Address", "peer_address");
+      int fd = z.zmq_msg_get(&msg, ZMQ_SRCFD);
+      if (fd >= 0) {
+        lua_pushinteger(L, fd);
+        lua_setfield(L, -2, "fd");
+      }
     }
     z.zmq_msg_close(&msg);
     if (!more)

@@ -7,7 +7,7 @@ local core = require("brine.core")
 local M = {}
 
 -- Subcommands in the order `brine --help` lists them.
-M.subcommands = { "call", "key", "lua", "master", "minion", "render" }
+M.subcommands = { "call", "key", "lua", "master", "minion", "render", "run" }
 
 local function known(name)
   for _, sub in ipairs(M.subcommands) do

@@ -43,8 +43,30 @@ local function shell_quote(s)
   return "'" .. s:gsub("'", "'\\''") .. "'"
 end
 
---- A new test world: folders and configs for one master and minions.
-function M.world()
+-- Config text from ordered { option, value } pairs, with "option: value"
+-- lines of `extra` replacing them or added at the end.
+local function config_text(options, extra)
+  local over, order = {}, {}
+  for k, v in (extra or ""):gmatch("([%w_]+):%s*([^\n]*)") do
+    over[k] = v
+    order[#order + 1] = k
+  end
+  local lines = {}
+  for _, kv in ipairs(options) do
+    lines[#lines + 1] = kv[1] .. ": " .. tostring(over[kv[1]] or kv[2])
+    over[kv[1]] = nil
+  end
+  for _, k in ipairs(order) do
+    if over[k] then
+      lines[#lines + 1] = k .. ": " .. over[k]
+    end
+  end
+  return table.concat(lines, "\n") .. "\n"
+end
+
+--- A new test world: folders and configs for one master and minions;
+--- `extra` holds "option: value" lines for the master's config.
+function M.world(extra)
   local dir = os.tmpname()
   os.remove(dir)
   assert(posix.mkdir(dir, 448))
@@ -52,37 +74,52 @@ function M.world()
   local w = { dir = dir, pids = {}, ports = ports }
   w.mconf = dir .. "/master-conf"
   posix.mkdir(w.mconf, 448)
-  write(w.mconf .. "/master", table.concat({
-    "root_dir: " .. dir .. "/master",
-    "interface: 127.0.0.1",
-    "publish_port: " .. ports[1],
-    "ret_port: " .. ports[2],
-    "key_port: " .. ports[3],
-    "log_level: debug",
-    "timeout: 5",
-    "key_scan_interval: 0.1",
-  }, "\n") .. "\n")
+  write(w.mconf .. "/master", config_text({
+    { "root_dir", dir .. "/master" }, { "interface", "127.0.0.1" },
+    { "publish_port", ports[1] }, { "ret_port", ports[2] }, { "key_port", ports[3] },
+    { "log_level", "debug" }, { "timeout", 5 }, { "key_scan_interval", 0.1 },
+  }, extra))
   return setmetatable(w, { __index = M })
 end
 
---- Writes a minion's config; returns its config folder.
+--- For a describe block: a new world with a running master before each
+--- test, cleaned up after it (busted's before_each and after_each are
+--- passed in: they live in the spec's environment, not here). Returns a
+--- stand-in for the current world (fields and methods reach it).
+function M.each_world(before_each, after_each)
+  local current
+  before_each(function()
+    current = M.world()
+    current:start_master()
+  end)
+  after_each(function()
+    current:cleanup()
+  end)
+  return setmetatable({}, {
+    __index = function(_, k)
+      local v = current[k]
+      if type(v) == "function" then
+        return function(_, ...) return v(current, ...) end
+      end
+      return v
+    end,
+  })
+end
+
+--- Writes a minion's config; `extra` holds "option: value" lines that
+--- override the defaults below. Returns the config folder.
 function M:minion_conf(id, extra)
   local conf = self.dir .. "/minion-" .. id
   posix.mkdir(conf, 448)
-  write(conf .. "/minion", table.concat({
-    "root_dir: " .. self.dir .. "/minion-root-" .. id,
-    "master: localhost",
-    "publish_port: " .. self.ports[1],
-    "master_port: " .. self.ports[2],
-    "key_port: " .. self.ports[3],
-    "id: " .. id,
-    "log_level: debug",
-    "acceptance_wait_time: 0.2",
-    "master_alive_interval: 0.5",
-    "auth_timeout: 1",
-    "recon_default: 100",
-    "recon_max: 500",
-  }, "\n") .. "\n" .. (extra or ""))
+  local options = {
+    { "root_dir", self.dir .. "/minion-root-" .. id }, { "master", "localhost" },
+    { "publish_port", self.ports[1] }, { "master_port", self.ports[2] },
+    { "key_port", self.ports[3] }, { "id", id }, { "log_level", "debug" },
+    { "acceptance_wait_time", 0.2 }, { "master_alive_interval", 0.5 },
+    { "auth_timeout", 1 }, { "recon_default", 100 }, { "recon_max", 500 },
+    { "random_reauth_delay", 0 },
+  }
+  write(conf .. "/minion", config_text(options, extra))
   return conf
 end
 
@@ -97,12 +134,26 @@ function M:spawn(name, args)
   return pid, log
 end
 
+local function count(text, needle)
+  local n, pos = 0, 1
+  while true do
+    local _, e = text:find(needle, pos, true)
+    if not e then
+      return n
+    end
+    n, pos = n + 1, e + 1
+  end
+end
+M.count = count
+
+--- Starts the master (again) and waits until it listens.
 function M:start_master()
+  local before = count(M.read(self.dir .. "/master.log"), "master listening")
   local _, log = self:spawn("master", "master -c " .. shell_quote(self.mconf))
   self.master_log = log
   assert(self:wait(function()
-    return M.read(log):find("master listening", 1, true)
-  end, 5), "the master did not start:\n" .. M.read(log))
+    return count(M.read(log), "master listening") > before
+  end, 10), "the master did not start:\n" .. M.read(log))
 end
 
 function M:start_minion(id, extra)
@@ -115,19 +166,31 @@ function M:minion_log(id)
   return M.read(self.dir .. "/minion-" .. id .. ".log")
 end
 
---- Stops a daemon with SIGTERM, then SIGKILL after a second.
-function M:stop(name)
+--- True while pid runs. A daemon that exited stays a zombie when nothing
+--- reaps orphans (a container whose init does not), so that counts as gone.
+function M.alive(pid)
+  local stat = M.read("/proc/" .. pid .. "/stat")
+  if stat == "" then
+    return posix.kill(pid, 0) and true or false
+  end
+  return stat:match("^%d+ %b() (%a)") ~= "Z"
+end
+
+--- Stops a daemon with SIGTERM (or the signal given), then SIGKILL after
+--- five seconds. Returns true when it stopped by itself.
+function M:stop(name, signal)
   local pid = self.pids[name]
   if not pid then
     return
   end
   self.pids[name] = nil
-  posix.kill(pid, "TERM")
-  for _ = 1, 40 do
-    if not posix.kill(pid, 0) then
+  posix.kill(pid, signal or "TERM")
+  local deadline = posix.monotonic() + 5
+  while posix.monotonic() < deadline do
+    if not M.alive(pid) then
       return true
     end
-    posix.sleep(0.025)
+    posix.sleep(0.01)
   end
   posix.kill(pid, "KILL")
   return false
@@ -179,6 +242,63 @@ function M:wait_connected(id, seconds)
   return self:wait(function()
     return M.read(self.master_log):find("minion " .. id .. ": connected", 1, true)
   end, seconds or 5)
+end
+
+--- Waits until the master's log shows the minion connected once more
+--- than `times` (a reconnect).
+function M:wait_connected_again(id, times, seconds)
+  local needle = "minion " .. id .. ": connected"
+  return self:wait(function()
+    return count(M.read(self.master_log), needle) > times
+  end, seconds or 5)
+end
+
+--- The key pair in a pki folder: DIR/NAME.pub, DIR/NAME.key (Z85 text).
+function M.keypair(dir, name)
+  return M.read(dir .. "/" .. name .. ".pub"):match("%S+"),
+    M.read(dir .. "/" .. name .. ".key"):match("%S+")
+end
+
+function M:master_pki()
+  return self.dir .. "/master/etc/brine/pki/master"
+end
+
+function M:minion_pki(id)
+  return self.dir .. "/minion-root-" .. id .. "/etc/brine/pki/minion"
+end
+
+--- A CURVE DEALER connected to the master's port number `which` (1:
+--- publish, 2: request) with the given key pair (a new one by default).
+--- Returns the socket and its context.
+function M:curve_client(which, pub, sec)
+  if not pub then
+    pub, sec = zmq.curve_keypair()
+  end
+  local ctx = assert(zmq.context())
+  local sock = assert(ctx:socket("DEALER"))
+  assert(sock:setopt("curve_publickey", pub))
+  assert(sock:setopt("curve_secretkey", sec))
+  assert(sock:setopt("curve_serverkey", (M.keypair(self:master_pki(), "master"))))
+  assert(sock:connect("tcp://127.0.0.1:" .. self.ports[which]))
+  return sock, ctx, pub
+end
+
+--- The next message on sock within `seconds`, or nil.
+function M.receive(sock, seconds)
+  local ready = zmq.poll({ sock }, math.floor((seconds or 1) * 1000))
+  if ready and ready[1] then
+    return sock:recv({ dontwait = true })
+  end
+  return nil
+end
+
+--- Starts a minion, accepts its key and waits until it is connected.
+function M:accept(id, extra)
+  self:start_minion(id, extra)
+  assert(self:wait_pending(id), "the key of " .. id .. " never showed as pending")
+  local status, out = self:key("-a " .. id .. " -y")
+  assert(status == 0, out)
+  assert(self:wait_connected(id), "minion " .. id .. " never connected")
 end
 
 function M:wait_pending(id)

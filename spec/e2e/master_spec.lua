@@ -6,36 +6,11 @@ local harness = dofile((os.getenv("BRINE_SOURCE_DIR") or ".") .. "/spec/e2e/harn
 local posix = require("brine.posix")
 local zmq = require("brine.zmq")
 
-local function count(text, needle)
-  local n, pos = 0, 1
-  while true do
-    local s, e = text:find(needle, pos, true)
-    if not s then
-      return n
-    end
-    n, pos = n + 1, e + 1
-  end
-end
+local count = harness.count
 
 describe("brine master and minion", function()
-  local w
+  local w = harness.each_world(before_each, after_each)
 
-  before_each(function()
-    w = harness.world()
-    w:start_master()
-  end)
-
-  after_each(function()
-    w:cleanup()
-  end)
-
-  local function accept(id)
-    w:start_minion(id)
-    assert.truthy(w:wait_pending(id), "the key never showed as pending")
-    local status, out = w:key("-a " .. id .. " -y")
-    assert.equal(0, status, out)
-    assert.truthy(w:wait_connected(id), "the minion never connected")
-  end
 
   it("runs test.ping on a minion once its key is accepted", function()
     w:start_minion("dev1")
@@ -62,8 +37,108 @@ describe("brine master and minion", function()
     end, 5), "the async job's return never reached the job cache")
   end)
 
+  it("reads arguments as YAML and prints with salt's outputters", function()
+    w:accept("dev1")
+    local status, out = w:salt("dev1 test.arg 1 '{x: [a, 2]}' name=web 'flag=True' --out json")
+    assert.equal(0, status, out)
+    local json = require("brine.json")
+    local got = json.decode(out)
+    assert.same({ 1, { x = { "a", 2 } } }, got.dev1.args)
+    assert.equal("web", got.dev1.kwargs.name)
+    assert.equal(true, got.dev1.kwargs.flag)
+
+    status, out = w:salt("--out=json --out-indent=-1 dev1 test.echo hi")
+    assert.equal(0, status, out)
+    assert.equal('{"dev1": "hi"}\n', out)
+    status, out = w:salt("dev1 test.echo hi --out yaml")
+    assert.equal(0, status, out)
+    assert.equal("dev1: hi\n", out)
+    status, out = w:salt("dev1 test.echo 'a b' --out=txt")
+    assert.equal("dev1: a b\n", out)
+    status, out = w:salt("dev1 test.echo hi --out raw")
+    assert.equal("{'dev1': 'hi'}\n", out)
+    status, out = w:salt("dev1 --no-such-option test.ping")
+    assert.equal(2, status)
+    assert.matches("no such option: --no-such-option", out, 1, true)
+  end)
+
+  it("takes options after the target and ends when every minion returned", function()
+    w:accept("dev1")
+    local t0 = posix.monotonic()
+    local status, out = w:salt("dev1 test.ping -t 60 --show-jid")
+    assert.equal(0, status, out)
+    assert.truthy(posix.monotonic() - t0 < 30, "the command waited for its timeout")
+    assert.matches("^jid: %d+\ndev1:\n    True\n$", out)
+    w:accept("dev2")
+    w:stop("minion-dev2")
+    status, out = w:salt("'dev*' test.ping -v -t 1")
+    assert.equal(1, status, out)
+    assert.matches("^Executing job with jid %d+\n%-+\n\n", out)
+    -- "Not connected" once the master saw the link close, else "No response"
+    assert.matches("dev2:\n    Minion did not return. %[No[tr] [a-z]+%]\n", out)
+    status, out = w:salt("'dev*' test.ping --hide-timeout -t 1")
+    assert.equal(1, status, out)
+    assert.equal("dev1:\n    True\n", out)
+    status, out = w:salt("-G 'id:dev*' test.echo by-grain")
+    assert.equal(0, status, out)
+    assert.equal("dev1:\n    by-grain\n", out)
+    status, out = w:salt("-C 'G@id:dev1 and dev*' test.echo compound")
+    assert.equal("dev1:\n    compound\n", out)
+    status, out = w:salt("dev1 test.retcode 3")
+    assert.equal(1, status, out)
+  end)
+
+  it("accepts the keys of minions named in autosign_file, unless others may write it",
+    function()
+      local path = w.dir .. "/autosign.conf"
+      local f = assert(io.open(path, "w"))
+      f:write("# devices of the lab\nweb*\n  car-[0-9]+  \n")
+      f:close()
+      posix.chmod(path, 420)
+      local conf = assert(io.open(w.mconf .. "/master", "a"))
+      conf:write("autosign_file: " .. path .. "\n")
+      conf:close()
+      w:stop("master")
+      w:start_master()
+      w:start_minion("web1")
+      w:start_minion("car-12")
+      w:start_minion("db1")
+      assert.truthy(w:wait_connected("web1"), "web1 was not auto-accepted")
+      assert.truthy(w:wait_connected("car-12"), "car-12 was not auto-accepted")
+      assert.truthy(w:wait_pending("db1"))
+      posix.chmod(path, 438) -- 0666
+      w:start_minion("web2")
+      assert.truthy(w:wait_pending("web2"), "a world-writable autosign_file was obeyed")
+      assert.matches("autosign_file " .. path .. " is writable by others", harness.read(
+        w.master_log), 1, true)
+    end)
+
+  it("targets nodegroups and subnets", function()
+    local conf = assert(io.open(w.mconf .. "/master", "a"))
+    conf:write("nodegroups:\n  devs: 'dev* and not N@odd'\n  odd: [dev3]\n")
+    conf:close()
+    w:stop("master")
+    w:start_master()
+    w:accept("dev1")
+    w:accept("dev3")
+    local status, out = w:salt("-N devs test.echo group")
+    assert.equal(0, status, out)
+    assert.equal("dev1:\n    group\n", out)
+    status, out = w:salt("-C 'N@odd or N@devs' test.echo both --out json --out-indent -1")
+    assert.equal(0, status, out)
+    assert.matches('"dev1": "both"', out, 1, true)
+    assert.matches('"dev3": "both"', out, 1, true)
+    status, out = w:salt("-N nope test.ping")
+    assert.equal(2, status)
+    assert.equal("brine: no nodegroup named 'nope'\n", out)
+    status, out = w:salt("-S 127.0.0.0/8 test.echo local --hide-timeout")
+    assert.equal(0, status, out)
+    assert.matches("dev1:\n    local\n", out, 1, true)
+    assert.matches("dev3:\n    local\n", out, 1, true)
+  end)
+
   it("keeps keys and folders private", function()
-    accept("dev1")
+    w:accept("dev1")
     local mpki = w.dir .. "/master/etc/brine/pki/master"
     local npki = w.dir .. "/minion-root-dev1/etc/brine/pki/minion"
     assert.equal(448, posix.stat(mpki).mode)
@@ -77,22 +152,25 @@ describe("brine master and minion", function()
   end)
 
   it("sends jobs only to targeted minions", function()
-    accept("web1")
-    accept("db1")
-    local status, out = w:salt("'web*' test.ping")
+    w:accept("web1")
+    w:accept("db1")
+    local status, out = w:salt("'web*' test.ping --show-jid")
     assert.equal(0, status, out)
-    assert.equal("web1:\n    True\n", out)
+    local jid = out:match("^jid: (%d+)\n")
+    assert.equal("jid: " .. jid .. "\nweb1:\n    True\n", out)
     status, out = w:salt("-L web1,db1 test.echo both")
     assert.equal(0, status, out)
     assert.matches("web1:\n    both\n", out, 1, true)
     assert.matches("db1:\n    both\n", out, 1, true)
     -- db1 never received the web* job: its log shows exactly one job
+    assert.falsy(w:minion_log("db1"):find(jid, 1, true), "db1 received the web* job")
+    assert.truthy(w:minion_log("web1"):find("job " .. jid .. " received", 1, true))
     assert.equal(1, count(w:minion_log("db1"), "started in worker"))
     assert.equal(2, count(w:minion_log("web1"), "started in worker"))
   end)
 
   it("stops sending jobs to a minion whose key is deleted or rejected", function()
-    accept("dev1")
+    w:accept("dev1")
     local status = w:salt("dev1 test.ping")
     assert.equal(0, status)
     local out
@@ -114,7 +192,7 @@ describe("brine master and minion", function()
   end)
 
   it("refuses a changed master key", function()
-    accept("dev1")
+    w:accept("dev1")
     w:stop("master")
     local pki = w.dir .. "/master/etc/brine/pki/master"
     os.remove(pki .. "/master.key")
@@ -128,7 +206,7 @@ describe("brine master and minion", function()
   end)
 
   it("drops garbage on the request port and keeps serving", function()
-    accept("dev1")
+    w:accept("dev1")
     local ctx = assert(zmq.context())
     local pub, sec = zmq.curve_keypair()
     local server = harness.read(w.dir .. "/master/etc/brine/pki/master/master.pub"):match("%S+")
@@ -158,7 +236,7 @@ describe("brine master and minion", function()
   end)
 
   it("delivers a return that waited out a master restart, exactly once", function()
-    accept("dev1")
+    w:accept("dev1")
     local status, out = w:salt("--async dev1 test.sleep 1.5")
     assert.equal(0, status, out)
     local jid = out:match("job ID: (%d+)")
@@ -180,5 +258,239 @@ describe("brine master and minion", function()
     posix.sleep(1.5)
     local log = harness.read(w.master_log)
     assert.equal(1, count(log, "job " .. jid .. ": return from dev1"))
+  end)
+end)
+
+describe("brine run", function()
+  local w = harness.each_world(before_each, after_each)
+
+
+  local function run(args)
+    return w:brine("run -c '" .. w.mconf .. "' " .. args)
+  end
+
+  it("reads the job cache: list_jobs, lookup_jid with owed returns, print_job, active",
+    function()
+      w:accept("dev1")
+      w:accept("dev2")
+      w:stop("minion-dev2")
+      local status, out = w:salt("--async 'dev*' test.echo hi --queue")
+      assert.equal(0, status, out)
+      local jid = out:match("job ID: (%d+)")
+      assert.truthy(w:wait(function() return select(2, run("jobs.lookup_jid " .. jid))
+        :find("dev1:\n    hi", 1, true) end, 5))
+      status, out = run("jobs.lookup_jid " .. jid)
+      assert.equal(0, status, out)
+      assert.equal("dev1:\n    hi\ndev2:\n    Minion did not return yet. [Job held until it"
+        .. " reconnects]\n", out)
+      status, out = run("jobs.list_jobs --out json")
+      assert.equal(0, status, out)
+      local json = require("brine.json")
+      local listed = json.decode(out)[jid]
+      assert.equal("test.echo", listed.Function)
+      assert.same({ "hi" }, listed.Arguments)
+      assert.equal("dev*", listed.Target)
+      assert.matches("^%d%d%d%d, %a%a%a %d%d %d%d:%d%d:%d%d%.%d+$", listed.StartTime)
+      status, out = run("jobs.list_jobs search_function=test.ping --out json")
+      assert.equal("{}\n", out)
+      status, out = run("jobs.print_job " .. jid .. " --out json")
+      local job = json.decode(out)[jid]
+      assert.same({ "dev1", "dev2" }, job.Minions)
+      assert.equal("hi", job.Result.dev1["return"])
+      assert.is_nil(job.Result.dev2)
+      status, out = run("jobs.active --out json")
+      assert.equal(0, status, out)
+      local active = json.decode(out)[jid]
+      assert.same({ "dev1" }, active.Returned)
+      assert.same({ "dev2" }, active.Running)
+      status, out = run("jobs.nope")
+      assert.equal(1, status)
+      assert.equal("brine run: 'jobs.nope' is not available.\n", out)
+    end)
+
+  it("tells which minions are up, down, alive or not", function()
+    w:accept("dev1")
+    w:accept("dev2")
+    w:stop("minion-dev2")
+    local status, out = run("manage.status -t 2")
+    assert.equal(0, status, out)
+    assert.equal("up:\n    - dev1\ndown:\n    - dev2\n", out)
+    status, out = run("manage.up")
+    assert.equal("- dev1\n", out)
+    status, out = run("manage.down -t 1")
+    assert.equal("- dev2\n", out)
+    -- alived reads the master's connection table: wait for it to see dev2 gone
+    assert.truthy(w:wait(function() return select(2, run("manage.alived")) == "- dev1\n" end,
+      10), "the master did not notice dev2 leave")
+    status, out = run("manage.not_alived")
+    assert.equal("- dev2\n", out)
+  end)
+
+  it("removes jobs older than keep_jobs_seconds from the cache", function()
+    w:accept("dev1")
+    local status, out = w:salt("--async dev1 test.ping")
+    local jid = out:match("job ID: (%d+)")
+    local dir = w.dir .. "/master/var/cache/brine/master/jobs/" .. jid
+    assert.truthy(w:wait(function() return posix.stat(dir .. "/dev1") end, 5))
+    w:stop("master")
+    local f = assert(io.open(w.mconf .. "/master", "a"))
+    f:write("keep_jobs_seconds: 1\n")
+    f:close()
+    posix.sleep(2.1)
+    w:start_master()
+    assert.truthy(w:wait(function() return not posix.stat(dir) end, 5),
+      "the old job stayed in the cache")
+    status, out = run("jobs.list_jobs")
+    assert.equal(0, status)
+    assert.equal("", out)
+  end)
+end)
+
+describe("the master's and minions' security", function()
+  local w = harness.each_world(before_each, after_each)
+  local wire = require("brine.master.wire")
+  local data = require("brine.data")
+
+  local function jobs_dir()
+    return w.dir .. "/master/var/cache/brine/master/jobs/"
+  end
+
+  it("takes a return only from the minion itself, for a job that targeted it", function()
+    w:accept("dev1")
+    w:accept("dev2")
+    local status, out = w:salt("--async dev2 test.sleep 1")
+    assert.equal(0, status, out)
+    local jid = out:match("job ID: (%d+)")
+    -- a client holding dev1's accepted key
+    local sock, ctx = w:curve_client(2, harness.keypair(w:minion_pki("dev1"), "minion"))
+    local function forged(fields)
+      local msg = data.map({ { "cmd", "_return" }, { "jid", jid }, { "fun", "test.sleep" },
+        { "return", "forged" }, { "retcode", 0 }, { "success", true } })
+      for k, v in pairs(fields) do
+        msg[k] = v
+      end
+      sock:send(wire.encode(msg))
+      return harness.receive(sock, 1)
+    end
+    assert.is_nil(forged({ id = "dev2" }), "a return under another id was answered")
+    local ack = forged({})
+    assert.truthy(ack, "a dropped return is still acknowledged, so it is not resent")
+    local log = harness.read(w.master_log)
+    assert.matches("minion dev1: message claims to come from dev2, dropped", log, 1, true)
+    assert.matches("minion dev1: return for job " .. jid .. " that did not target it", log,
+      1, true)
+    assert.falsy(harness.read(jobs_dir() .. jid .. "/dev1") ~= "")
+    assert.truthy(w:wait(function() return posix.stat(jobs_dir() .. jid .. "/dev2") end, 10))
+    status, out = w:brine("run -c '" .. w.mconf .. "' jobs.lookup_jid " .. jid)
+    assert.equal("dev2:\n    True\n", out)
+    sock:close()
+    ctx:close()
+  end)
+
+  it("answers nothing but authentication before a key is accepted", function()
+    w:accept("dev1")
+    local sock, ctx, pub = w:curve_client(2)
+    sock:send(wire.encode(data.map({ { "cmd", "_auth" }, { "id", "intruder" }, { "pub", pub } })))
+    local reply = harness.receive(sock, 5)
+    assert.truthy(reply, "_auth was not answered")
+    assert.equal("pending", wire.decode(reply[1]).ret)
+    for _, cmd in ipairs({ "_return", "_minion_event", "status", "publish", "nonsense" }) do
+      sock:send(wire.encode(data.map({ { "cmd", cmd }, { "id", "dev1" },
+        { "jid", "20200101000000000000" }, { "tag", "x" }, { "event", "1-1-1" } })))
+    end
+    assert.is_nil(harness.receive(sock, 1), "a pending key was answered")
+    -- the publish port lets no unaccepted key in at all
+    local psock, pctx2 = w:curve_client(1)
+    psock:send(wire.encode(data.map({ { "cmd", "hello" }, { "id", "dev1" } })))
+    assert.is_nil(harness.receive(psock, 1), "the publish port answered an unknown key")
+    local log = harness.read(w.master_log)
+    assert.matches("'_return' from a key that is not accepted, dropped", log, 1, true)
+    assert.matches("'nonsense' from a key that is not accepted, dropped", log, 1, true)
+    assert.equal(0, (w:salt("dev1 test.ping")))
+    for _, s in ipairs({ sock, ctx, psock, pctx2 }) do
+      s:close()
+    end
+  end)
+
+  it("runs a replayed or stale publish once and drops bad messages from a master", function()
+    w:accept("dev1")
+    local mpub, msec = harness.keypair(w:master_pki(), "master")
+    w:stop("master")
+    -- someone holding the master's key (or replaying its traffic) on its port
+    local ctx = assert(zmq.context())
+    local fake = assert(ctx:socket("ROUTER"))
+    assert(fake:setopt("curve_server", 1))
+    assert(fake:setopt("curve_publickey", mpub))
+    assert(fake:setopt("curve_secretkey", msec))
+    assert(fake:bind("tcp://127.0.0.1:" .. w.ports[1]))
+    local function next_hello()
+      local deadline = posix.monotonic() + 10
+      while posix.monotonic() < deadline do
+        local frames = harness.receive(fake, 1)
+        if frames and frames[2] and wire.decode(frames[2]).cmd == "hello" then
+          fake:send({ frames[1], wire.encode({ cmd = "hello" }) })
+          return frames[1]
+        end
+      end
+      error("the minion did not say hello:\n" .. w:minion_log("dev1"))
+    end
+    local function job(jid)
+      return wire.encode(data.map({ { "cmd", "job" }, { "jid", jid }, { "fun", "test.ping" },
+        { "arg", data.array() }, { "kwarg", data.map() }, { "tgt", "dev1" },
+        { "tgt_type", "glob" }, { "user", "root" } }))
+    end
+    local routing = next_hello()
+    local old, j1 = wire.new_jid(), wire.new_jid()
+    local garbage = { "\xc1", "\x92\x01", "\x81\xa3cmd\xa3jo", "\xa3job",
+      wire.encode({ cmd = "job", jid = "abc", fun = "test.ping" }),
+      wire.encode({ cmd = "nonsense" }) }
+    for _, payload in ipairs({ job(j1), job(j1), job(old), table.unpack(garbage) }) do
+      fake:send({ routing, payload })
+    end
+    fake:send({ routing, "a", "b" })
+    local j2 = wire.new_jid()
+    fake:send({ routing, job(j2) })
+    assert.truthy(w:wait(function()
+      return w:minion_log("dev1"):find("job " .. j2 .. ": test.ping started", 1, true)
+    end, 10), "the minion stopped working:\n" .. w:minion_log("dev1"))
+    -- an oversized message closes the link; the minion stays up and comes
+    -- back to the real master
+    fake:send({ routing, string.rep("x", 9 * 1024 * 1024) })
+    assert.truthy(w:wait(function()
+      return w:minion_log("dev1"):find("the link to the master closed", 1, true)
+    end, 10), "the oversized message was not noticed")
+    fake:close()
+    ctx:close()
+    w:start_master()
+    assert.truthy(w:wait(function() return w:salt("dev1 test.ping -t 1") == 0 end, 15),
+      "the minion did not come back:\n" .. w:minion_log("dev1"))
+    local log = w:minion_log("dev1")
+    assert.equal(1, count(log, "job " .. j1 .. ": test.ping started"))
+    assert.equal(0, count(log, "job " .. old .. ": test.ping started"))
+    assert.equal(2, count(log, "replayed or stale, not run"))
+    assert.truthy(count(log, "bad message from the master dropped") >= 5, log)
+    assert.matches("dropped: 2 frames where one was expected", log, 1, true)
+    assert.matches("malformed job from the master dropped", log, 1, true)
+    assert.matches("unknown message 'nonsense' from the master dropped", log, 1, true)
+  end)
+
+  it("keeps serving good minions while one floods it with garbage", function()
+    w:accept("dev1")
+    local sock, ctx = w:curve_client(2, harness.keypair(w:minion_pki("dev1"), "minion"))
+    for i = 1, 5000 do
+      sock:send(i % 2 == 0 and "\xc1" or wire.encode({ cmd = "_return", jid = "x" }),
+        { dontwait = true })
+    end
+    -- and bytes that are not ZeroMQ at all on every port
+    for _, port in ipairs(w.ports) do
+      os.execute(string.format("bash -c 'head -c 100000 /dev/urandom >/dev/tcp/127.0.0.1/%d'"
+        .. " 2>/dev/null", port))
+    end
+    local status, out = w:salt("dev1 test.ping -t 10")
+    assert.equal(0, status, out)
+    assert.equal("dev1:\n    True\n", out)
+    assert.truthy(harness.alive(w.pids.master))
+    sock:close()
+    ctx:close()
   end)
 end)

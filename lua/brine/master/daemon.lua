@@ -1,9 +1,10 @@
 -- What the master and minion daemons share outside the wire: their
 -- configuration (Salt's option names, read from `-c DIR`), logging to
 -- stderr and the log file, folders with safe modes, and the pid file.
--- TODO: use brine.config and brine.log once they are part of the build;
--- until then the small loader and logger here stand in for them.
+-- TODO: use brine.log once the daemons' log lines can go through it.
 local posix = require("brine.posix")
+local data = require("brine.data")
+local config = require("brine.config")
 
 local M = {}
 
@@ -16,6 +17,7 @@ M.MASTER_DEFAULTS = {
   sock_dir = "/var/run/brine/master", pidfile = "/var/run/brine-master.pid",
   log_file = "/var/log/brine/master", log_level = "warning", log_level_logfile = false,
   auto_accept = false, open_mode = false, timeout = 5, keep_jobs = 24,
+  queue_jobs = false, queue_ttl = 86400,
   key_scan_interval = 0.25, tcp_keepalive = true, tcp_keepalive_idle = 300,
   tcp_keepalive_cnt = -1, tcp_keepalive_intvl = -1,
 }
@@ -28,95 +30,47 @@ M.MINION_DEFAULTS = {
   master_finger = false, recon_default = 1000, recon_max = 10000, recon_randomize = true,
   acceptance_wait_time = 10, acceptance_wait_time_max = 0, auth_timeout = 5,
   master_alive_interval = 30, job_timeout = 3600, tcp_keepalive = true,
+  random_reauth_delay = 10, ping_interval = 0,
   tcp_keepalive_idle = 300, tcp_keepalive_cnt = -1, tcp_keepalive_intvl = -1,
 }
 
-local PATH_OPTIONS = { "pki_dir", "cachedir", "sock_dir", "pidfile", "log_file" }
-
-local function scalar(text)
-  if text == "" or text == "~" or text == "null" then
-    return nil
-  end
-  local q = text:match('^"(.*)"$') or text:match("^'(.*)'$")
-  if q then
-    return q
-  end
-  local lower = text:lower()
-  if lower == "true" or lower == "yes" or lower == "on" then return true end
-  if lower == "false" or lower == "no" or lower == "off" then return false end
-  return math.tointeger(tonumber(text)) or tonumber(text) or text
-end
-
---- Reads a config file of `option: value` lines (the subset of YAML that
---- daemon options use: scalars and flow lists). Returns a table, or nil and
---- "FILE:LINE: problem".
-function M.read_config(path)
-  local f = io.open(path, "r")
-  if not f then
-    return {}
-  end
-  local out, n = {}, 0
-  for line in f:lines() do
-    n = n + 1
-    local text = line:gsub("%s+#.*$", ""):gsub("^#.*$", "")
-    if text:match("%S") then
-      local key, value = text:match("^([%w_]+):%s*(.-)%s*$")
-      if not key then
-        f:close()
-        return nil, string.format("%s:%d: expected 'option: value'", path, n)
-      end
-      local list = value:match("^%[(.*)%]$")
-      if list then
-        local items = {}
-        for item in list:gmatch("[^,]+") do
-          items[#items + 1] = scalar(item:match("^%s*(.-)%s*$"))
-        end
-        out[key] = items
-      else
-        out[key] = scalar(value)
-      end
+-- Fills options the configuration left unset (absent, null or empty)
+-- with the daemon's defaults.
+local function fill_defaults(opts, defaults)
+  for k, v in pairs(defaults) do
+    local cur = opts[k]
+    if cur == nil or data.is_null(cur) or cur == "" then
+      opts[k] = v
     end
   end
-  f:close()
-  return out
 end
 
-local function merge(into, from)
-  for k, v in pairs(from) do
-    into[k] = v
+-- Salt's rule for its two names of one option: keep_jobs (hours, the
+-- old name) counts when it was changed from 24 and keep_jobs_seconds was
+-- left at its default.
+local function keep_jobs_seconds(opts)
+  local hours, seconds = tonumber(opts.keep_jobs), tonumber(opts.keep_jobs_seconds) or 86400
+  if hours and hours ~= 24 and seconds == 86400 then
+    return hours * 3600
   end
+  return seconds
 end
 
---- Loads DIR/<role> and, for a minion, DIR/minion.d/*.conf over the
---- defaults, then puts root_dir in front of the path options.
+--- Loads the options of a daemon: DIR/<role> and DIR/<role>.d/*.conf as
+--- brine.config reads them (YAML, Salt's option names, root_dir applied),
+--- with the daemon's own options defaulted.
+---@param dir string the configuration folder
+---@param role string "master" or "minion"
 ---@return table|nil opts
 ---@return string|nil error naming the file and line
 function M.load_config(dir, role)
-  local opts = {}
-  merge(opts, role == "master" and M.MASTER_DEFAULTS or M.MINION_DEFAULTS)
-  local main, err = M.read_config(dir .. "/" .. role)
-  if not main then
+  local opts, err = config.load(dir, role, dir ~= config.default_dir)
+  if not opts then
     return nil, err
   end
-  merge(opts, main)
-  local names = posix.listdir(dir .. "/" .. role .. ".d") or {}
-  for _, name in ipairs(names) do
-    if name:match("%.conf$") then
-      local extra, e = M.read_config(dir .. "/" .. role .. ".d/" .. name)
-      if not extra then
-        return nil, e
-      end
-      merge(opts, extra)
-    end
-  end
-  local root = opts.root_dir or "/"
-  if root ~= "/" then
-    for _, k in ipairs(PATH_OPTIONS) do
-      local p = opts[k]
-      if type(p) == "string" and p:sub(1, #root) ~= root then
-        opts[k] = root:gsub("/$", "") .. p
-      end
-    end
+  fill_defaults(opts, role == "master" and M.MASTER_DEFAULTS or M.MINION_DEFAULTS)
+  if role == "master" then
+    opts.keep_jobs_seconds = keep_jobs_seconds(opts)
   end
   opts.conf_dir = dir
   return opts
@@ -194,11 +148,21 @@ function M.mkdirs(path, mode)
   return true
 end
 
+-- True when pid is a live process (a zombie, which has exited and waits to
+-- be reaped, is not).
+local function running(pid)
+  if not posix.kill(pid, 0) then
+    return false
+  end
+  local stat = posix.read("/proc/" .. pid .. "/stat", 512)
+  return not (stat and stat:match("^%d+ %b() (%a)") == "Z")
+end
+
 --- Writes the pid file; refuses when another live process holds it.
 function M.write_pidfile(path)
   local old = posix.read(path, 64)
   local pid = old and math.tointeger(tonumber(old:match("%d+")))
-  if pid and pid ~= posix.getpid() and posix.kill(pid, 0) then
+  if pid and pid ~= posix.getpid() and running(pid) then
     return nil, string.format("%s: process %d is running", path, pid)
   end
   M.mkdirs(path:match("^(.*)/[^/]*$") or ".", 0755)
@@ -237,7 +201,9 @@ function M.parse_daemon_args(args, role)
   if not opts then
     return nil, err
   end
-  merge(opts, overrides)
+  for k, v in pairs(overrides) do
+    opts[k] = v
+  end
   return opts
 end
 

@@ -16,6 +16,8 @@ local wire = require("brine.master.wire")
 local keys = require("brine.keys")
 local target = require("brine.target")
 local daemon = require("brine.master.daemon")
+local jobs = require("brine.master.jobs")
+local events = require("brine.master.events")
 
 local M = {}
 
@@ -23,6 +25,7 @@ local Master = {}
 Master.__index = Master
 
 local MAX_GRAINS = 64 * 1024
+local DISCONNECTED = 0x0200 -- ZMQ_EVENT_DISCONNECTED
 
 --- Creates the master from its options; nothing is bound yet.
 function M.new(opts, log)
@@ -89,9 +92,14 @@ function Master:start()
   if not self.pubsock then return nil, err end
   self.keysock, err = network_socket(self, "key_port", nil)
   if not self.keysock then return nil, err end
+  assert(self.pubsock:monitor("inproc://master-publish-monitor", DISCONNECTED))
+  self.monitor = assert(self.ctx:socket("PAIR"))
+  assert(self.monitor:connect("inproc://master-publish-monitor"))
   self.local_path = o.sock_dir .. "/master.ipc"
   posix.unlink(self.local_path)
   self.localsock = assert(self.ctx:socket("ROUTER"))
+  assert(self.localsock:setopt("router_mandatory", 1))
+  self.bus = events.new(self.localsock, self.log)
   local old = posix.umask(63)
   local ok
   ok, err = self.localsock:bind("ipc://" .. self.local_path)
@@ -100,6 +108,7 @@ function Master:start()
     return nil, err
   end
   self.sigfd = posix.signals({ "TERM", "INT", "HUP" })
+  self.cache = jobs.open(o)
   self.last_jid = posix.read(o.cachedir .. "/last_jid", 64)
   self.last_jid = self.last_jid and self.last_jid:match("^(%d+)") or nil
   self.log:info("master listening: publish %s, request %s, key %s",
@@ -120,7 +129,14 @@ function Master:scan_keys(force)
     return
   end
   self.stamp = stamp
+  local old = self.index
   self.index = self.store:index()
+  if self.bus then
+    for _, change in ipairs(events.key_changes(old, self.index)) do
+      self.bus:fire("salt/key", data.map({ { "id", change.id }, { "act", change.act },
+        { "result", true } }))
+    end
+  end
   for id, conn in pairs(self.conns) do
     if self.index.accepted[id] ~= conn.key then
       self.log:info("minion %s: key no longer accepted, dropping its connection", id)
@@ -180,8 +196,23 @@ function Master:resolve(tgt, tgt_type)
   end)
 end
 
---- Publishes a job; returns the job record or nil, message.
-function Master:publish(req)
+-- When a job is to be held for minions that are not connected: the
+-- epoch second it expires (0: never), or nil when it is not held.
+-- `queue` in the request is true (the master's queue_ttl), a number of
+-- seconds (0: no expiry) or absent (held only when queue_jobs is set).
+function Master:hold_until(req)
+  local ttl = req.queue
+  if ttl == true or (ttl == nil and self.opts.queue_jobs == true) then
+    ttl = tonumber(self.opts.queue_ttl) or 86400
+  end
+  if type(ttl) ~= "number" or ttl < 0 then
+    return nil
+  end
+  return ttl == 0 and 0 or math.floor(posix.time() + ttl)
+end
+
+-- Checks a publish request; returns fun, tgt, tgt_type or nil, message.
+local function check_publish(req)
   local fun = wire.str(req, "fun", 256)
   local tgt = req.tgt
   local tgt_type = wire.str(req, "tgt_type", 32) or "glob"
@@ -194,12 +225,26 @@ function Master:publish(req)
   if type(tgt) ~= "string" and data.kind(tgt) ~= "array" then
     return nil, "a target is a string or a list"
   end
-  local minions = self:resolve(tgt, tgt_type)
+  return fun, tgt, tgt_type
+end
+
+--- Publishes a job; returns the job record or nil, message.
+function Master:publish(req)
+  local fun, tgt, tgt_type = check_publish(req)
+  if not fun then
+    return nil, tgt
+  end
+  local expanded, how = target.expand_nodegroups(tgt, tgt_type, self.opts.nodegroups)
+  if not expanded then
+    return nil, how
+  end
+  local minions = self:resolve(expanded, how)
   local jid = wire.new_jid(self.last_jid)
   self.last_jid = jid
   posix.write_atomic(self.opts.cachedir .. "/last_jid", jid .. "\n")
+  local hold = self:hold_until(req)
   local job = { jid = jid, fun = fun, minions = minions, returned = {}, clients = {},
-    started = posix.monotonic() }
+    started = posix.monotonic(), held = hold ~= nil }
   local arg = data.kind(req.arg) == "array" and req.arg or data.array()
   local kwarg = data.kind(req.kwarg) == "map" and req.kwarg or data.map()
   local load = data.map({ { "cmd", "job" }, { "jid", jid }, { "fun", fun }, { "arg", arg },
@@ -207,14 +252,23 @@ function Master:publish(req)
   local dir = self:job_dir(jid)
   posix.mkdir(dir, 448)
   local record = data.map({ { "jid", jid }, { "fun", fun }, { "arg", arg }, { "kwarg", kwarg },
-    { "tgt", tgt }, { "tgt_type", tgt_type }, { "minions", data.array(minions) } })
+    { "tgt", tgt }, { "tgt_type", tgt_type }, { "minions", data.array(minions) },
+    { "start", posix.time() } })
+  record.held_until = hold
   posix.write_atomic(dir .. "/.load", wire.encode(record))
   local payload = wire.encode(load)
   for _, id in ipairs(minions) do
+    if hold then
+      self:hold_job(id, jid, payload, hold)
+    end
     self:send_job(id, payload)
   end
   self.jobs[jid] = job
-  self.log:info("job %s: %s sent to %d minion(s)", jid, fun, #minions)
+  self.bus:fire("salt/job/" .. jid .. "/new", data.map({ { "jid", jid }, { "tgt", tgt },
+    { "tgt_type", tgt_type }, { "minions", data.array(minions) }, { "fun", fun },
+    { "arg", arg }, { "user", "root" } }))
+  self.log:info("job %s: %s sent to %d minion(s)%s", jid, fun, #minions,
+    hold and ", held for those not connected" or "")
   return job
 end
 
@@ -229,6 +283,56 @@ function Master:send_job(id, payload)
     return false
   end
   return true
+end
+
+---------------------------------------------------------------------------
+-- Held jobs: cachedir/queue/ID/JID, kept until the minion's return is
+-- stored or the job expires, and sent again on each new connection (the
+-- minion runs a jid only once, so a job sent twice runs once).
+---------------------------------------------------------------------------
+
+function Master:queue_dir(id)
+  return self.opts.cachedir .. "/queue/" .. id
+end
+
+function Master:hold_job(id, jid, payload, expires)
+  local dir = self:queue_dir(id)
+  local ok, err = daemon.mkdirs(dir, 448)
+  if ok then
+    ok, err = posix.write_atomic(dir .. "/" .. jid,
+      wire.encode(data.map({ { "expires", expires }, { "job", payload } })))
+  end
+  if not ok then
+    self.log:error("job %s: cannot hold it for %s: %s", jid, id, err)
+  end
+end
+
+-- Sends a newly connected minion the jobs held for it, oldest first;
+-- drops those that expired.
+function Master:deliver_held(id)
+  local dir = self:queue_dir(id)
+  local names = posix.listdir(dir) or {}
+  table.sort(names)
+  local now = posix.time()
+  for _, jid in ipairs(names) do
+    local bytes = wire.is_jid(jid) and posix.read(dir .. "/" .. jid, wire.MAX_MESSAGE)
+    local rec = bytes and wire.msgpack.unpack(bytes, { max_depth = 4 })
+    if not rec or type(rec.job) ~= "string" or math.type(rec.expires) ~= "integer" then
+      self.log:warning("minion %s: unreadable held job %s dropped", id, jid)
+      posix.unlink(dir .. "/" .. jid)
+    elseif rec.expires > 0 and rec.expires < now then
+      self.log:info("job %s: expired before %s reconnected, dropped", jid, id)
+      posix.unlink(dir .. "/" .. jid)
+    elseif self:send_job(id, rec.job) then
+      self.log:info("job %s: held job sent to %s", jid, id)
+    else
+      return
+    end
+  end
+end
+
+function Master:release_held(id, jid)
+  posix.unlink(self:queue_dir(id) .. "/" .. jid)
 end
 
 -- Loads a job from the cache when it is not active (a return that
@@ -246,7 +350,7 @@ function Master:find_job(jid)
     return nil
   end
   local job = { jid = jid, fun = rec.fun, minions = rec.minions, returned = {}, clients = {},
-    started = posix.monotonic(), from_cache = true }
+    started = posix.monotonic(), from_cache = true, held = rec.held_until ~= nil }
   self.jobs[jid] = job
   return job
 end
@@ -270,6 +374,9 @@ function Master:store_return(id, msg)
     return true -- acknowledged, so the minion does not retry it forever
   end
   local path = self:job_dir(jid) .. "/" .. id
+  if job.held then
+    self:release_held(id, jid)
+  end
   if job.returned[id] or posix.stat(path) then
     self.log:debug("minion %s: duplicate return for job %s", id, jid)
     return true
@@ -295,7 +402,27 @@ function Master:store_return(id, msg)
       job.clients[client] = nil
     end
   end
+  out.cmd = "_return"
+  self.bus:fire("salt/job/" .. jid .. "/ret/" .. id, out)
   return true
+end
+
+-- An event from a minion: fired on the bus under its tag with `id` set to
+-- the minion that sent it, unless the tag poses as the master's; always
+-- acknowledged, so a refused event is not sent again.
+function Master:minion_event(id, routing, msg)
+  local ok, why = events.minion_tag_allowed(id, msg.tag)
+  if not ok then
+    self.log:warning("minion %s: event refused: %s", id, why)
+  else
+    local payload = data.kind(msg.data) == "map" and msg.data or data.map()
+    payload.id = id
+    self.bus:fire(msg.tag, payload)
+  end
+  local name = wire.str(msg, "event", 64)
+  if name then
+    self:reply(self.req, routing, { cmd = "_ack", event = name })
+  end
 end
 
 ---------------------------------------------------------------------------
@@ -307,6 +434,33 @@ function Master:reply(sock, routing, msg)
   if not ok then
     self.log:debug("reply not sent: %s", err)
   end
+end
+
+-- Whether id is in the autosign_file: one id, glob or regular expression
+-- per line (Salt's order: exact, then glob, then the whole id matching the
+-- expression), `#` comments. A file others may write is ignored: it
+-- would let them accept any key.
+function Master:autosigned(id)
+  local path = self.opts.autosign_file
+  if type(path) ~= "string" or path == "" then
+    return false
+  end
+  local st = posix.stat(path)
+  if not st then
+    return false
+  elseif st.mode & 18 ~= 0 then -- 0022: group or world writable
+    self.log:error("autosign_file %s is writable by others; ignoring it", path)
+    return false
+  end
+  local text = posix.read(path, 1024 * 1024) or ""
+  for line in text:gmatch("[^\n]+") do
+    local entry = line:match("^%s*(.-)%s*$")
+    if entry ~= "" and entry:sub(1, 1) ~= "#" and (entry == id or posix.fnmatch(entry, id)
+        or posix.regex_search("^(" .. entry .. ")$", id) == true) then
+      return true
+    end
+  end
+  return false
 end
 
 function Master:handle_auth(routing, key, msg)
@@ -321,11 +475,15 @@ function Master:handle_auth(routing, key, msg)
       id)
     return
   end
-  local state = self.store:offer(id, key, self.opts.auto_accept == true)
+  local state = self.store:offer(id, key,
+    self.opts.auto_accept == true or self:autosigned(id))
   self:scan_keys(true)
   if state ~= "accepted" then
     self.log:info("minion %s: key %s", id, state)
   end
+  local act = ({ accepted = "accept", pending = "pend", rejected = "reject" })[state] or state
+  self.bus:fire("salt/auth", data.map({ { "result", state == "accepted" }, { "act", act },
+    { "id", id }, { "pub", key } }))
   self:reply(self.req, routing, { cmd = "_auth", id = id, ret = state })
 end
 
@@ -367,6 +525,8 @@ function Master:handle_request()
     if self:store_return(rec.id, msg) then
       self:reply(self.req, routing, { cmd = "_ack", jid = msg.jid })
     end
+  elseif msg.cmd == "_minion_event" then
+    self:minion_event(rec.id, routing, msg)
   else
     self.log:warning("minion %s: unknown request '%s' dropped", rec.id, msg.cmd)
   end
@@ -400,8 +560,30 @@ function Master:handle_publish_port()
     grains = conn and conn.grains
   end
   self.conns[rec.id] = { routing = frames[1], key = meta.user_id, seen = posix.monotonic(),
-    grains = grains }
+    grains = grains, fd = meta.fd }
   self:reply(self.pubsock, frames[1], { cmd = "hello" })
+  if not conn or conn.routing ~= frames[1] then
+    self:deliver_held(rec.id)
+  end
+end
+
+-- A publish connection closed (the monitor names its file descriptor):
+-- the minion on it is no longer connected.
+function Master:handle_monitor()
+  local frames = self.monitor:recv({ dontwait = true, max_frames = 2 })
+  if not frames or #frames[1] < 6 then
+    return
+  end
+  local event, fd = string.unpack("<I2I4", frames[1])
+  if event ~= DISCONNECTED then
+    return
+  end
+  for id, conn in pairs(self.conns) do
+    if conn.fd == fd then
+      self.log:info("minion %s: disconnected", id)
+      self.conns[id] = nil
+    end
+  end
 end
 
 function Master:handle_key_port()
@@ -414,6 +596,28 @@ end
 ---------------------------------------------------------------------------
 -- The local socket
 ---------------------------------------------------------------------------
+
+-- What the local clients ask about the master's state (manage.alived,
+-- jobs.active): the minions connected now and the jobs still owed returns.
+function Master:status()
+  local connected, active = data.array(), data.array()
+  for id in pairs(self.conns) do
+    if self:connected(id) then
+      connected[#connected + 1] = id
+    end
+  end
+  for jid, job in pairs(self.jobs) do
+    for _, id in ipairs(job.minions) do
+      if not job.returned[id] then
+        active[#active + 1] = jid
+        break
+      end
+    end
+  end
+  table.sort(connected)
+  table.sort(active)
+  return data.map({ { "cmd", "status" }, { "connected", connected }, { "active", active } })
+end
 
 function Master:handle_local()
   local frames = self.localsock:recv({ dontwait = true, max_frames = 4 })
@@ -442,7 +646,13 @@ function Master:handle_local()
       end
     end
     self:reply(self.localsock, routing, { cmd = "published", jid = job.jid,
-      minions = data.array(job.minions), not_connected = data.array(down) })
+      minions = data.array(job.minions), not_connected = data.array(down),
+      queued = job.held })
+  elseif msg.cmd == "subscribe" then
+    self.bus:subscribe(routing)
+    self:reply(self.localsock, routing, { cmd = "subscribed" })
+  elseif msg.cmd == "status" then
+    self:reply(self.localsock, routing, self:status())
   else
     self:reply(self.localsock, routing, { cmd = "error", message = "unknown command" })
   end
@@ -462,8 +672,22 @@ function Master:expire_jobs()
   end
 end
 
+-- Removes jobs older than keep_jobs_seconds from the cache, once a minute.
+function Master:prune_jobs(now)
+  if self.next_prune and now < self.next_prune then
+    return
+  end
+  self.next_prune = now + 60
+  local removed = self.cache:prune(tonumber(self.opts.keep_jobs_seconds), posix.time())
+  if removed > 0 then
+    self.log:info("job cache: %d job(s) older than %d s removed", removed,
+      self.opts.keep_jobs_seconds)
+  end
+end
+
 function Master:step(timeout_ms)
-  local items = { self.zap, self.req, self.pubsock, self.keysock, self.localsock, self.sigfd }
+  local items = { self.zap, self.req, self.pubsock, self.keysock, self.localsock, self.monitor,
+    self.sigfd }
   local ready, err, code = zmq.poll(items, timeout_ms)
   if not ready then
     if code ~= "EINTR" then
@@ -472,7 +696,7 @@ function Master:step(timeout_ms)
     ready = {}
   end
   local handlers = { self.handle_zap, self.handle_request, self.handle_publish_port,
-    self.handle_key_port, self.handle_local }
+    self.handle_key_port, self.handle_local, self.handle_monitor }
   for i, handler in ipairs(handlers) do
     if ready[i] then
       local ok, e = xpcall(handler, debug.traceback, self)
@@ -491,6 +715,7 @@ function Master:step(timeout_ms)
     self.next_scan = now + (tonumber(self.opts.key_scan_interval) or 0.25)
     self:scan_keys(false)
     self:expire_jobs()
+    self:prune_jobs(now)
   end
 end
 
@@ -501,7 +726,7 @@ function Master:run()
 end
 
 function Master:stop()
-  for _, name in ipairs({ "zap", "req", "pubsock", "keysock", "localsock" }) do
+  for _, name in ipairs({ "zap", "req", "pubsock", "keysock", "localsock", "monitor" }) do
     if self[name] then
       self[name]:close()
     end

@@ -1,81 +1,76 @@
 -- Runs one job's function inside a forked worker and shapes the result as
--- Salt's return (return, retcode, success). The function is found by the
--- module loader (brine.loader); `call` below is the one place that talks
--- to it.
--- TODO: until brine.loader is part of the build, only the handful of test.*
--- functions below can run on a minion through the master.
+-- Salt's return (return, retcode, success). Functions are found by the
+-- module loader (brine.loader) over the minion's options, with grains and
+-- pillar computed on first use, exactly as `brine call` finds them.
 local data = require("brine.data")
-local posix = require("brine.posix")
+local loader = require("brine.loader")
 
 local M = {}
 
-local builtin = {}
-
-function builtin.ping()
+-- Python's truth of a value.
+local function truthy(v)
+  if v == false or v == data.null or v == 0 or v == "" then
+    return false
+  elseif type(v) == "table" then
+    return next(v) ~= nil
+  end
   return true
 end
 
-function builtin.echo(text)
-  return text
-end
-
-function builtin.sleep(length)
-  posix.sleep(tonumber(length) or 1)
-  return true
-end
-
-function builtin.version()
-  return require("brine.core").VERSION
-end
-
-function builtin.arg(...)
-  local args = data.array({ ... })
-  return data.map({ { "args", args }, { "kwargs", data.map() } })
-end
-
-function builtin.exception(message)
-  error(message or "test.exception", 0)
-end
-
-local function builtin_call(fun, arg)
-  local mod, name = fun:match("^([%w_]+)%.([%w_]+)$")
-  if mod ~= "test" or not builtin[name] then
-    return nil, string.format("'%s' is not available.", fun)
+-- Salt's rule: a mapping whose `result` or `success` is false is a failure.
+local function is_failure(value)
+  if data.kind(value) ~= "map" then
+    return false
   end
-  return builtin[name](table.unpack(arg, 1, #arg))
+  for _, key in ipairs({ "result", "success" }) do
+    if value[key] ~= nil and not truthy(value[key]) then
+      return true
+    end
+  end
+  return false
 end
 
---- Calls `fun` with positional `arg` and keyword `kwarg`.
----@return any value
----@return string|nil error (the function is missing, or raised)
-function M.call(fun, arg, kwarg, opts)
-  local ok, loader = pcall(require, "brine.loader")
-  if ok and type(loader) == "table" and type(loader.call) == "function" then
-    return loader.call(fun, arg, kwarg, opts)
+-- Calls the job's function; returns ok, value, retcode.
+local function call(job, opts)
+  local ld = loader.new(opts, loader.environment(opts))
+  local entry = ld:entry(job.fun)
+  if not entry then
+    return false, ld:missing_fun_string(job.fun), 254
   end
-  return builtin_call(fun, arg)
+  local kwarg = job.kwarg
+  if entry.kwargs then
+    kwarg.__pub_fun, kwarg.__pub_jid = job.fun, job.jid
+    kwarg.__pub_tgt, kwarg.__pub_pid = job.tgt, loader.pid()
+  end
+  local ok, value, message = xpcall(ld.call, debug.traceback, ld, job.fun, job.arg, kwarg)
+  if not ok then
+    if loader.is_error(value) then
+      return false, "Passed invalid arguments: " .. value.message, 1
+    end
+    return false, "An exception occurred in this function: " .. tostring(value), 1
+  end
+  if value == nil and type(message) == "string" then
+    return false, message, 1
+  end
+  local retcode = math.tointeger(ld.context.retcode) or 0
+  if retcode == 0 and is_failure(value) then
+    retcode = 1
+  end
+  return true, value == nil and data.null or value, retcode
 end
 
 --- Runs a job message and returns the `_return` message for it.
+---@param job table the job: jid, fun, arg, kwarg, tgt
+---@param id string this minion's id
+---@param opts table the minion's options
+---@return table the `_return` message
 function M.run(job, id, opts)
-  local arg = data.kind(job.arg) == "array" and job.arg or data.array()
-  local kwarg = data.kind(job.kwarg) == "map" and job.kwarg or data.map()
-  local ok, value, err = xpcall(M.call, debug.traceback, job.fun, arg, kwarg, opts)
-  local ret = data.map({ { "cmd", "_return" }, { "id", id }, { "jid", job.jid },
-    { "fun", job.fun } })
-  if not ok then
-    ret["return"] = "An exception occurred in this function: " .. tostring(value)
-    ret.retcode, ret.success = 1, false
-  elseif value == nil and err then
-    ret["return"] = err
-    ret.retcode, ret.success = 1, false
-  else
-    if value == nil then
-      value = data.null
-    end
-    ret["return"], ret.retcode, ret.success = value, 0, true
-  end
-  return ret
+  job.arg = data.kind(job.arg) == "array" and job.arg or data.array()
+  job.kwarg = data.kind(job.kwarg) == "map" and job.kwarg or data.map()
+  local ok, value, retcode = call(job, opts)
+  return data.map({ { "cmd", "_return" }, { "id", id }, { "jid", job.jid },
+    { "fun", job.fun }, { "return", value }, { "retcode", retcode },
+    { "success", ok and retcode == 0 } })
 end
 
 return M

@@ -20,18 +20,26 @@ local keys = require("brine.keys")
 local target = require("brine.target")
 local daemon = require("brine.master.daemon")
 local job = require("brine.minion.job")
+local outbox = require("brine.minion.outbox")
 
 local M = {}
 
 local Minion = {}
 Minion.__index = Minion
 
-local WINDOW = 16          -- returns in flight at once
-local RESEND_AFTER = 10    -- seconds before an unacknowledged return is sent again
+local RESEND_AFTER = 10    -- seconds before an unacknowledged message is sent again
+
+-- The message of a one-frame delivery, or nil and why not.
+local function decode_one(frames)
+  if #frames ~= 1 then
+    return nil, #frames .. " frames where one was expected"
+  end
+  return wire.decode(frames[1])
+end
 
 function M.new(opts, log)
   return setmetatable({ opts = opts, log = log, state = "idle", attempt = 0,
-    next_attempt = 0, workers = {}, queue = {}, inflight = {}, running = true }, Minion)
+    next_attempt = 0, workers = {}, running = true }, Minion)
 end
 
 local function hostname()
@@ -49,6 +57,9 @@ end
 function Minion:start()
   local o = self.opts
   self.id = o.id or hostname()
+  if (tonumber(o.ping_interval) or 0) > 0 then -- Salt's, in minutes
+    o.master_alive_interval = math.min(o.master_alive_interval, o.ping_interval * 60)
+  end
   local ok, why = keys.valid_id(self.id)
   if not ok then
     return nil, string.format("id '%s': %s", tostring(self.id), why)
@@ -61,7 +72,7 @@ function Minion:start()
   if created then
     self.log:info("made a new key pair, fingerprint %s", keys.fingerprint(self.pub))
   end
-  for _, dir in ipairs({ o.cachedir, self:path("returns") }) do
+  for _, dir in ipairs({ o.cachedir, self:path("returns"), self:path("events") }) do
     ok, why = daemon.mkdirs(dir, 448)
     if not ok then
       return nil, why
@@ -69,19 +80,31 @@ function Minion:start()
   end
   local last = posix.read(self:path("last_jid"), 64)
   self.last_jid = last and last:match("^(%d+)") or ""
-  for _, name in ipairs(posix.listdir(self:path("returns")) or {}) do
-    if wire.is_jid(name) then
-      self.queue[#self.queue + 1] = name
-    end
-  end
+  self.returns = outbox.new(self:path("returns"), wire.is_jid)
+  self.events = outbox.new(self:path("events"), outbox.is_event_name)
+  self:spool_start_events()
   -- Device services, before any socket or signal handler exists for their supervisor to inherit
   local sv_ok, sv = pcall(function() return require("brine.services").start(o, self.log) end)
   if not sv_ok then self.log:error("services: %s", sv) end
   self.services = sv_ok and sv or nil
   self.ctx = assert(zmq.context())
   self.sigfd = posix.signals({ "TERM", "INT", "CHLD" })
-  self.log:info("minion %s starting; %d return(s) queued", self.id, #self.queue)
+  self.log:info("minion %s starting; %d return(s) and %d event(s) queued", self.id,
+    self.returns:refresh(true), self.events:refresh(true))
   return true
+end
+
+-- Salt's start events, sent to the master once this process is connected.
+function Minion:spool_start_events()
+  local text = string.format("Minion %s started at %s", self.id,
+    os.date("%a %b %d %H:%M:%S %Y"))
+  for _, tag in ipairs({ "minion_start", "salt/minion/" .. self.id .. "/start" }) do
+    local ok, err = outbox.spool_event(self.opts.cachedir, self.id, tag,
+      data.map({ { "cmd", "_minion_event" }, { "data", text } }))
+    if not ok then
+      self.log:warning("cannot queue the %s event: %s", tag, err)
+    end
+  end
 end
 
 ---------------------------------------------------------------------------
@@ -89,7 +112,7 @@ end
 ---------------------------------------------------------------------------
 
 function Minion:close_sockets()
-  for _, name in ipairs({ "keysock", "req", "pubsock" }) do
+  for _, name in ipairs({ "keysock", "req", "pubsock", "monitor" }) do
     if self[name] then
       self[name]:close()
       self[name] = nil
@@ -97,15 +120,35 @@ function Minion:close_sockets()
   end
 end
 
---- Gives up on the current attempt and waits out the back-off.
+--- The wait before reconnect attempt number `attempt` (0 for the first
+--- retry), in milliseconds: recon_default doubled on every failed attempt
+--- up to recon_max; with recon_randomize, a random point in the upper half
+--- of that, so minions that lost the master together do not come back
+--- together.
+---@param attempt integer
+---@param opts table recon_default, recon_max, recon_randomize
+---@param random function|nil returns a float in [0, 1) (math.random)
+---@return number milliseconds
+function M.backoff(attempt, opts, random)
+  local base = tonumber(opts.recon_default) or 1000
+  local cap = math.max(tonumber(opts.recon_max) or 10000, base)
+  local delay = math.min(base * 2 ^ math.min(attempt, 30), cap)
+  if opts.recon_randomize ~= false then
+    delay = delay * (0.5 + (random or math.random)() * 0.5)
+  end
+  return delay
+end
+
+--- Gives up on the current attempt and waits out the back-off; a minion
+--- that loses an established connection also waits a random part of
+--- random_reauth_delay seconds, so a fleet that loses its master at once
+--- does not come back at once.
 function Minion:fail(fmt, ...)
   self.log:warning(fmt, ...)
   self:close_sockets()
-  local o = self.opts
-  local delay = math.min(o.recon_default * 2 ^ self.attempt, math.max(o.recon_max,
-    o.recon_default))
-  if o.recon_randomize then
-    delay = delay * (0.5 + math.random() * 0.5)
+  local delay = M.backoff(self.attempt, self.opts)
+  if self.state == "connected" then
+    delay = delay + math.random() * (tonumber(self.opts.random_reauth_delay) or 0) * 1000
   end
   self.attempt = math.min(self.attempt + 1, 30)
   self.state = "idle"
@@ -226,12 +269,13 @@ function Minion:on_auth_reply(msg)
   if ret == "accepted" then
     self.log:info("authenticated with the master at %s", self.addr)
     self.pubsock = self:socket("publish_port")
+    self:watch_handshakes(self.pubsock)
     self.state = "connected"
+    self.lost_at = nil
     self.attempt = 0
-    self.inflight = {}
     self.alive = posix.monotonic()
-    self:hello()
-    self:pump_returns()
+    self:hello(true)
+    self:resend_all()
   elseif ret == "pending" then
     self.log:warning("the master has not accepted this minion's key yet (fingerprint %s);"
       .. " asking again in %s s", keys.fingerprint(self.pub), self.accept_wait)
@@ -262,50 +306,86 @@ function Minion:grains()
   return data.map({ { "id", self.id } })
 end
 
-function Minion:hello()
-  self.next_hello = posix.monotonic() + self.opts.master_alive_interval
-  self:send(self.pubsock, { cmd = "hello", id = self.id, grains = self:grains() })
+local HANDSHAKE_SUCCEEDED = 0x1000
+local DISCONNECTED = 0x0200
+local monitors = 0
+
+-- Follows the publish socket's CURVE handshakes: ZeroMQ reconnects by
+-- itself when the link or the master comes back, and a hello right then
+-- makes a restarted master know this minion at once (and resends the
+-- returns it has not acknowledged) instead of at the next hello.
+function Minion:watch_handshakes(sock)
+  monitors = monitors + 1
+  local endpoint = string.format("inproc://minion-monitor-%d", monitors)
+  assert(sock:monitor(endpoint, HANDSHAKE_SUCCEEDED | DISCONNECTED))
+  self.monitor = assert(self.ctx:socket("PAIR"))
+  assert(self.monitor:connect(endpoint))
+  self.handshakes = 0
 end
 
-function Minion:pump_returns()
+function Minion:on_monitor()
+  local frames = self.monitor:recv({ dontwait = true, max_frames = 2 })
+  if not frames or #frames[1] < 2 then
+    return
+  end
+  local event = string.unpack("<I2", frames[1])
+  if event == DISCONNECTED and self.state == "connected" then
+    -- ZeroMQ reconnects by itself, except after a protocol error (such as
+    -- an oversized message): the timers reconnect if it does not
+    self.log:warning("the link to the master closed")
+    self.lost_at = posix.monotonic()
+  elseif event == HANDSHAKE_SUCCEEDED and self.state == "connected" then
+    self.lost_at = nil
+    self.handshakes = self.handshakes + 1
+    if self.handshakes > 1 then
+      self.log:info("the link to the master is back")
+      self:hello(true)
+      self:resend_all()
+    end
+  end
+end
+
+--- Says hello on the publish port. The grains go with the first hello of
+--- a link (`with_grains`) only: a periodic hello is a few bytes, which
+--- matters on a metered link.
+function Minion:hello(with_grains)
+  self.next_hello = posix.monotonic() + self.opts.master_alive_interval
+  local msg = { cmd = "hello", id = self.id }
+  if with_grains then
+    msg.grains = self:grains()
+  end
+  self:send(self.pubsock, msg)
+end
+
+-- Sends what waits in the outboxes (returns first), as far as the window
+-- allows.
+function Minion:pump()
   if self.state ~= "connected" then
     return
   end
   local now = posix.monotonic()
   local resend = math.max(1, math.min(RESEND_AFTER, 2 * self.opts.master_alive_interval))
-  local sent = 0
-  for _, jid in ipairs(self.queue) do
-    local at = self.inflight[jid]
-    if at and now - at < resend then
-      sent = sent + 1
-    elseif sent < WINDOW then
-      local bytes = posix.read(self:path("returns/" .. jid), wire.MAX_MESSAGE)
-      if bytes and self.req:send(bytes, { dontwait = true }) then
-        self.inflight[jid] = now
-        sent = sent + 1
-      end
-    end
-    if sent >= WINDOW then
-      break
-    end
+  local function send(bytes)
+    return self.req:send(bytes, { dontwait = true })
   end
+  self.returns:pump(send, now, resend)
+  self.events:pump(send, now, resend)
+end
+
+-- A new link: everything not acknowledged is sent again.
+function Minion:resend_all()
+  self.returns:reset()
+  self.events:reset()
+  self:pump()
 end
 
 function Minion:on_ack(msg)
-  local jid = msg.jid
-  if not wire.is_jid(jid) then
-    return
+  if wire.is_jid(msg.jid) and self.returns:ack(msg.jid) then
+    self.log:debug("job %s: return acknowledged", msg.jid)
+  elseif type(msg.event) == "string" and self.events:ack(msg.event) then
+    self.log:debug("event %s acknowledged", msg.event)
   end
-  posix.unlink(self:path("returns/" .. jid))
-  self.inflight[jid] = nil
-  for i, queued in ipairs(self.queue) do
-    if queued == jid then
-      table.remove(self.queue, i)
-      break
-    end
-  end
-  self.log:debug("job %s: return acknowledged", jid)
-  self:pump_returns()
+  self:pump()
 end
 
 function Minion:on_request_port()
@@ -314,9 +394,9 @@ function Minion:on_request_port()
     return self.log:debug("request port: %s", err)
   end
   local msg
-  msg, err = #frames == 1 and wire.decode(frames[1])
+  msg, err = decode_one(frames)
   if not msg then
-    return self.log:warning("bad message from the master dropped: %s", err or "frames")
+    return self.log:warning("bad message from the master dropped: %s", err)
   end
   if msg.cmd == "_auth" and (self.state == "auth" or self.state == "auth_wait") then
     self:on_auth_reply(msg)
@@ -333,7 +413,7 @@ local ID_TYPES = { glob = true, pcre = true, list = true }
 function Minion:check_job(msg)
   local jid = msg.jid
   if not wire.is_jid(jid) or type(msg.fun) ~= "string" or #msg.fun > 256 then
-    return nil, "malformed job"
+    return nil, "malformed job from the master dropped"
   end
   if jid <= self.last_jid then
     return nil, string.format("job %s is not newer than the last job run (%s): replayed or"
@@ -352,9 +432,9 @@ function Minion:on_publish_port()
     return self.log:debug("publish port: %s", err)
   end
   local msg
-  msg, err = #frames == 1 and wire.decode(frames[1])
+  msg, err = decode_one(frames)
   if not msg then
-    return self.log:warning("bad message from the master dropped: %s", err or "frames")
+    return self.log:warning("bad message from the master dropped: %s", err)
   end
   self.alive = posix.monotonic()
   if msg.cmd == "hello" then
@@ -362,6 +442,7 @@ function Minion:on_publish_port()
   elseif msg.cmd ~= "job" then
     return self.log:warning("unknown message '%s' from the master dropped", msg.cmd)
   end
+  self.log:debug("job %s received", tostring(msg.jid))
   local ok
   ok, err = self:check_job(msg)
   if not ok then
@@ -409,9 +490,8 @@ function Minion:finish(jid, fun, problem)
       { "retcode", 1 }, { "success", false } })
     posix.write_atomic(path, wire.encode(ret))
   end
-  self.queue[#self.queue + 1] = jid
-  table.sort(self.queue)
-  self:pump_returns()
+  self.returns:add(jid)
+  self:pump()
 end
 
 function Minion:reap()
@@ -468,15 +548,22 @@ function Minion:timers(now)
     local interval = self.opts.master_alive_interval
     if now - self.alive > 3 * interval + self.opts.auth_timeout then
       self:fail("the master at %s stopped answering", self.addr)
+    elseif self.lost_at and now - self.lost_at > self.opts.auth_timeout
+        + self.opts.recon_max / 1000 then
+      self:fail("the link to the master at %s did not come back", self.addr)
     elseif now >= self.next_hello then
       self:hello()
-      self:pump_returns()
+      self.returns:refresh(true)
+      self.events:refresh(true)
+      self:pump()
+    elseif self.events:refresh() > 0 then
+      self:pump()
     end
   end
 end
 
 local SOCKETS = { { "keysock", "on_key_reply" }, { "req", "on_request_port" },
-  { "pubsock", "on_publish_port" } }
+  { "pubsock", "on_publish_port" }, { "monitor", "on_monitor" } }
 
 function Minion:step(timeout_ms)
   local items, names = { self.sigfd }, { false }
