@@ -43,13 +43,19 @@ local function shell_quote(s)
   return "'" .. s:gsub("'", "'\\''") .. "'"
 end
 
--- Config text from ordered { option, value } pairs, with "option: value"
--- lines of `extra` replacing them or added at the end.
+-- Config text from ordered { option, value } pairs, with the top-level
+-- options of the YAML text `extra` (an "option: value" line and the
+-- indented lines below it) replacing them or added at the end.
 local function config_text(options, extra)
-  local over, order = {}, {}
-  for k, v in (extra or ""):gmatch("([%w_]+):%s*([^\n]*)") do
-    over[k] = v
-    order[#order + 1] = k
+  local over, order, last = {}, {}, nil
+  for line in (extra or ""):gmatch("[^\n]+") do
+    local k, v = line:match("^([%w_]+):%s*(.*)$")
+    if k then
+      over[k], last = v, k
+      order[#order + 1] = k
+    elseif last then
+      over[last] = over[last] .. "\n" .. line
+    end
   end
   local lines = {}
   for _, kv in ipairs(options) do
