@@ -196,7 +196,37 @@ local SUBDICT = {
 
 -- Does the minion match a top file target with this matcher? Returns
 -- true/false, or nil and a message for a matcher brine does not have.
+-- A nodegroup as a compound expression: a list is a list of ids, a
+-- string a compound expression whose N@name words expand in place.
+local function nodegroup(groups, name, depth)
+  local group = is_map(groups) and groups[name] or nil
+  if group == nil or depth > 16 then
+    return nil
+  elseif is_list(group) then
+    local ids = {}
+    for i, id in ipairs(group) do
+      ids[i] = tostring(id)
+    end
+    return "L@" .. table.concat(ids, ",")
+  end
+  local words = {}
+  for word in tostring(group):gmatch("%S+") do
+    local inner = word:match("^N@(.+)$")
+    if inner then
+      word = "( " .. (nodegroup(groups, inner, depth + 1) or "L@") .. " )"
+    end
+    words[#words + 1] = word
+  end
+  return table.concat(words, " ")
+end
+
 local function top_match(c, tgt, matcher)
+  if matcher == "nodegroup" then
+    tgt, matcher = nodegroup(c.opts.nodegroups, tostring(tgt), 0), "compound"
+    if not tgt then
+      return false
+    end
+  end
   local sub = SUBDICT[matcher]
   if sub then
     local root = sub[1] == "grains" and c.grains or c.render_pillar
@@ -642,12 +672,19 @@ render_pstate = function(c, sls, saltenv, mods, defaults)
     return state
   end
   state.include = nil
-  -- the including file's own data is merged last: its values win
-  local merged
-  for _, s in ipairs(render_includes(c, saltenv, sls, is_init, includes, mods)) do
-    merged = merged and M.merge(merged, s, c.strategy, c.opts.renderer, c.merge_lists) or s
+  local included = render_includes(c, saltenv, sls, is_init, includes, mods)
+  if c.opts.pillar_includes_override_sls == true then
+    -- each included file is merged over the including one, in order
+    table.insert(included, 1, state)
+  else
+    -- the including file's own data is merged last: its values win
+    included[#included + 1] = state
   end
-  return merged and M.merge(merged, state, c.strategy, c.opts.renderer, c.merge_lists) or state
+  local merged = included[1]
+  for i = 2, #included do
+    merged = M.merge(merged, included[i], c.strategy, c.opts.renderer, c.merge_lists)
+  end
+  return merged
 end
 
 -- Renders the matched SLS of each environment into one pillar.

@@ -95,6 +95,36 @@ describe("brine.pillar.compile", function()
     assert.is_nil(o.gated)
   end)
 
+  it("renders Jinja in the top file and calls salt functions in SLS files", function()
+    local p = compile("matchers", "web-1")
+    assert.equal("Debian", p.os_from_salt)
+  end)
+
+  it("matches nodegroups from the nodegroups option (lists and compound strings)", function()
+    local groups = m({ { "webs", "web-* or N@extra" }, { "extra", data.array({ "db-1" }) } })
+    assert.is_true(compile("matchers", "web-1", nil, { nodegroups = groups }).grouped)
+    assert.is_true(compile("matchers", "db-1", nil, { nodegroups = groups }).grouped)
+    assert.is_nil(compile("matchers", "db-2", nil, { nodegroups = groups }).grouped)
+    assert.is_nil(compile("matchers", "web-1").grouped)
+  end)
+
+  it("names a matcher it does not have", function()
+    local dir = assert(fs.tempdir("brine-pillar"))
+    assert(fs.write_atomic(dir .. "/top.sls", "base:\n  10.0.0.0/8:\n    - match: ipcidr\n"
+      .. "    - net\n"))
+    local _, errors = pillar.compile({ pillar_roots = { base = { dir } } }, debian, "x")
+    assert.same({ "Pillar top file target '10.0.0.0/8': the matcher 'ipcidr' is not supported" },
+      plain(errors))
+    assert(fs.remove(dir, true))
+  end)
+
+  it("merges an including file over its includes, or under them with "
+    .. "pillar_includes_override_sls", function()
+    assert.same({ k = "outer", only_inner = 1 }, plain(compile("override", "x")))
+    assert.same({ k = "inner", only_inner = 1 }, plain(compile("override", "x", nil,
+      { pillar_includes_override_sls = true })))
+  end)
+
   describe("merge strategies", function()
     local function merged(extra)
       return compile("merge", "x", nil, extra).app
