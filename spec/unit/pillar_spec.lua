@@ -270,6 +270,14 @@ describe("pillar through the loader", function()
     assert.equal("Pillar data must be a dictionary", err)
   end)
 
+  it("pillar.get with pillarenv reads that environment's pillar", function()
+    local o = { file_client = "local", id = "x", pillar_roots = {
+      base = data.array({ fixtures .. "envs/base" }), dev = data.array({ fixtures .. "envs/dev" }) } }
+    local ld = loader.new(o, { grains = debian, pillar = loader.environment(o).pillar })
+    assert.equal("dev", ld:call("pillar.get", { "where" }))
+    assert.equal("base", ld:call("pillar.get", { "where" }, m({ { "pillarenv", "base" } })))
+  end)
+
   it("pillar.obfuscate shows the shape with Python type names", function()
     local ld = loader.new({}, { pillar = m({ { "a", m({ { "s", "x" }, { "i", 1 }, { "f", 1.5 },
       { "b", true }, { "n", null } }) }, { "l", data.array({ "x" }) } }) })
@@ -298,8 +306,7 @@ describe("pillar through the loader", function()
     assert(fs.write_atomic(dir .. "/top.sls", "base:\n  '*':\n    - v\n"))
     assert(fs.write_atomic(dir .. "/v.sls", "v: 1\n"))
     local o = { pillar_roots = { base = { dir } }, file_client = "local", id = "x" }
-    local ld = loader.new(o, loader.environment(o))
-    ld._grains = debian
+    local ld = loader.new(o, { grains = debian, pillar = loader.environment(o).pillar })
     local held = ld:pillar()
     assert.equal(1, held.v)
     assert(fs.write_atomic(dir .. "/v.sls", "v: 2\n"))
