@@ -194,8 +194,6 @@ local SUBDICT = {
   pillar_exact = { "pillar", "exact" },
 }
 
--- Does the minion match a top file target with this matcher? Returns
--- true/false, or nil and a message for a matcher brine does not have.
 -- A nodegroup as a compound expression: a list is a list of ids, a
 -- string a compound expression whose N@name words expand in place.
 local function nodegroup(groups, name, depth)
@@ -220,6 +218,8 @@ local function nodegroup(groups, name, depth)
   return table.concat(words, " ")
 end
 
+-- Does the minion match a top file target with this matcher? Returns
+-- true/false, or nil and a message for a matcher brine does not have.
 local function top_match(c, tgt, matcher)
   if matcher == "nodegroup" then
     tgt, matcher = nodegroup(c.opts.nodegroups, tostring(tgt), 0), "compound"
@@ -262,7 +262,7 @@ local function environments(opts, pillarenv, saltenv)
       index[env] = list[#list]
     end
     for _, d in ipairs(dirs) do
-      table.insert(index[env].dirs, d)
+      table.insert(index[env].dirs, tostring(d))
     end
   end
   add("base", {})
@@ -398,17 +398,10 @@ local function state_top(opts)
   return (top:gsub("^salt://", ""):gsub("^/+", ""))
 end
 
--- Renders the top file of each environment, then the top files their
--- `include:` lists name. Returns { env -> array of rendered tops }, order.
-local function gather_tops(c)
+-- Renders the top file of each environment. Returns { env -> array of
+-- rendered tops } and the environments in order.
+local function primary_tops(c)
   local tops, order = {}, {}
-  local function add(env, top)
-    if not tops[env] then
-      tops[env] = {}
-      order[#order + 1] = env
-    end
-    table.insert(tops[env], top)
-  end
   local top_name = state_top(c.opts)
   for _, e in ipairs(c.top_envs) do
     for _, dir in ipairs(e.dirs) do
@@ -418,48 +411,54 @@ local function gather_tops(c)
         if top == nil then
           add_error(c, "Rendering Primary Top file failed, render error:\n" .. err)
         else
-          add(e.env, top)
+          tops[e.env] = { top }
+          order[#order + 1] = e.env
         end
         break
       end
     end
   end
+  return tops, order
+end
+
+-- Renders the top files that the `include:` lists of an environment's
+-- top files name (SLS names of that environment; only those of the first
+-- top files are followed, as in Salt) and adds them to list.
+local function included_tops(c, env, list)
+  local queue, done = {}, {}
+  for _, top in ipairs(list) do
+    if is_map(top) then
+      for _, sls in ipairs(is_list(top.include) and top.include or {}) do
+        queue[#queue + 1] = tostring(sls)
+      end
+      top.include = nil
+    end
+  end
+  for _, sls in ipairs(queue) do
+    if not done[sls] then
+      done[sls] = true
+      local path, dir = find_sls(c.index[env] and c.index[env].dirs or {}, sls)
+      local top, err = nil, string.format("no SLS '%s' in environment '%s'", sls, env)
+      if path then
+        top, err = render_file(c, path, dir, env, sls)
+      end
+      if top == nil then
+        add_error(c, string.format("Rendering Top file %s failed, render error:\n%s", sls, err))
+      else
+        if is_map(top) then
+          top.include = nil
+        end
+        list[#list + 1] = top
+      end
+    end
+  end
+end
+
+-- All top files: { env -> array of rendered tops }, environments in order.
+local function gather_tops(c)
+  local tops, order = primary_tops(c)
   for _, env in ipairs(order) do
-    local done, queue = {}, {}
-    for _, top in ipairs(tops[env]) do
-      if is_map(top) and is_list(top.include) then
-        for _, sls in ipairs(top.include) do
-          queue[#queue + 1] = tostring(sls)
-        end
-      end
-      if is_map(top) then
-        top.include = nil
-      end
-    end
-    local i = 1
-    while queue[i] do
-      local sls = queue[i]
-      i = i + 1
-      if not done[sls] then
-        done[sls] = true
-        local path, dir = find_sls(c.index[env] and c.index[env].dirs or {}, sls)
-        local top, err
-        if path then
-          top, err = render_file(c, path, dir, env, sls)
-        else
-          err = string.format("no SLS '%s' in environment '%s'", sls, env)
-        end
-        if top == nil then
-          add_error(c, string.format(
-            "Rendering Top file %s failed, render error:\n%s", sls, err))
-        else
-          if is_map(top) then
-            top.include = nil
-          end
-          table.insert(tops[env], top)
-        end
-      end
-    end
+    included_tops(c, env, tops[env])
   end
   return tops, order
 end

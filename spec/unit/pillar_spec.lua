@@ -100,6 +100,11 @@ describe("brine.pillar.compile", function()
     assert.equal("Debian", p.os_from_salt)
   end)
 
+  it("reads the top files a top file includes", function()
+    assert.is_true(compile("matchers", "web-1").included_top)
+    assert.is_nil(compile("matchers", "db-1").included_top)
+  end)
+
   it("matches nodegroups from the nodegroups option (lists and compound strings)", function()
     local groups = m({ { "webs", "web-* or N@extra" }, { "extra", data.array({ "db-1" }) } })
     assert.is_true(compile("matchers", "web-1", nil, { nodegroups = groups }).grouped)
