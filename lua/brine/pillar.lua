@@ -218,6 +218,31 @@ local function nodegroup(groups, name, depth)
   return table.concat(words, " ")
 end
 
+local ENGINES = { G = "grain", P = "grain_pcre", I = "pillar", J = "pillar_pcre" }
+
+-- A compound expression with its grain and pillar words (G@, P@, I@, J@,
+-- with an optional delimiter character before the @) decided here with
+-- subdict_match and replaced by a word of the same truth ("*" or an empty
+-- list, "L@"), and N@ nodegroups expanded, so that brine.target evaluates
+-- the rest (globs, E@, L@, and, or, not, parentheses).
+local function resolve_compound(c, expr, depth)
+  local words = {}
+  for word in tostring(expr):gmatch("%S+") do
+    local engine, delim, pattern = word:match("^([GPIJN])([^@]?)@(.*)$")
+    if engine == "N" and delim == "" then
+      local group = depth < 16 and nodegroup(c.opts.nodegroups, pattern, 0)
+      word = "( " .. (group and resolve_compound(c, group, depth + 1) or "L@") .. " )"
+    elseif engine and ENGINES[engine] then
+      local sub = SUBDICT[ENGINES[engine]]
+      local root = sub[1] == "grains" and c.grains or c.render_pillar
+      local hit = M.subdict_match(root, pattern, delim ~= "" and delim or ":", sub[2])
+      word = hit and "*" or "L@"
+    end
+    words[#words + 1] = word
+  end
+  return table.concat(words, " ")
+end
+
 -- Does the minion match a top file target with this matcher? Returns
 -- true/false, or nil and a message for a matcher brine does not have.
 local function top_match(c, tgt, matcher)
@@ -226,6 +251,9 @@ local function top_match(c, tgt, matcher)
     if not tgt then
       return false
     end
+  end
+  if matcher == "compound" then
+    tgt = resolve_compound(c, tgt, 0)
   end
   local sub = SUBDICT[matcher]
   if sub then

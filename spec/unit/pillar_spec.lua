@@ -105,6 +105,18 @@ describe("brine.pillar.compile", function()
     assert.is_nil(compile("matchers", "db-1").included_top)
   end)
 
+  it("decides G@, I@, J@ and N@ in compound targets as Salt's subdict_match does", function()
+    local g = m({ { "os", "Debian" }, { "flag", true } })
+    local secret = m({ { "secret", m({ { "level", "HIGH" } }) } })
+    local p = compile("compound", "web-1", g, nil, { pillar = secret })
+    assert.same({ "both", "grouped_or_pcre", "web_not_9" }, data.keys(p))
+    p = compile("compound", "web-9", m({ { "os", "Alpine" } }), nil,
+      { pillar = m({ { "secret", m({ { "level", "low" } }) } }) })
+    assert.same({ "not_debian" }, data.keys(p))
+    p = compile("compound", "db-1", g, { nodegroups = m({ { "webs", "db-*" } }) })
+    assert.same({ "grouped_or_pcre" }, data.keys(p))
+  end)
+
   it("matches nodegroups from the nodegroups option (lists and compound strings)", function()
     local groups = m({ { "webs", "web-* or N@extra" }, { "extra", data.array({ "db-1" }) } })
     assert.is_true(compile("matchers", "web-1", nil, { nodegroups = groups }).grouped)
