@@ -218,6 +218,41 @@ local function nodegroup(groups, name, depth)
   return table.concat(words, " ")
 end
 
+-- An IPv4 address as a 32-bit integer, or nil.
+local function ipv4(text)
+  local a, b, c, d = tostring(text):match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
+  local n = 0
+  for _, part in ipairs({ a, b, c, d }) do
+    local v = tonumber(part)
+    if not v or v > 255 then
+      return nil
+    end
+    n = n * 256 + v
+  end
+  return n
+end
+
+-- Salt's ipcidr matcher for IPv4: an address is in the ipv4 grain, or a
+-- network (a.b.c.d/n) holds one of its addresses. Returns nil, message for
+-- anything else (IPv6 is not there yet).
+local function ipcidr_match(grains, tgt)
+  local addr, bits = tostring(tgt):match("^([^/]+)/(%d+)$")
+  addr, bits = ipv4(addr or tgt), tonumber(bits or 32)
+  if not addr or bits > 32 then
+    return nil, string.format("Pillar top file target '%s': not an IPv4 address or network",
+      tostring(tgt))
+  end
+  local size = 1 << (32 - bits)
+  local first = addr - addr % size
+  for _, ip in ipairs(is_list(grains.ipv4) and grains.ipv4 or {}) do
+    local n = ipv4(ip)
+    if n and n >= first and n < first + size then
+      return true
+    end
+  end
+  return false
+end
+
 local ENGINES = { G = "grain", P = "grain_pcre", I = "pillar", J = "pillar_pcre" }
 
 -- A compound expression with its grain and pillar words (G@, P@, I@, J@,
@@ -228,8 +263,10 @@ local ENGINES = { G = "grain", P = "grain_pcre", I = "pillar", J = "pillar_pcre"
 local function resolve_compound(c, expr, depth)
   local words = {}
   for word in tostring(expr):gmatch("%S+") do
-    local engine, delim, pattern = word:match("^([GPIJN])([^@]?)@(.*)$")
-    if engine == "N" and delim == "" then
+    local engine, delim, pattern = word:match("^([GPIJNS])([^@]?)@(.*)$")
+    if engine == "S" and delim == "" then
+      word = ipcidr_match(c.grains, pattern) and "*" or "L@"
+    elseif engine == "N" and delim == "" then
       local group = depth < 16 and nodegroup(c.opts.nodegroups, pattern, 0)
       word = "( " .. (group and resolve_compound(c, group, depth + 1) or "L@") .. " )"
     elseif engine and ENGINES[engine] then
@@ -254,6 +291,8 @@ local function top_match(c, tgt, matcher)
   end
   if matcher == "compound" then
     tgt = resolve_compound(c, tgt, 0)
+  elseif matcher == "ipcidr" then
+    return ipcidr_match(c.grains, tgt)
   end
   local sub = SUBDICT[matcher]
   if sub then

@@ -125,13 +125,24 @@ describe("brine.pillar.compile", function()
     assert.is_nil(compile("matchers", "web-1").grouped)
   end)
 
-  it("names a matcher it does not have", function()
+  it("matches IPv4 addresses and networks (ipcidr, S@) and names a matcher it does not have",
+    function()
     local dir = assert(fs.tempdir("brine-pillar"))
-    assert(fs.write_atomic(dir .. "/top.sls", "base:\n  10.0.0.0/8:\n    - match: ipcidr\n"
-      .. "    - net\n"))
-    local _, errors = pillar.compile({ pillar_roots = { base = { dir } } }, debian, "x")
-    assert.same({ "Pillar top file target '10.0.0.0/8': the matcher 'ipcidr' is not supported" },
+    assert(fs.write_atomic(dir .. "/top.sls", table.concat({ "base:",
+      "  10.1.0.0/16:", "    - match: ipcidr", "    - net",
+      "  'S@192.0.2.10 and not S@10.2.0.0/16':", "    - host",
+      "  x:", "    - match: range", "    - ranged", "" }, "\n")))
+    for _, name in ipairs({ "net", "host" }) do
+      assert(fs.write_atomic(dir .. "/" .. name .. ".sls", name .. ": true\n"))
+    end
+    local g = m({ { "ipv4", data.array({ "127.0.0.1", "10.1.200.3", "192.0.2.10" }) } })
+    local p, errors = pillar.compile({ pillar_roots = { base = { dir } } }, g, "x")
+    assert.same({ "net", "host", "_errors" }, data.keys(p))
+    assert.same({ "Pillar top file target 'x': the matcher 'range' is not supported" },
       plain(errors))
+    g = m({ { "ipv4", data.array({ "10.2.0.1" }) } })
+    assert.same({ "_errors" }, data.keys(pillar.compile({ pillar_roots = { base = { dir } } },
+      g, "x")))
     assert(fs.remove(dir, true))
   end)
 
