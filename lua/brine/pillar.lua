@@ -691,7 +691,7 @@ local function render_includes(c, saltenv, sls, is_init, includes, mods)
       if nstate == nil then
         nstate = render_pstate(c, sub, saltenv, mods, defaults)
       end
-      if nstate and not empty_map(nstate) then
+      if is_map(nstate) and not empty_map(nstate) then
         if key then
           local parts = split(key, ":")
           for i = #parts, 1, -1 do
