@@ -230,7 +230,8 @@ describe("brine.pillar.compile", function()
       assert.equal("value", p.good)
       assert.same(plain(errors), plain(p._errors))
       assert.equal(4, #errors) -- the unmatched target 'nobody' is no error
-      assert.matches("^Rendering SLS 'bad_yaml' failed, render error:\n.*bad_yaml%.sls:4:", errors[1])
+      assert.matches("^Rendering SLS 'bad_yaml' failed, render error:\n.*bad_yaml%.sls:4:",
+        errors[1])
       assert.matches("^Rendering SLS 'bad_jinja' failed, render error:\n.*bad_jinja%.sls, line 2",
         errors[2])
       assert.equal("SLS 'not_a_dict' does not render to a dictionary", errors[3])
@@ -300,7 +301,8 @@ describe("pillar through the loader", function()
 
   it("pillar.get with pillarenv reads that environment's pillar", function()
     local o = { file_client = "local", id = "x", pillar_roots = {
-      base = data.array({ fixtures .. "envs/base" }), dev = data.array({ fixtures .. "envs/dev" }) } }
+      base = data.array({ fixtures .. "envs/base" }),
+      dev = data.array({ fixtures .. "envs/dev" }) } }
     local ld = loader.new(o, { grains = debian, pillar = loader.environment(o).pillar })
     assert.equal("dev", ld:call("pillar.get", { "where" }))
     assert.equal("base", ld:call("pillar.get", { "where" }, m({ { "pillarenv", "base" } })))
