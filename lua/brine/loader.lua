@@ -97,6 +97,7 @@ function M.new(opts, env)
     context = env.context or {},
     _grains = env.grains,
     _pillar = env.pillar,
+    _pillar_source = env.pillar, -- kept for refresh_pillar
     modules = {},        -- name -> module table (loaded, virtual name)
     missing = {},        -- name -> reason string or false (virtual said no)
     errors = {},         -- name -> load error text
@@ -133,6 +134,32 @@ function Loader:pillar()
     self._pillar = p
   end
   return p
+end
+
+--- Computes the pillar again from its source (the function given to
+--- M.new) and puts the new data into the table every module of this run
+--- already holds, so that they all see it. Returns the pillar table.
+function Loader:refresh_pillar()
+  local current = self:pillar()
+  local source = self._pillar_source
+  if type(source) ~= "function" then
+    return current
+  end
+  local fresh = source(self)
+  if type(fresh) ~= "table" or fresh == current then
+    return current
+  end
+  local old = {}
+  for k in pairs(current) do
+    old[#old + 1] = k
+  end
+  for _, k in ipairs(old) do
+    current[k] = nil
+  end
+  for k, v in pairs(fresh) do
+    current[k] = v
+  end
+  return current
 end
 
 -- The environment a module chunk runs in.
@@ -736,15 +763,18 @@ function M.grains(opts)
   return (require("brine.grains.minion").load(opts))
 end
 
---- The lazy grains and pillar for M.new: computed on first use.
+--- The lazy grains and pillar for M.new: computed on first use. With
+--- `file_client: local` the pillar is compiled from pillar_roots for this
+--- minion's grains (brine.pillar.minion_pillar); otherwise it is the
+--- `pillar` option.
 ---@param opts table
 function M.environment(opts)
   return {
     grains = function()
       return M.grains(opts)
     end,
-    pillar = function()
-      return type(opts.pillar) == "table" and opts.pillar or data.map()
+    pillar = function(ld)
+      return require("brine.pillar").minion_pillar(opts, ld:grains())
     end,
   }
 end

@@ -4,7 +4,7 @@
 -- every module of the call shares; sync_grains copies the custom grain
 -- modules from the `_grains` folders of the file roots into
 -- <extension_modules>/grains, where the grains loader finds them.
--- luacheck: globals grains opts
+-- luacheck: globals grains opts __loader__
 local data = require("brine.data")
 local fs = require("brine.fs")
 local minion_grains = require("brine.grains.minion")
@@ -14,6 +14,7 @@ local M = {}
 local null = data.null
 
 M.__defaults__ = {
+  refresh_pillar = { wait = false, timeout = 30, clean_cache = true },
   sync_grains = { saltenv = null, refresh = true, extmod_whitelist = null,
     extmod_blacklist = null, clean_pillar_cache = false },
 }
@@ -42,6 +43,20 @@ function M.refresh_grains(kwargs)
   -- TODO: refresh_pillar=True should also ask the minion for fresh pillar;
   -- that needs the minion daemon's event bus, which is not there yet.
   minion_grains.refresh(opts, grains)
+  return true
+end
+
+--- Compiles the pillar again (pillar_roots with the current grains), so
+--- that the rest of this call, and every module holding `pillar`, sees
+--- changed pillar files. Returns true; false when the pillar comes from a
+--- master (Salt's answer when it cannot reach the minion's event bus).
+function M.refresh_pillar(wait, timeout, clean_cache) -- luacheck: ignore 212
+  if opts.file_client ~= "local" then
+    -- TODO: ask the running minion to fetch its pillar from the master
+    -- again; that needs the minion daemon's event bus.
+    return false
+  end
+  __loader__:refresh_pillar()
   return true
 end
 
