@@ -168,3 +168,32 @@ describe("the obd.configured state", function()
   end)
 end)
 
+
+describe("the obd service's settings helpers", function()
+  local obd = require("services.obd")
+
+  it("checks wanted settings and writes them as the adapter reports them", function()
+    local w = assert(obd.wanted({ protocol = "auto", echo = false, timeout_ms = 150,
+      adaptive_timing = true, headers = data.null }))
+    assert.same({ protocol = "A0", echo = false, timeout_ms = 152, adaptive_timing = 1 }, w)
+    assert.same({ "6", "A", "0" }, { obd.wanted({ protocol = 6 }).protocol,
+      obd.wanted({ protocol = "a" }).protocol, obd.protocol_code(0) })
+    assert.same({ nil, "timeout_ms: '2000' is not a valid value (4 to 1020 milliseconds, in"
+      .. " steps of 4)" }, { obd.wanted({ timeout_ms = 2000 }) })
+    assert.same({ nil, "headers: 'yes please' is not a valid value (true or false)" },
+      { obd.wanted({ headers = "yes please" }) })
+  end)
+
+  it("takes the automatic search as satisfied by any protocol it found", function()
+    local current = { protocol = "A7", echo = false, timeout_ms = 200 }
+    assert.same({}, obd.differences(current, obd.wanted({ protocol = 0, echo = false })))
+    assert.same({ protocol = { old = "A7", new = "7" }, timeout_ms = { old = 200, new = 100 } },
+      obd.differences(current, obd.wanted({ protocol = 7, timeout_ms = 100 })))
+  end)
+
+  it("decodes answers shown with headers, for CAN and the older protocols", function()
+    assert.same({ 0x1A, 0xF8 }, obd.decode(1, 0x0C, { "18 DA F1 10 04 41 0C 1A F8" }))
+    assert.same({ 0x1A, 0xF8 }, obd.decode(1, 0x0C, { "48 6B 10 41 0C 1A F8 C4" }))
+    assert.same({ 0x32 }, obd.decode(1, 0x0D, { "7E9 03 41 0D 32" }))
+  end)
+end)
