@@ -58,9 +58,12 @@ describe("the obd.configured state", function()
       services.stop(handle)
       handle = nil
     end
-    adapter.stop()
-    peer:close()
+    if adapter then
+      adapter.stop()
+      peer:close()
+    end
     os.execute("rm -rf '" .. dir .. "'")
+    adapter = nil
   end)
 
   local WANTED = { protocol = 6, echo = false, headers = true, timeout_ms = 100,
