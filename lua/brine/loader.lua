@@ -65,10 +65,13 @@ local function listdir(dir)
   return names
 end
 
+-- The option naming extra folders for each tree (Salt's names).
+local DIRS_OPTION = { modules = "module_dirs", states = "states_dirs", runners = "runner_dirs" }
+
 -- The folders searched for `<name>.lua`, most important first.
-local function search_dirs(opts)
+local function search_dirs(opts, tree)
   local dirs = {}
-  local extra = opts.module_dirs
+  local extra = opts[DIRS_OPTION[tree] or tree .. "_dirs"]
   if type(extra) == "string" then
     extra = { extra }
   elseif type(extra) ~= "table" then
@@ -78,7 +81,7 @@ local function search_dirs(opts)
     dirs[#dirs + 1] = dir
   end
   if type(opts.extension_modules) == "string" then
-    dirs[#dirs + 1] = opts.extension_modules .. "/modules"
+    dirs[#dirs + 1] = opts.extension_modules .. "/" .. tree
   end
   return dirs
 end
@@ -87,7 +90,9 @@ end
 --- returning one (called on first use, so a call that never reads grains
 --- never computes them); likewise `pillar`.
 ---@param opts table minion options (module_dirs, extension_modules, ...)
----@param env table|nil { grains = t|fn, pillar = t|fn, tree = "modules" }
+---@param env table|nil { grains = t|fn, pillar = t|fn, tree = "modules", salt = t }: `salt`
+--- is what the modules see as `salt` (a "states" loader passes the execution modules'
+--- `loader.salt`); by default this loader's own functions
 ---@return table loader
 function M.new(opts, env)
   env = env or {}
@@ -105,8 +110,9 @@ function M.new(opts, env)
     tried = {},          -- file names already run
     scanned = false,
   }, Loader)
-  self.dirs = search_dirs(self.opts)
+  self.dirs = search_dirs(self.opts, self.tree)
   self.salt = self:_make_salt()
+  self._env_salt = env.salt or self.salt
   return self
 end
 
@@ -165,7 +171,7 @@ end
 -- The environment a module chunk runs in.
 function Loader:_module_env(name)
   local loader = self
-  local env = { salt = self.salt, opts = self.opts, context = self.context,
+  local env = { salt = self._env_salt, opts = self.opts, context = self.context,
     __loader__ = self, __file_name__ = name }
   return setmetatable(env, {
     __index = function(t, k)

@@ -4,6 +4,7 @@
 -- this module sends one request over the minion's service socket.
 -- luacheck: globals opts
 local services = require("brine.services")
+local null = require("brine.data").null
 
 local M = {}
 
@@ -11,6 +12,9 @@ M.__defaults__ = {
   query = { mode = 1, timeout = 10, service = "obd" },
   voltage = { timeout = 5, service = "obd" },
   status = { timeout = 5, service = "obd" },
+  settings = { timeout = 5, service = "obd" },
+  configure = { protocol = null, echo = null, linefeeds = null, headers = null,
+    timeout_ms = null, adaptive_timing = null, timeout = 10, service = "obd" },
 }
 
 --- Queries one PID: {pid = "0C", name = "rpm", value = 1726.0, unit = "rpm"}, or the raw
@@ -39,6 +43,34 @@ end
 --- The adapter's port and version, and how many queries it answered and failed.
 function M.status(timeout, service)
   return services.call(service, "status", nil, timeout, opts)
+end
+
+--- The adapter's settings: protocol (as ATDPN answers: "6", or "A6" while
+--- the automatic search is on), protocol_name (ATDP), echo, linefeeds,
+--- headers, timeout_ms (ATST) and adaptive_timing (ATAT: 0 off, 1, 2).
+--- Headers, timeout_ms and adaptive_timing cannot be read from an ELM327:
+--- they come from the service's record of what the adapter accepted.
+--- CLI example: brine call --local obd.settings service=car
+function M.settings(timeout, service)
+  return services.call(service, "settings", nil, timeout, opts)
+end
+
+--- Sets the adapter's settings that are given, in the order protocol,
+--- echo, linefeeds, headers, timeout_ms, adaptive_timing; stops at the
+--- first command the adapter refuses. Returns the settings afterwards.
+--- They last until the adapter resets (the service's start resets it).
+--- CLI example: brine call --local obd.configure protocol=6 headers=true timeout_ms=100
+---@param protocol any 0 or auto (search), 1-9 or A-C (ATSP)
+---@param echo boolean ATE0/ATE1
+---@param linefeeds boolean ATL0/ATL1
+---@param headers boolean ATH0/ATH1
+---@param timeout_ms integer how long the adapter waits for the vehicle, 4-1020 ms (ATST)
+---@param adaptive_timing integer 0 (off), 1 or 2 (ATAT)
+function M.configure(protocol, echo, linefeeds, headers, timeout_ms, adaptive_timing, timeout,
+                     service)
+  local args = { protocol = protocol, echo = echo, linefeeds = linefeeds, headers = headers,
+    timeout_ms = timeout_ms, adaptive_timing = adaptive_timing }
+  return services.call(service, "configure", args, timeout, opts)
 end
 
 return M

@@ -376,41 +376,8 @@ describe("the gnss service", function()
   end)
 end)
 
--- An ELM327 played on the controlling end of a pty, driven by the test's
--- luv loop (which services.call runs while it waits): echo until ATE0,
--- a protocol search before the first answer, NO DATA for what the
--- simulated car does not report.
-local function elm327(peer)
-  local uv = require("luv")
-  local echo, searched, seen = true, false, {}
-  local answers = { ATZ = "\r\rELM327 v1.5", ATRV = "12.6V", ["010C"] = "41 0C 1A F8",
-    ["010D"] = "41 0D 32", ["0105"] = "41 05 7B", ["0100"] = "41 00 BE 1F A8 13",
-    ["0110"] = "NO DATA", ["0902"] = "?" }
-  local poll = uv.new_poll(peer:fileno())
-  poll:start("r", function()
-    while true do
-      local cmd = peer:read_line(0, "\r")
-      if not cmd then
-        return
-      end
-      seen[#seen + 1] = cmd
-      local answer = answers[cmd] or (cmd:match("^AT") and "OK") or "?"
-      if cmd:match("^01") and not searched then
-        searched, answer = true, "SEARCHING...\r" .. answer
-      end
-      peer:write((echo and cmd .. "\r" or "") .. answer .. "\r\r>")
-      if cmd == "ATE0" then
-        echo = false
-      end
-    end
-  end)
-  return function()
-    poll:stop()
-    poll:close()
-    uv.run("nowait")
-    return seen
-  end
-end
+-- The simulated adapter (spec/support/elm327.lua).
+local elm327 = dofile((os.getenv("BRINE_SOURCE_DIR") or ".") .. "/spec/support/elm327.lua")
 
 describe("the obd service", function()
   it("decodes PIDs from the adapter's answers", function()
@@ -427,7 +394,7 @@ describe("the obd service", function()
     os.remove(dir)
     assert(posix.mkdir(dir, 448))
     local peer, path = assert(serial.openpty())
-    local stop_sim = elm327(peer)
+    local adapter = elm327.start(peer)
     local opts = { sock_dir = dir .. "/run", log_file = dir .. "/minion.log",
       log_level = "quiet", log_level_logfile = "debug",
       services = { car = { module = "obd", port = path, timeout = 1 } } }
@@ -455,7 +422,7 @@ describe("the obd service", function()
       assert.same({ "ELM327 v1.5", 5, 1 }, { st.adapter, st.queries, st.failures })
     end, debug.traceback)
     services.stop(handle)
-    local seen = stop_sim()
+    local seen = adapter.stop()
     peer:close()
     os.execute("rm -rf '" .. dir .. "'")
     assert(ok, err)
