@@ -695,7 +695,20 @@ function M.sub(a, b)
   op_fail("-", a, b)
 end
 
+-- Bounds of one value made by repetition (`'x' * n`, `[x] * n`): past
+-- them a template gets Python's MemoryError instead of exhausting memory.
+M.MAX_STRING = 64 * 1048576
+M.MAX_ITEMS = 1 << 22
+
+local function too_large(what, size, limit)
+  if size > limit then
+    raise("MemoryError", string.format("%s of %.0f would exceed the sandbox limit of %d",
+      what, size, limit))
+  end
+end
+
 local function repeat_seq(t, n, mk)
+  too_large("a repeated sequence", #t * math.max(n, 0) * 1.0, M.MAX_ITEMS)
   local out = {}
   for _ = 1, n do
     for i = 1, #t do out[#out + 1] = t[i] end
@@ -724,8 +737,12 @@ function M.mul(a, b)
   if (ka == "int" or ka == "bool") and kb ~= "int" then a, b, ka, kb = b, a, kb, ka end
   if kb == "int" or kb == "bool" then
     local n = num_of(b)
-    if ka == "str" then return n > 0 and string.rep(a, n) or "" end
-    if ka == "markup" then return M.markup(n > 0 and string.rep(a.s, n) or "") end
+    if ka == "str" or ka == "markup" then
+      local s = ka == "str" and a or a.s
+      too_large("a repeated string", #s * math.max(n, 0) * 1.0, M.MAX_STRING)
+      s = n > 0 and string.rep(s, n) or ""
+      return ka == "str" and s or M.markup(s)
+    end
     if ka == "list" then return repeat_seq(a, n, list) end
     if ka == "tuple" then return repeat_seq(a, n, tuple) end
   end

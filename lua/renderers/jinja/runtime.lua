@@ -18,6 +18,7 @@ local concat = table.concat
 
 M.MAX_DEPTH = 200          -- nested macro calls, includes and imports
 M.MAX_OUTPUT = 64 * 1048576 -- bytes of output from one render
+M.MAX_ITERATIONS = 10000000 -- loop iterations and macro calls in one render
 
 local R = { NULL = null, MININT = math.mininteger }
 M.R = R
@@ -322,6 +323,20 @@ local function leave(S)
   S.depth = S.depth - 1
 end
 
+-- Work guard: loop iterations and macro calls of one render add up, so
+-- nested loops or a macro that calls itself twice cannot run for hours.
+-- A macro call costs about as much as ten loop iterations.
+local MACRO_STEPS = 10
+
+local function count_steps(S, n)
+  local steps = (S.steps or 0) + n
+  S.steps = steps
+  if steps > M.MAX_ITERATIONS then
+    raise("TemplateRuntimeError", "the template ran more than " .. M.MAX_ITERATIONS
+      .. " loop iterations and macro calls")
+  end
+end
+
 local function check_output(S, s)
   S.output = S.output + #s
   if S.output > M.MAX_OUTPUT then too_big() end
@@ -380,6 +395,7 @@ local function macro_call(m, args, kwargs)
     rawset(f, "caller", caller or undefined("caller", "No caller defined"))
   end
   enter(S, "macro '" .. m.name .. "'")
+  count_steps(S, MACRO_STEPS)
   local out = m.body(S, f)
   leave(S)
   return check_output(S, out)
@@ -458,6 +474,7 @@ local function loop_advance(L, i)
 end
 
 function R.loop(S, items, depth, rec)
+  count_steps(S, items.n)
   local L = pyval.object("LoopContext", loop_get, { items = items, index0 = -1,
     depth = depth, advance = loop_advance })
   if rec then
