@@ -12,7 +12,9 @@ local M = {}
 local C = {}
 C.__index = C
 
-local function q(s) return string.format("%q", s) end
+-- A Lua string literal on one line (%q would continue it over a newline,
+-- and every emitted line must stay one Lua line for the line map).
+local function q(s) return (string.format("%q", s):gsub("\\\n", "\\n")) end
 
 local function fail(message, line)
   error({ class = "TemplateSyntaxError", message = message, line = line }, 0)
