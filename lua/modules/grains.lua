@@ -91,7 +91,10 @@ function M._filter_by(lookup_dict, lookup, root, merge, default, base)
       ret = config.update(config.copy(base_values), ret)
     end
   end
-  if merge ~= nil then
+  -- Salt tests `if merge:`, so a falsy merge ('' from a pillar.get
+  -- default, {}, None) merges nothing
+  if merge ~= nil and merge ~= null and merge ~= false and merge ~= "" and merge ~= 0
+      and not (type(merge) == "table" and next(merge) == nil) then
     if type(merge) ~= "table" or data.kind(merge) ~= "map" then
       error("filter_by merge argument must be a dictionary.", 0)
     end

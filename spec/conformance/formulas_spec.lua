@@ -111,9 +111,12 @@ describe("real formulas", function()
     local p = io.popen("mktemp -d")
     scratch = p:read("l")
     p:close()
+    -- formulas log (slsutil.renderer of a missing roster, failed commands)
+    assert(require("brine.log").configure({ console = false, file = scratch .. "/log" }))
   end)
 
   teardown(function()
+    require("brine.log").configure({})
     os.execute("rm -rf '" .. scratch .. "'")
   end)
 
