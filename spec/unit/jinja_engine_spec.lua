@@ -92,6 +92,13 @@ describe("jinja engine", function()
     assert.equal(2, e.trace[2].line)
   end)
 
+  it("names the right line after long runs of text", function()
+    local out, err, e = render("a\nb\n{{ 1 }}\nc\nd\ne\n  x: {{ p.q }}\nf\n", { p = {} })
+    assert.is_nil(out)
+    assert.equal(7, e.line)
+    assert.matches("%(t%.j, line 7%)\n    x: {{ p%.q }}", err)
+  end)
+
   it("names the line of syntax errors", function()
     local out, err, e = render("a\n{% for x in y %}\n{% endif %}")
     assert.is_nil(out)
@@ -131,6 +138,26 @@ describe("jinja engine", function()
     local a = jinja.compile("{{ 1 }}", "same")
     assert.equal(a, jinja.compile("{{ 1 }}", "same"))
     assert.are_not.equal(a, jinja.compile("{{ 2 }}", "same"))
+  end)
+
+  it("never parses a template again to render it again, includes too", function()
+    local compiler = require "renderers.jinja.compiler"
+    local saved, parses = compiler.compile, 0
+    compiler.compile = function(...)
+      parses = parses + 1
+      return saved(...)
+    end
+    jinja.clear_cache()
+    local text = "{% include 'child.j' %}{% from 'sub/m.j' import hi %}{{ hi(40 + 2) }}"
+    local first = render(text)
+    local after_first = parses
+    for _ = 1, 5 do
+      assert.equal(first, render(text))
+    end
+    compiler.compile = saved
+    assert.equal("<A|[B]>hi 42", first)
+    assert.equal(4, after_first) -- the template, child.j, base.j, sub/m.j
+    assert.equal(after_first, parses)
   end)
 
   it("turns CRLF sources into CRLF output", function()
