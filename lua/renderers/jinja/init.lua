@@ -262,6 +262,17 @@ function Env:render_string(text, vars, name)
   return self:_render(T, vars)
 end
 
+--- Renders a template compiled by M.compile: what a caller that keeps
+--- compiled templates uses to render again without hashing the text.
+---@param T table from M.compile
+---@param vars table|nil template variables
+---@return string|nil text
+---@return string|nil message naming the template and line
+---@return table|nil structured error
+function Env:render(T, vars)
+  return self:_render(T, vars)
+end
+
 --- Renders a template file by its name from the root.
 function Env:render_file(name, vars)
   local text, path = self:load_file(name)

@@ -185,8 +185,43 @@ local function read_spec(fmt, i, next_arg)
   return spec, i
 end
 
+-- Formats made only of "%d" with flag "-" or "0" and a width of at most
+-- two digits, and "%%" (most formats in formulas: '%02d' % i): their
+-- conversion letters, or false. Such a format gives the same text through
+-- Lua's string.format when each %d gets an integer.
+local simple_formats, simple_count = {}, 0
+
+local function simple_specs(fmt)
+  local convs = simple_formats[fmt]
+  if convs ~= nil then return convs end
+  convs = {}
+  local rest = fmt:gsub("%%%%", ""):gsub("%%[-0]?%d?%d?d", function()
+    convs[#convs + 1] = "d"
+    return ""
+  end)
+  if rest:find("%", 1, true) then convs = false end
+  if simple_count > 500 then simple_formats, simple_count = {}, 0 end
+  simple_formats[fmt], simple_count = convs, simple_count + 1
+  return convs
+end
+
+-- The fast path of M.percent for simple %d formats given integers; nil
+-- when it does not apply.
+local function percent_simple(fmt, values)
+  local convs = simple_specs(fmt)
+  if not convs or #convs == 0 then return nil end
+  local args = kind(values) == "tuple" and values or { values }
+  if #args ~= #convs then return nil end
+  for i = 1, #convs do
+    if mtype(args[i]) ~= "integer" then return nil end
+  end
+  return string.format(fmt, table.unpack(args, 1, #convs))
+end
+
 ---Python's `fmt % values` for strings.
 function M.percent(fmt, values)
+  local fast = percent_simple(fmt, values)
+  if fast then return fast end
   local k = kind(values)
   local mapping = (k == "dict") and fmt:find("%%%(") and values or nil
   local args = (k == "tuple") and values or (mapping and {} or { values })
