@@ -1009,17 +1009,21 @@ end
 
 -- True when the encoders can take v as it is: scalars, null, and lists
 -- and ordered maps holding only such values.
+local ARRAY_MT = getmetatable(data.array())
+local is_map = data.is_map
+
 local function is_plain(v, depth)
   local t = type(v)
   if t ~= "table" then return t ~= "function" and (t ~= "userdata" or v == null) end
   if depth > 100 then return false end
-  local k = kind(v)
-  if k == "list" then
+  local mt = getmetatable(v)
+  if mt == ARRAY_MT then
     for i = 1, #v do
-      if not is_plain(v[i], depth + 1) then return false end
+      local x = v[i]
+      if type(x) == "table" and not is_plain(x, depth + 1) then return false end
     end
     return true
-  elseif k == "dict" and data.is_map(v) then
+  elseif is_map(v) then
     for key, x in pairs(v) do
       if type(key) == "table" or not is_plain(x, depth + 1) then return false end
     end
