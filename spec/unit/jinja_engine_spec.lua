@@ -52,6 +52,14 @@ describe("jinja engine", function()
       .. "{{ loop.revindex }}{{ 'T' if loop.last else 'F' }} {% endfor %}"))
   end)
 
+  it("applies filter blocks to their body, loops and all", function()
+    assert.equal("xABC 1y", render("x{% filter upper %}abc {{ 1 }}{% endfilter %}y"))
+    assert.equal("<0A1A2A>", render("<{% filter upper %}{% for i in range(3) %}{{ i }}a"
+      .. "{% endfor %}{% endfilter %}>"))
+    assert.equal("b-b", render("{% filter replace('a', 'b') %}a-{% filter lower %}A"
+      .. "{% endfilter %}{% endfilter %}"))
+  end)
+
   it("renders recursive loops with depth", function()
     local tree = { { n = "a", c = { { n = "b", c = {} } } } }
     local out = render("{% for x in tree recursive %}{{ loop.depth }}{{ x.n }}"

@@ -289,12 +289,15 @@ STMT.assign_block = function(self, n)
 end
 
 STMT.filter_block = function(self, n)
+  -- the filtered text is written after the capture's block, to the
+  -- output the block shadows
+  local v = self:tmp()
+  self:emit("local " .. v)
   self:capture(n.body, function(text)
     self.filter_input = text
-    local value = self:expr(n.filter)
-    self:emit("local v = " .. value)
-    self:write("R.str(v)")
+    self:emit(v .. " = " .. self:expr(n.filter))
   end)
+  self:write("R.str(" .. v .. ")")
 end
 
 STMT["do"] = function(self, n)
