@@ -60,6 +60,12 @@ describe("jinja engine", function()
       .. "{% endfilter %}{% endfilter %}"))
   end)
 
+  it("reads integer literals past 64 bits exactly, as Python does", function()
+    assert.equal("9999999999999999999 -9223372036854775808 4722366482869645213695 15",
+      render("{{ 9999999999999999999 }} {{ -9223372036854775808 }} {{ 0xFFFFFFFFFFFFFFFFFF }}"
+        .. " {{ 0b1111 }}"))
+  end)
+
   it("renders recursive loops with depth", function()
     local tree = { { n = "a", c = { { n = "b", c = {} } } } }
     local out = render("{% for x in tree recursive %}{{ loop.depth }}{{ x.n }}"

@@ -45,6 +45,9 @@ end
 EXPR.const = function(_, n)
   local v = n.value
   if type(v) == "string" then return q(v) end
+  if type(v) == "table" and v.digits then
+    return "R.bigint(" .. q(v.digits) .. ", " .. (v.base or 10) .. ")"
+  end
   if type(v) == "boolean" then return tostring(v) end
   if math.type(v) == "integer" then
     if v == math.mininteger then return "math_mininteger" end

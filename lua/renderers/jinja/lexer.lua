@@ -75,13 +75,22 @@ end
 local function strip_digits(s) return (s:gsub("_", "")) end
 
 -- Reads one number at position i; returns token type, value and the next position.
+-- An integer literal in base 2, 8 or 16: a Lua integer, or its digits
+-- when it needs more than 63 bits (tonumber would wrap it around).
+local function based_integer(digits, base)
+  digits = strip_digits(digits):gsub("^0+(%w)", "%1")
+  local bits = ({ [2] = 1, [8] = 3, [16] = 4 })[base]
+  if #digits * bits > 63 then return { digits = digits, base = base } end
+  return math.tointeger(tonumber(digits, base))
+end
+
 local function read_number(src, i, line)
   local s = src:match("^0[bB]_?[01][_01]*", i)
-  if s then return "integer", math.tointeger(tonumber(strip_digits(s:sub(3)), 2)), i + #s end
+  if s then return "integer", based_integer(s:sub(3), 2), i + #s end
   s = src:match("^0[oO]_?[0-7][_0-7]*", i)
-  if s then return "integer", math.tointeger(tonumber(strip_digits(s:sub(3)), 8)), i + #s end
+  if s then return "integer", based_integer(s:sub(3), 8), i + #s end
   s = src:match("^0[xX]_?%x[_%x]*", i)
-  if s then return "integer", math.tointeger(tonumber(strip_digits(s:sub(3)), 16)), i + #s end
+  if s then return "integer", based_integer(s:sub(3), 16), i + #s end
   local int = src:match("^%d+[_%d]*", i)
   local j = i + #int
   local frac = src:match("^%.%d[_%d]*", j)
@@ -96,7 +105,8 @@ local function read_number(src, i, line)
   if lead then int = lead; j = i + #lead end
   local clean = strip_digits(int)
   local v = math.tointeger(tonumber(clean))
-  if not v then v = tonumber(clean) end -- beyond 64 bits: degrade to float
+  -- beyond 64 bits: the digits, made a big integer when the template runs
+  if not v then v = { digits = clean:gsub("^0+(%d)", "%1") } end
   return "integer", v, j
 end
 

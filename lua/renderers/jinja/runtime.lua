@@ -66,6 +66,9 @@ end
 
 -- Values -------------------------------------------------------------------
 
+-- An integer literal too big for 64 bits.
+function R.bigint(digits, base) return pyval.int_from_digits(digits:lower(), base) end
+
 function R.list(t) return data.array(t) end
 function R.tuple(t) return data.tuple(t) end
 
