@@ -85,6 +85,27 @@ describe("jinja engine", function()
     assert.equal("hi 2 3", render("{% from 'sub/m.j' import hi, v %}{{ hi(2) }} {{ v }}"))
   end)
 
+  it("insists that a required block is overridden", function()
+    write("req.j", "{% block a required %}{% endblock %}|{% block b %}B{% endblock %}")
+    assert.equal("A|B", render("{% extends 'req.j' %}{% block a %}A{% endblock %}"))
+    local out, err = render("{% extends 'req.j' %}{% block b %}X{% endblock %}")
+    assert.is_nil(out)
+    assert.matches("Required block 'a' not found %(req%.j, line 1%)", err)
+  end)
+
+  it("takes filters and tests written in Lua", function()
+    local filters = require "renderers.jinja.filters"
+    local own = jinja.new_environment({
+      filters_extra = { suffix = function(_, v, args, kwargs)
+        local a = filters.bind("suffix", args, kwargs, { "text", "times" })
+        return v .. string.rep(a[1] or "!", a[2] or 1)
+      end },
+      tests_extra = { short = function(_, v) return #v < 4 end },
+    })
+    assert.equal("hi?? True", own:render_string("{{ 'hi'|suffix('?', times=2) }} "
+      .. "{{ 'abc' is short }}"))
+  end)
+
   it("resolves ./ names against the tpldir global", function()
     assert.equal("rel", render("{% include 'sub/rel.j' %}"))
   end)

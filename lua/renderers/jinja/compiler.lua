@@ -512,6 +512,9 @@ function M.compile(source)
     self:function_for("T.blocks[" .. q(name) .. "] = function(S, ctx, f)", b.body, false)
     self:emit("T.scoped = T.scoped or {}; T.scoped[" .. q(name) .. "] = "
       .. tostring(b.scoped))
+    if b.required then
+      self:emit("T.required = T.required or {}; T.required[" .. q(name) .. "] = true")
+    end
   end
   local uses = {}
   for kind, set in pairs(self.uses) do

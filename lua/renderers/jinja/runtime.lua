@@ -550,7 +550,8 @@ local function register_blocks(ctx, tpl)
       list = {}
       ctx.blocks[name] = list
     end
-    list[#list + 1] = { fn = fn, scoped = tpl.scoped and tpl.scoped[name] }
+    list[#list + 1] = { fn = fn, scoped = tpl.scoped and tpl.scoped[name],
+      required = tpl.required and tpl.required[name] }
   end
 end
 
@@ -581,6 +582,10 @@ function R.render_block(S, ctx, name, index, f)
   local entry = list and list[index]
   if not entry then
     raise("TemplateRuntimeError", "no block named '" .. name .. "'")
+  end
+  if entry.required then
+    -- a required block must be overridden by a template extending this one
+    raise("TemplateRuntimeError", "Required block '" .. name .. "' not found")
   end
   local bf = frame(entry.scoped and f or ctx.frame)
   rawset(bf, "super", function()
