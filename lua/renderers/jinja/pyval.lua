@@ -649,6 +649,10 @@ local function concat_seq(a, b, mk)
 end
 
 function M.add(a, b)
+  if mtype(a) == "integer" and mtype(b) == "integer" then
+    local r = a + b -- the common case first: no overflow when the signs differ
+    if (a >= 0) ~= (b >= 0) or (r >= 0) == (a >= 0) then return r end
+  end
   local x, y = nums(a, b)
   if x then
     if is_int(x) and is_int(y) then
@@ -681,6 +685,10 @@ function M.add(a, b)
 end
 
 function M.sub(a, b)
+  if mtype(a) == "integer" and mtype(b) == "integer" then
+    local r = a - b
+    if (a >= 0) == (b >= 0) or (r >= 0) == (a >= 0) then return r end
+  end
   local x, y = nums(a, b)
   if x then
     if is_int(x) and is_int(y) then
@@ -726,6 +734,7 @@ local function mul_int(x, y)
 end
 
 function M.mul(a, b)
+  if mtype(a) == "integer" and mtype(b) == "integer" then return mul_int(a, b) end
   local x, y = nums(a, b)
   if x then
     if is_int(x) and is_int(y) then return mul_int(x, y) end
@@ -770,6 +779,7 @@ function M.truediv(a, b)
 end
 
 function M.floordiv(a, b)
+  if mtype(a) == "integer" and mtype(b) == "integer" and b > 0 then return a // b end
   check_undef(a, b)
   local x, y = nums(a, b)
   if not x then
@@ -789,6 +799,7 @@ function M.floordiv(a, b)
 end
 
 function M.mod(a, b)
+  if mtype(a) == "integer" and mtype(b) == "integer" and b ~= 0 then return a % b end
   check_undef(a, b)
   local ka = kind(a)
   if ka == "str" or ka == "markup" then

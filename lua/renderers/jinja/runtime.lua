@@ -46,10 +46,12 @@ function R.lookup(f, name)
   return v
 end
 
+local self_reference -- defined with the template contexts below
+
 function R.lookup_self(f, ctx)
   local v = f.self
   if v ~= nil then return v end
-  return ctx.self_ref
+  return ctx.self_ref or self_reference(ctx)
 end
 
 function R.set(f, name, v)
@@ -146,16 +148,23 @@ function R.undefined_cond()
   return ""
 end
 
+local CMP_OPS = { lt = "lt", lteq = "le", gt = "gt", gteq = "ge", eq = "eq", ne = "ne" }
+
 local function cmp(op, a, b)
-  if op == "eq" then return pyval.eq(a, b) end
-  if op == "ne" then return not pyval.eq(a, b) end
+  local ta, tb = type(a), type(b)
+  -- two strings, or two numbers that are not NaN: Lua's operators are Python's
+  if (ta == "string" and tb == "string")
+      or (ta == "number" and tb == "number" and a == a and b == b) then
+    if op == "eq" then return a == b end
+    if op == "ne" then return a ~= b end
+    if op == "lt" then return a < b end
+    if op == "lteq" then return a <= b end
+    if op == "gt" then return a > b end
+    if op == "gteq" then return a >= b end
+  end
   if op == "in" then return pyval.contains(b, a) end
   if op == "notin" then return not pyval.contains(b, a) end
-  local c = pyval.compare(a, b, ({ lt = "<", lteq = "<=", gt = ">", gteq = ">=" })[op])
-  if op == "lt" then return c < 0 end
-  if op == "lteq" then return c <= 0 end
-  if op == "gt" then return c > 0 end
-  return c >= 0
+  return pyval.cmp_op(CMP_OPS[op], a, b)
 end
 R.cmp = cmp
 
@@ -533,14 +542,22 @@ end
 
 -- Creates the context of one template render: its blocks and a self reference.
 local function new_context(S, tpl)
-  local ctx = { blocks = {}, tpl = tpl }
-  ctx.self_ref = pyval.object("TemplateReference", function(_, name)
-    if ctx.blocks[name] then
-      return function() return R.render_block(S, ctx, name, 1, ctx.frame) end
-    end
-    return nil
-  end)
-  return ctx
+  return { blocks = {}, tpl = tpl, S = S }
+end
+
+-- The template's `self`, made when a template first names it.
+function self_reference(ctx)
+  local ref = ctx.self_ref
+  if not ref then
+    ref = pyval.object("TemplateReference", function(_, name)
+      if ctx.blocks[name] then
+        return function() return R.render_block(ctx.S, ctx, name, 1, ctx.frame) end
+      end
+      return nil
+    end)
+    ctx.self_ref = ref
+  end
+  return ref
 end
 
 local function register_blocks(ctx, tpl)
