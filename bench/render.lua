@@ -298,9 +298,22 @@ for _, w in ipairs(workloads) do
 end
 local c, r, usable = corpus_rates(corpus)
 local p = py and py.corpus
-local label = string.format("corpus (%d templates)", #usable)
-print(string.format("%-28s %12s %12s %12s %12s %7s %7s", label, fmt(c), fmt(r),
-  fmt(p and p[1]), fmt(p and p[2]), ratio(c, p and p[1]), ratio(r, p and p[2])))
+print(string.format("%-28s %12s %12s %12s %12s %7s %7s",
+  string.format("corpus (%d templates)", #usable), fmt(c), fmt(r), "", "", "", ""))
+if p then
+  -- side by side on the same templates: those plain jinja2 renders too
+  -- (the rest need Salt's filters, which Python's jinja2 lacks)
+  local both = {}
+  for _, name in ipairs(p[3]) do both[name] = true end
+  local shared = {}
+  for _, case in ipairs(corpus) do
+    if both[case.name] then shared[#shared + 1] = case end
+  end
+  local sc, sr, same = corpus_rates(shared)
+  print(string.format("%-28s %12s %12s %12s %12s %7s %7s",
+    string.format("corpus, jinja2's %d", #same), fmt(sc), fmt(sr), fmt(p[1]), fmt(p[2]),
+    ratio(sc, p[1]), ratio(sr, p[2])))
+end
 if not py then print("(python3 with jinja2, or brine.json, not available: Lua figures only)") end
 print("ratios are Lua rate / Python rate: above 1 means brine is faster")
 print("first render (parse, compile and render, nothing cached; target under 1 ms):")
