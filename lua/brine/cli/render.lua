@@ -29,8 +29,9 @@ Options:
                         default: the directory of FILE
   --context FILE.json   a JSON object: its "grains" and "pillar" keys are
                         the grains and pillar that templates and salt[...]
-                        functions see (empty without it), its other keys
-                        are template variables
+                        functions see (empty without it), "__salt__" lists
+                        the only functions to offer (default: all), its
+                        other keys are template variables
   -h, --help            print this help and exit
 
 Exit status: 0 on success, 1 when rendering fails (the message names the
@@ -200,8 +201,9 @@ local function load_context(path, ctx)
       ctx.grains = v
     elseif k == "pillar" then
       ctx.pillar = v
-    elseif k ~= "__salt__" then
-      -- __salt__ lists the functions a corpus case needs: all are here
+    elseif k == "__salt__" then
+      ctx.only_functions = v
+    else
       ctx.context[k] = v
     end
   end
@@ -220,7 +222,16 @@ local function attach_modules(ctx)
     opts.id = ctx.grains.id
   end
   ctx.opts = opts
-  ctx.salt = loader.new(opts, { grains = ctx.grains, pillar = ctx.pillar }).salt
+  local salt = loader.new(opts, { grains = ctx.grains, pillar = ctx.pillar }).salt
+  if ctx.only_functions then
+    -- the corpus's form: __salt__ lists the only functions templates get
+    local only = {}
+    for _, name in ipairs(ctx.only_functions) do
+      only[name] = salt[name]
+    end
+    salt = only
+  end
+  ctx.salt = salt
 end
 
 -- The path of file relative to root ("web/init.sls"), or its base name
