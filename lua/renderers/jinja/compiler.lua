@@ -64,7 +64,9 @@ EXPR.none = function() return "NULL" end
 
 EXPR.name = function(self, n)
   if n.name == "self" then return "R.lookup_self(f, ctx)" end
-  return "R.lookup(f, " .. q(n.name) .. ")"
+  -- a plain read through the frames; the runtime makes a missing name
+  -- undefined (and reads a false value again, which gives false)
+  return "(f[" .. q(n.name) .. "] or R.lookup(f, " .. q(n.name) .. "))"
 end
 
 function C:items(list)
@@ -233,7 +235,14 @@ STMT.output = function(self, n)
   if n.expr.t == "const" and type(n.expr.value) == "string" then
     return self:write(q(n.expr.value))
   end
-  self:write("R.str(" .. self:expr(n.expr) .. ")")
+  local e = self:expr(n.expr)
+  if self.guard then
+    return self:write("R.str(" .. e .. ")")
+  end
+  -- strings (most printed values) skip the call; the total size is still
+  -- checked by R.compact and at the end of the render
+  self:emit("do local v = " .. e .. "; if type(v) ~= \"string\" then v = R.str(v) end; "
+    .. "n = n + 1; o[n] = v end")
 end
 
 STMT["if"] = function(self, n)
@@ -250,7 +259,7 @@ end
 function C:assign(target, value, frame)
   frame = frame or "f"
   if target.t == "name" then
-    self:emit("R.set(" .. frame .. ", " .. q(target.name) .. ", " .. value .. ")")
+    self:emit(frame .. "[" .. q(target.name) .. "] = " .. value)
   elseif target.t == "nsref" then
     self:emit("R.ns_set(R.lookup(" .. frame .. ", " .. q(target.name) .. "), "
       .. q(target.attr) .. ", " .. value .. ")")
@@ -344,7 +353,7 @@ function C:loop_code(n, items_expr, depth_expr)
     .. ")")
   self:emit("lf.loop = L")
   self:emit("for i = 1, items.n do")
-  self:emit("L:advance(i)")
+  self:emit("L.index0 = i - 1")
   self:emit("do local f = lf")
   self:assign(n.target, "items[i]")
   self.loop = label
@@ -501,7 +510,8 @@ function M.compile(source)
   local tree = parser.parse(source)
   local self = setmetatable({ code = {}, lmap = {}, line = 1, ntmp = 0,
                               uses = { filters = {}, tests = {} } }, C)
-  self:emit("local R = R; local NULL = R.NULL; local math_mininteger = R.MININT")
+  self:emit("local R = R; local NULL = R.NULL; local math_mininteger = R.MININT; "
+    .. "local type = R.type")
   self:emit("local T = { blocks = {} }")
   self:function_for("T.root = function(S, ctx, f)", tree.body, has_extends(tree.body))
   local names = {}
