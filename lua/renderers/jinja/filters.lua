@@ -1131,6 +1131,9 @@ tests.ge, tests[">="] = cmp_test("ge"), cmp_test("ge")
 
 tests.match = function(_, v, args, kwargs)
   local a = bind("test_match", args, kwargs, { "regex", "ignorecase", "multiline" })
+  if a[1] == nil then
+    raise("TypeError", "test_match() missing 1 required positional argument: 'rgx'")
+  end
   local re = require("renderers.jinja.py_re")
   local flags = { ignorecase = a[2] ~= nil and truthy(a[2]),
     multiline = a[3] ~= nil and truthy(a[3]) }
