@@ -91,6 +91,14 @@ describe("jinja sandbox", function()
     end
   end)
 
+  it("defers unknown filters inside if blocks and conditional expressions, as Jinja", function()
+    assert.equal("ok", env:render_string("{% if false %}{{ 1|nosuch }}{% endif %}ok", {}, "t"))
+    assert.equal("1", env:render_string("{{ 1 if true else 2|nosuch }}", {}, "t"))
+    local err, e = fails("{% if true %}\n{{ 1|nosuch }}{% endif %}")
+    assert.equal("TemplateRuntimeError", e.class)
+    assert.matches("No filter named 'nosuch' found. (t.sls, line 2)", err, 1, true)
+  end)
+
   it("stops self-calling macros and self-including includes", function()
     local err, e = fails("{% from 'macros.j' import deep %}{{ deep(0) }}")
     assert.equal("RecursionError", e.class)

@@ -124,10 +124,23 @@ EXPR["or"] = function(self, n)
   return "R.or_(" .. self:expr(n.a) .. ", function() return " .. self:expr(n.b) .. " end)"
 end
 
+-- Compiles fn() as Jinja's "soft" frames: an unknown filter or test met
+-- there (in an `if` or a conditional expression) fails when it runs, not
+-- when the template is compiled.
+function C:soft(fn)
+  local saved = self.in_condition
+  self.in_condition = true
+  local r = fn()
+  self.in_condition = saved
+  return r
+end
+
 EXPR.cond = function(self, n)
-  local no = n.no and self:expr(n.no) or "R.undefined_cond()"
-  return "((" .. self:test_expr(n.test) .. ") and {" .. self:expr(n.yes) .. "} or {"
-    .. no .. "})[1]"
+  return self:soft(function()
+    local no = n.no and self:expr(n.no) or "R.undefined_cond()"
+    return "((" .. self:test_expr(n.test) .. ") and {" .. self:expr(n.yes) .. "} or {"
+      .. no .. "})[1]"
+  end)
 end
 
 EXPR.compare = function(self, n)
@@ -246,13 +259,15 @@ STMT.output = function(self, n)
 end
 
 STMT["if"] = function(self, n)
-  self:emit("if " .. self:test_expr(n.test) .. " then", n.line)
-  self:body(n.body)
-  if n.else_ then
-    self:emit("else")
-    self:body(n.else_)
-  end
-  self:emit("end")
+  self:soft(function()
+    self:emit("if " .. self:test_expr(n.test) .. " then", n.line)
+    self:body(n.body)
+    if n.else_ then
+      self:emit("else")
+      self:body(n.else_)
+    end
+    self:emit("end")
+  end)
 end
 
 -- Assigns the Lua expression `value` to a target node in frame `frame`.

@@ -308,7 +308,7 @@ end
 function R.filter(S, name, value, args, kwargs)
   local env = S.env
   local fn = env.filters[name]
-  if not fn then raise("TemplateAssertionError", "No filter named '" .. name .. "'.") end
+  if not fn then raise("TemplateRuntimeError", "No filter named '" .. name .. "' found.") end
   if not env.accepts_undefined[name] then check_undefined_args(value, args, kwargs) end
   local r = fn(env, value, args, kwargs)
   if r == nil then return null end
@@ -318,7 +318,7 @@ end
 function R.test(S, name, value, args, kwargs)
   local env = S.env
   local fn = env.tests[name]
-  if not fn then raise("TemplateRuntimeError", "No test named '" .. name .. "'.") end
+  if not fn then raise("TemplateRuntimeError", "No test named '" .. name .. "' found.") end
   if not env.accepts_undefined[name] then check_undefined_args(value, args, kwargs) end
   return fn(env, value, args, kwargs) and true or false
 end
