@@ -106,6 +106,12 @@ describe("jinja engine", function()
       .. "{{ 'abc' is short }}"))
   end)
 
+  it("gives an include inside a loop the loop variables but not `loop`", function()
+    write("item.j", "{{ item }}-{{ loop.index if loop is defined else 'none' }};")
+    assert.equal("1-none;2-none;", render("{% for item in [1, 2] %}{% include 'item.j' %}"
+      .. "{% endfor %}"))
+  end)
+
   it("resolves ./ names against the tpldir global", function()
     assert.equal("rel", render("{% include 'sub/rel.j' %}"))
   end)

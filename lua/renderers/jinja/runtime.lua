@@ -619,7 +619,14 @@ function R.include(S, ctx, f, name, with_context, ignore_missing)
   if not tpl then return "" end
   enter(S, "include")
   local parent = with_context and f or S.globals
-  local out = run(S, tpl, frame(parent))
+  local inner = frame(parent)
+  local l = parent.loop
+  if type(l) == "table" and rawget(l, "type_name") == "LoopContext" then
+    -- Jinja gives an included template the includer's variables but not
+    -- the `loop` of the for loop it sits in
+    rawset(inner, "loop", undefined("loop"))
+  end
+  local out = run(S, tpl, inner)
   leave(S)
   return out
 end
