@@ -4,7 +4,8 @@
 -- "#!lua"), as Salt's compile_template reads it. Each renderer is a Lua
 -- module returning { render = function(input, ctx) -> output | nil, err };
 -- renderers found in the user's directories (ctx.renderer_dirs, then
--- <root>/_renderers) win over the built-in ones in lua/renderers/.
+-- <root>/_renderers, then <extension_modules>/renderers) win over the
+-- built-in ones in lua/renderers/.
 local data = require("brine.data")
 
 local M = {}
@@ -71,6 +72,11 @@ local function user_dirs(ctx)
   end
   if ctx.root then
     dirs[#dirs + 1] = ctx.root .. "/_renderers"
+  end
+  -- where saltutil.sync_renderers puts the file server's _renderers
+  local ext = type(ctx.opts) == "table" and ctx.opts.extension_modules
+  if type(ext) == "string" then
+    dirs[#dirs + 1] = ext .. "/renderers"
   end
   return dirs
 end
