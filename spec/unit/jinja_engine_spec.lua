@@ -112,6 +112,11 @@ describe("jinja engine", function()
       .. "{% endfor %}"))
   end)
 
+  it("reads raw blocks opened or closed with {%+ and {%-", function()
+    assert.equal("{{ x }} |", render("{%+ raw -%} {{ x }} {%+ endraw %}|"))
+    assert.equal("a{{ y }}", render("a {%- raw %}{{ y }}{% endraw %}"))
+  end)
+
   it("resolves ./ names against the tpldir global", function()
     assert.equal("rel", render("{% include 'sub/rel.j' %}"))
   end)

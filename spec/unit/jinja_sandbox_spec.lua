@@ -80,6 +80,7 @@ describe("jinja sandbox", function()
       { "{% macro m() %}", "TemplateSyntaxError", "endmacro", 1 },
       { "{% raw %}x", "TemplateSyntaxError", "raw", 1 },
       { "{{ 1 + }}", "TemplateSyntaxError", "unexpected", 1 },
+      { "{{ x[1:, 2] }}", "TemplateSyntaxError", "slice", 1 },
       { "a\n\n{{ 1|nosuch }}", "TemplateAssertionError", "No filter named 'nosuch'", 3 },
       { "{{ 1 is nosuch }}", "TemplateAssertionError", "No test named 'nosuch'", 1 },
     }

@@ -16,11 +16,19 @@ local OPERATORS = {
   ">", "<", "=", ".", ":", "|", ",", ";",
 }
 
+-- The operators by length, for a lookup instead of a scan.
+local OPERATOR_SET = {}
+for _, o in ipairs(OPERATORS) do OPERATOR_SET[o] = true end
+
 local OPEN = { ["("] = ")", ["["] = "]", ["{"] = "}" }
 
 local function count_lines(s, i, j)
   local n = 0
-  for _ in s:sub(i, j):gmatch("\n") do n = n + 1 end
+  local k = s:find("\n", i, true)
+  while k and k <= j do
+    n = n + 1
+    k = s:find("\n", k + 1, true)
+  end
   return n
 end
 
@@ -116,8 +124,8 @@ local function lex_tag(src, i, line, closer, tokens, end_type)
   local stack = {}
   local n = #src
   while true do
-    local ws = src:match("^%s+", i)
-    if ws then line = line + count_lines(ws, 1, #ws); i = i + #ws end
+    local j = src:find("%S", i) or n + 1
+    if j > i then line = line + count_lines(src, i, j - 1); i = j end
     if i > n then
       fail("unexpected end of template, expected '" .. closer .. "'.", line)
     end
@@ -136,12 +144,11 @@ local function lex_tag(src, i, line, closer, tokens, end_type)
       end
     end
     local c = src:sub(i, i)
-    if c:match("[%a_]") then
-      local name = src:match("^[%a_][%w_]*", i)
+    local name = src:match("^[%a_][%w_]*", i)
+    if name then
       tokens[#tokens + 1] = { type = "name", value = name, line = line }
       i = i + #name
-    elseif c:match("%d") or (c == "." and src:sub(i + 1, i + 1):match("%d")
-                            and false) then
+    elseif c:match("%d") then
       local ty, v, j = read_number(src, i, line)
       tokens[#tokens + 1] = { type = ty, value = v, line = line }
       i = j
@@ -157,9 +164,9 @@ local function lex_tag(src, i, line, closer, tokens, end_type)
       line = line + count_lines(src, i, j)
       i = j + 1
     else
-      local op
-      for _, o in ipairs(OPERATORS) do
-        if src:sub(i, i + #o - 1) == o then op = o; break end
+      local op = src:sub(i, i + 1)
+      if not OPERATOR_SET[op] then
+        op = OPERATOR_SET[c] and c or nil
       end
       if not op then fail("unexpected char '" .. c .. "' at " .. i, line) end
       if OPEN[op] then
@@ -195,14 +202,14 @@ end
 -- Handles `{% raw %}...{% endraw %}` starting at i (the `{%`). Returns the
 -- next position, line, and whether the following data is to be lstripped.
 local function lex_raw(src, i, line, tokens, lstrip_next)
-  local head = src:match("^{%%%-?%s*raw%s*%-?%%}", i)
+  local head = src:match("^{%%[%-+]?%s*raw%s*%-?%%}", i)
   local body_start = i + #head
   local s, e = nil, nil
   local pos = body_start
   while true do
     s = src:find("{%", pos, true)
     if not s then fail("Missing end of raw directive", line) end
-    local tail = src:match("^{%%%-?%s*endraw%s*%-?%%}", s)
+    local tail = src:match("^{%%[%-+]?%s*endraw%s*%-?%%}", s)
     if tail then e = s + #tail - 1; break end
     pos = s + 2
   end

@@ -336,6 +336,10 @@ function P:subscript(node)
   self:expect("op", "]")
   local key
   if #args == 1 then key = args[1] else
+    for _, a in ipairs(args) do
+      -- Jinja compiles x[1:, 2] to Python that does not parse: refuse it here
+      if a.t == "slice" then fail("a slice cannot be part of a tuple index", tok.line) end
+    end
     key = { t = "tuple", items = args, line = tok.line }
   end
   if key.t == "slice" then
