@@ -521,7 +521,20 @@ end
 ---@param source string template text
 ---@return string lua source
 ---@return table line map (Lua line -> template line)
+-- Salt reads a template as UTF-8 text: bytes that are not UTF-8 fail
+-- before anything is rendered, naming the line.
+local function check_utf8(source)
+  local ok, bad = utf8.len(source)
+  if not ok then
+    local line = select(2, source:sub(1, bad):gsub("\n", "")) + 1
+    error({ class = "UnicodeDecodeError", line = line, message = string.format(
+      "'utf-8' codec can't decode byte 0x%02x in position %d: invalid start byte",
+      source:byte(bad), bad - 1) }, 0)
+  end
+end
+
 function M.compile(source)
+  check_utf8(source)
   local tree = parser.parse(source)
   local self = setmetatable({ code = {}, lmap = {}, line = 1, ntmp = 0,
                               uses = { filters = {}, tests = {} } }, C)

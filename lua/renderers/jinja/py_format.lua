@@ -151,6 +151,14 @@ end
 -- "(key)", flags, width ("*" takes an argument), ".precision", a length
 -- modifier and the conversion character. Returns a spec table and the
 -- index of the conversion character.
+-- The argument a `*` width or precision takes: an integer.
+local function star_arg(next_arg)
+  local v = next_arg()
+  if v == true or v == false then v = v and 1 or 0 end
+  if mtype(v) ~= "integer" then raise("TypeError", "* wants int") end
+  return v
+end
+
 local function read_spec(fmt, i, next_arg)
   local spec = {}
   if fmt:sub(i, i) == "(" then
@@ -162,7 +170,7 @@ local function read_spec(fmt, i, next_arg)
   spec.flags = fmt:match("^[-+ #0]*", i)
   i = i + #spec.flags
   if fmt:sub(i, i) == "*" then
-    spec.width, i = next_arg(), i + 1
+    spec.width, i = star_arg(next_arg), i + 1
   else
     local w = fmt:match("^%d+", i)
     if w then spec.width, i = tonumber(w), i + #w end
@@ -170,7 +178,7 @@ local function read_spec(fmt, i, next_arg)
   if fmt:sub(i, i) == "." then
     i = i + 1
     if fmt:sub(i, i) == "*" then
-      spec.prec, i = next_arg(), i + 1
+      spec.prec, i = star_arg(next_arg), i + 1
     else
       local p = fmt:match("^%d*", i)
       spec.prec, i = tonumber(p) or 0, i + #p

@@ -697,8 +697,13 @@ function M.handler(e)
   if type(e) == "table" and e.class then
     err = { class = e.class, message = e.message, name = e.name, line = e.line }
   else
-    local msg = tostring(e)
+    -- a Lua error from a library (bad UTF-8 in a value, a C limit): its
+    -- text without the Lua source position, which means nothing to a user
+    local msg = tostring(e):gsub("^[^\n:]*%.lua:%d+: ", "")
     local class = "TemplateRuntimeError"
+    if msg:find("UTF%-8") or msg:find("continuation byte") then
+      class, msg = "UnicodeDecodeError", "a value is not valid UTF-8 text (" .. msg .. ")"
+    end
     if msg:find("stack overflow", 1, true) then
       class, msg = "RecursionError", "maximum recursion depth exceeded"
     end
