@@ -1,7 +1,7 @@
 -- Fuzzing of the template engine's entry point: seeded random and mutated
 -- templates (this file's seeds and the conformance corpus's templates when
--- BRINE_SHARED_DIR has them), for about two seconds. Every template must either render or fail
--- with a structured Jinja error (class, message, line); a Lua runtime error
+-- BRINE_SHARED_DIR has them), for about two seconds. Every template must
+-- either render or fail with a structured Jinja error (class, message, line); a Lua runtime error
 -- escaping from the engine (a traceback, "attempt to index ...", a Lua
 -- source position) is a bug.
 -- The engine needs the Python value model (renderers.jinja.pyval).
