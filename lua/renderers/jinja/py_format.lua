@@ -261,7 +261,8 @@ function M.percent(fmt, values)
     pos = i + 1
   end
   out[#out + 1] = fmt:sub(pos)
-  if not mapping and used < #args and k ~= "dict" then
+  -- Python lets a value it can index (a dict, a list) go unused
+  if not mapping and used < #args and k ~= "dict" and k ~= "list" then
     raise("TypeError", "not all arguments converted during string formatting")
   end
   return table.concat(out)

@@ -817,7 +817,11 @@ function M.mod(a, b)
       or "float modulo")
   end
   if is_int(x) and is_int(y) and y == -1 then return 0 end
-  return x % y
+  local r = x % y
+  if r == 0 and mtype(r) == "float" then
+    return y < 0 and -0.0 or 0.0 -- Python gives a zero the divisor's sign
+  end
+  return r
 end
 
 local function pow_int(x, y)
@@ -921,6 +925,10 @@ function M.contains(container, item)
   end
   if k == "dict" then
     if is_undef(item) then fail(item) end
+    local ki = kind(item)
+    if ki == "list" or ki == "dict" or ki == "namespace" then
+      raise("TypeError", "unhashable type: '" .. type_name(item) .. "'")
+    end
     if type(item) == "boolean" then item = item and 1 or 0 end
     return item ~= nil and container[item] ~= nil
   end

@@ -315,10 +315,22 @@ function R.filter(S, name, value, args, kwargs)
   return r
 end
 
+-- Jinja's tests that take the value alone: Python refuses an argument.
+local ONE_ARG_TESTS = {}
+for name in ([[defined undefined none boolean false true integer float number string mapping
+  iterable sequence callable lower upper odd even escaped list]]):gmatch("%S+") do
+  ONE_ARG_TESTS[name] = true
+end
+
 function R.test(S, name, value, args, kwargs)
   local env = S.env
   local fn = env.tests[name]
   if not fn then raise("TemplateRuntimeError", "No test named '" .. name .. "' found.") end
+  local nargs = args.n or #args
+  if ONE_ARG_TESTS[name] and (nargs > 0 or next(kwargs)) then
+    raise("TypeError", string.format("test_%s() takes 1 positional argument but %d were given",
+      name, nargs + 1))
+  end
   if not env.accepts_undefined[name] then check_undefined_args(value, args, kwargs) end
   return fn(env, value, args, kwargs) and true or false
 end
