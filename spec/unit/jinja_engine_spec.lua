@@ -118,11 +118,17 @@ describe("jinja engine", function()
   end)
 
   it("follows Python in corners found by comparing with Jinja2", function()
+    local out, err
     assert.equal("H", render("{{ 'H' % [1, 2] }}"))
     assert.equal("-0.0 0.0", render("{{ 0 % -1.5 }} {{ -3.0 % 1.5 }}"))
-    local out, err = render("{{ [1] in {'a': 1} }}")
+    out, err = render("{{ [1] in {'a': 1} }}")
     assert.is_nil(out)
     assert.matches("TypeError: unhashable type: 'list'", err)
+    assert.equal("-1.0 9 4", render("{{ -1.5 ** x }} {{ - y ** 2 }} {{ -2 ** 2 }}",
+      { x = false, y = 3 }))
+    assert.equal("False", render("{{ ''|random is defined }}"))
+    out, err = render("{{ 4.0 ** 1000.0 }}")
+    assert.matches("OverflowError", err)
     out, err = render("{{ 2.0 is string in -1.5 }}")
     assert.is_nil(out)
     assert.matches("TypeError: test_string%(%) takes 1 positional argument but 2 were given", err)

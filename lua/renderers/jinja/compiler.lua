@@ -100,8 +100,19 @@ EXPR.slice = function(self, n)
     .. ", " .. opt(n.step) .. ")"
 end
 
+local function is_number_const(n)
+  return n.t == "const" and type(n.value) == "number"
+end
+
 EXPR.bin = function(self, n)
-  return "R.op." .. n.op .. "(" .. self:expr(n.a) .. ", " .. self:expr(n.b) .. ")"
+  local a = n.a
+  if n.op == "pow" and a.t == "unary" and a.op == "neg" and is_number_const(a.a)
+      and n.b.t ~= "const" then
+    -- Jinja folds -2 into a constant and writes it unparenthesised into
+    -- Python's `-2 ** x`, which Python reads as -(2 ** x): so do we
+    return "R.op.neg(R.op.pow(" .. self:expr(a.a) .. ", " .. self:expr(n.b) .. "))"
+  end
+  return "R.op." .. n.op .. "(" .. self:expr(a) .. ", " .. self:expr(n.b) .. ")"
 end
 
 EXPR.unary = function(self, n)

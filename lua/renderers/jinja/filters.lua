@@ -617,7 +617,7 @@ filters.pprint = function(_, v) return pformat(v, 0, 0) end
 
 filters.random = function(_, v)
   local items = items_of(v)
-  if #items == 0 then raise("IndexError", "Cannot choose from an empty sequence") end
+  if #items == 0 then return pyval.undefined(nil, "No random item, sequence was empty.") end
   return items[math.random(#items)]
 end
 

@@ -427,7 +427,7 @@ reprs = {
   namespace = function(v, seen)
     return "<Namespace " .. reprs.dict(v.attrs, seen) .. ">"
   end,
-  undefined = function() return "StrictUndefined" end,
+  undefined = function() return "Undefined" end, -- Jinja's repr, StrictUndefined too
   callable = function() return "<function>" end,
   object = function(v) return "<" .. v.type_name .. " object>" end,
 }
@@ -860,7 +860,12 @@ function M.pow(a, b)
   if x == 0 and y < 0 then
     raise("ZeroDivisionError", "0.0 cannot be raised to a negative power")
   end
-  return x ^ y
+  local r = x ^ y
+  if (r == math.huge or r == -math.huge) and x == x and y == y and x ~= math.huge
+      and x ~= -math.huge and y ~= math.huge and y ~= -math.huge then
+    raise("OverflowError", "(34, 'Numerical result out of range')")
+  end
+  return r
 end
 
 ---An integer from its digits in `base` (2..36), exact beyond 64 bits.
