@@ -66,6 +66,13 @@ describe("jinja engine", function()
         .. " {{ 0b1111 }}"))
   end)
 
+  it("escapes output inside {% autoescape true %} only", function()
+    assert.equal("&lt;a&gt;a&amp;b<b><raw>|<c>", render("{% autoescape true %}{{ '<a>' }}"
+      .. "{{ x }}{{ '<b>'|safe }}<raw>{% endautoescape %}|{{ '<c>' }}", { x = "a&b" }))
+    assert.equal("a&amp;b", render("{% autoescape on %}{{ x }}{% endautoescape %}",
+      { x = "a&b", on = true }))
+  end)
+
   it("renders recursive loops with depth", function()
     local tree = { { n = "a", c = { { n = "b", c = {} } } } }
     local out = render("{% for x in tree recursive %}{{ loop.depth }}{{ x.n }}"

@@ -256,10 +256,13 @@ end
 STMT.data = function(self, n) self:write(q(n.value)) end
 
 STMT.output = function(self, n)
-  if n.expr.t == "const" and type(n.expr.value) == "string" then
+  if n.expr.t == "const" and type(n.expr.value) == "string" and not self.autoescape then
     return self:write(q(n.expr.value))
   end
   local e = self:expr(n.expr)
+  if self.autoescape then
+    return self:write("R.autoescape(" .. self.autoescape .. ", " .. e .. ")")
+  end
   if self.guard then
     return self:write("R.str(" .. e .. ")")
   end
@@ -336,6 +339,16 @@ STMT.filter_block = function(self, n)
     self:emit(v .. " = " .. self:expr(n.filter))
   end)
   self:write("R.str(" .. v .. ")")
+end
+
+STMT.autoescape = function(self, n)
+  local flag = self:tmp()
+  self:emit("do local " .. flag .. " = R.truthy(" .. self:expr(n.expr) .. ")")
+  local saved = self.autoescape
+  self.autoescape = flag
+  self:body(n.body)
+  self.autoescape = saved
+  self:emit("end")
 end
 
 STMT["do"] = function(self, n)

@@ -636,6 +636,15 @@ STATEMENTS["set"] = function(self, tok)
            line = tok.line }
 end
 
+-- {% autoescape EXPR %}: Jinja's scoped switch of HTML escaping (Salt's
+-- own setting is off).
+STATEMENTS["autoescape"] = function(self, tok)
+  local expr = self:expression()
+  self:expect("block_end")
+  local body = self:body_until({ "endautoescape" })
+  return { t = "autoescape", expr = expr, body = body, line = tok.line }
+end
+
 STATEMENTS["with"] = function(self, tok)
   local targets, values = {}, {}
   while not self:is("block_end") do

@@ -96,6 +96,13 @@ local function too_big()
   raise("TemplateRuntimeError", "output exceeds " .. M.MAX_OUTPUT .. " bytes")
 end
 
+-- A printed value inside {% autoescape %}: HTML-escaped when escaping is
+-- on, unless it is Markup already.
+function R.autoescape(on, v)
+  if on then return R.str(pyval.escape(v)) end
+  return R.str(v)
+end
+
 function R.str(v)
   if type(v) ~= "string" then v = pyval.str(v) end
   if #v > M.MAX_OUTPUT then too_big() end
