@@ -374,8 +374,20 @@ STMT["continue"] = function(self, n)
   self:emit("goto " .. self.loop)
 end
 
+-- True when a tree of AST nodes names the variable `name` anywhere (in
+-- nested macros and call blocks too).
+local function names_var(node, name)
+  if type(node) ~= "table" then return false end
+  if node.t == "name" and node.name == name then return true end
+  for _, v in pairs(node) do
+    if type(v) == "table" and names_var(v, name) then return true end
+  end
+  return false
+end
+
 -- The loop body: binds the target and `loop`, runs the body. Used inline
--- for plain loops and inside a local function for recursive ones.
+-- for plain loops and inside a local function for recursive ones. A body
+-- that never names `loop` gets no loop object (only its iterations counted).
 function C:loop_code(n, items_expr, depth_expr)
   local label = "continue_" .. self:tmp()
   local saved_loop = self.loop
@@ -388,11 +400,16 @@ function C:loop_code(n, items_expr, depth_expr)
     self:emit("return " .. self:test_expr(n.test))
     self:emit("end)")
   end
-  self:emit("local L = R.loop(S, items, " .. depth_expr .. ", " .. (n.recursive and "rec" or "nil")
-    .. ")")
-  self:emit("lf.loop = L")
+  local uses_loop = n.recursive or names_var(n.body, "loop")
+  if uses_loop then
+    self:emit("local L = R.loop(S, items, " .. depth_expr .. ", "
+      .. (n.recursive and "rec" or "nil") .. ")")
+    self:emit("lf.loop = L")
+  else
+    self:emit("R.count_loop(S, items)")
+  end
   self:emit("for i = 1, items.n do")
-  self:emit("L.index0 = i - 1")
+  if uses_loop then self:emit("L.index0 = i - 1") end
   self:emit("do local f = lf")
   self:assign(n.target, "items[i]")
   self.loop = label

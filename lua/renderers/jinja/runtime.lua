@@ -504,6 +504,11 @@ local function loop_advance(L, i)
   L.index0 = i - 1
 end
 
+-- A loop whose body does not name `loop`: only its iterations counted.
+function R.count_loop(S, items)
+  count_steps(S, items.n)
+end
+
 function R.loop(S, items, depth, rec)
   count_steps(S, items.n)
   local L = pyval.object("LoopContext", loop_get, { items = items, index0 = -1,
