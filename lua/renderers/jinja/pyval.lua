@@ -800,6 +800,10 @@ end
 
 function M.mod(a, b)
   if mtype(a) == "integer" and mtype(b) == "integer" and b ~= 0 then return a % b end
+  if type(a) == "string" and mtype(b) == "integer" then -- '%02d' % i, the usual case
+    format = format or require("renderers.jinja.py_format")
+    return format.percent(a, b)
+  end
   check_undef(a, b)
   local ka = kind(a)
   if ka == "str" or ka == "markup" then
