@@ -172,6 +172,8 @@ function C:args(c)
   local args = "{n = " .. #c.args .. (#c.args > 0 and ", " or "") .. self:items(c.args) .. "}"
   if c.dyn_args then
     args = "R.extend_args(" .. args .. ", " .. self:expr(c.dyn_args) .. ")"
+  elseif #c.args == 0 then
+    args = "R.NOARGS" -- one shared, read-only empty argument list
   end
   local kw
   if #c.kwargs == 0 and not c.dyn_kwargs then

@@ -282,6 +282,7 @@ function R.kwargs(t, order, extra)
 end
 
 R.NOKW = pyval.NO_KWARGS or setmetatable({}, { __newindex = function() error("read-only") end })
+R.NOARGS = setmetatable({ n = 0 }, { __newindex = function() error("read-only") end })
 
 function R.extend_args(args, extra)
   for _, v in ipairs(pyval.iter(extra)) do
