@@ -255,6 +255,37 @@ local function sls_name(rel)
   return (rel:gsub("%.sls$", ""):gsub("/init$", ""):gsub("/", "."))
 end
 
+-- The text to render and its render context (file name, root, SLS name,
+-- grains, pillar, variables, salt functions), or nil and a message.
+local function read_input(opts)
+  local text, rerr
+  local ctx = { saltenv = "base", grains = data.map(), pillar = data.map() }
+  if opts.file == "-" then
+    text, ctx.name = io.stdin:read("a"), "<stdin>"
+  else
+    text, rerr = read_file(opts.file)
+    ctx.name = opts.file
+  end
+  if not text then
+    return nil, rerr
+  end
+  ctx.root = opts.root or (opts.file ~= "-" and (opts.file:match("^(.*)/[^/]*$") or ".")) or "."
+  if opts.file ~= "-" then
+    ctx.tplfile = relative_path(opts.file, ctx.root)
+    if ctx.name:match("%.sls$") then
+      ctx.sls = sls_name(ctx.tplfile)
+    end
+  end
+  if opts.context then
+    local ok, cerr = load_context(opts.context, ctx)
+    if not ok then
+      return nil, cerr
+    end
+  end
+  attach_modules(ctx)
+  return text, ctx
+end
+
 local function fail(msg, code)
   io.stderr:write("brine render: ", msg, "\n")
   return code or 1
@@ -269,32 +300,10 @@ function M.run(args)
     io.stdout:write(M.usage)
     return 0
   end
-  local text, rerr
-  local ctx = { saltenv = "base", grains = data.map(), pillar = data.map() }
-  if opts.file == "-" then
-    text = io.stdin:read("a")
-    ctx.name = "<stdin>"
-  else
-    text, rerr = read_file(opts.file)
-    ctx.name = opts.file
-  end
+  local text, ctx = read_input(opts)
   if not text then
-    return fail(rerr)
+    return fail(ctx)
   end
-  ctx.root = opts.root or (opts.file ~= "-" and (opts.file:match("^(.*)/[^/]*$") or ".")) or "."
-  if opts.file ~= "-" then
-    ctx.tplfile = relative_path(opts.file, ctx.root)
-    if ctx.name:match("%.sls$") then
-      ctx.sls = sls_name(ctx.tplfile)
-    end
-  end
-  if opts.context then
-    local ok, cerr = load_context(opts.context, ctx)
-    if not ok then
-      return fail(cerr)
-    end
-  end
-  attach_modules(ctx)
   local ok, result, err = pcall(render.pipeline, opts.renderer, text, ctx)
   if not ok then
     return fail(tostring(result))
