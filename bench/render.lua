@@ -1,7 +1,9 @@
 -- Template rendering throughput: compile+render and render-only, on the
 -- reference formula (bench/reference/salt/states/reference/*.jinja and
 -- init.sls of the shared folder) and on the Jinja conformance corpus, side by
--- side with Python's jinja2 when `python3 -c "import jinja2"` works.
+-- side with Python's jinja2 (Debian's python3-jinja2, installed with apt-get
+-- when it is missing and this runs as root), and the time of the first
+-- render of each template (compile included, nothing cached).
 --
 -- Usage: brine lua bench/render.lua [SHARED_DIR] [SECONDS_PER_FIGURE]
 -- SHARED_DIR defaults to $BRINE_SHARED_DIR.
@@ -95,16 +97,27 @@ end
 
 -- Lua figures ---------------------------------------------------------------------
 
+-- Wall-clock seconds of one call of fn.
+local function wall(fn)
+  local luv = require("luv")
+  local t0 = luv.hrtime()
+  fn()
+  return (luv.hrtime() - t0) / 1e9
+end
+
 local function lua_rates(w)
   local env = jinja.new_environment({ root = w.root, globals = w.vars })
-  local out, err = env:render_string(w.source, w.vars, w.name)
+  jinja.clear_cache()
+  local out, err
+  local first = wall(function() out, err = env:render_string(w.source, w.vars, w.name) end)
   if not out then return nil, err end
   local compile = rate(function()
     jinja.clear_cache()
     env:render_string(w.source, w.vars, w.name)
   end)
-  local render = rate(function() env:render_string(w.source, w.vars, w.name) end)
-  return compile, render
+  local T = jinja.compile(w.source, w.name)
+  local render = rate(function() env:render(T, w.vars) end)
+  return compile, render, first
 end
 
 local function corpus_rates(cases)
@@ -120,7 +133,11 @@ local function corpus_rates(cases)
     for i, c in ipairs(usable) do envs[i]:render_string(c.source, nil, c.name) end
   end
   local compile = rate(function() jinja.clear_cache(); all() end)
-  local render = rate(all)
+  local compiled = {}
+  for i, c in ipairs(usable) do compiled[i] = jinja.compile(c.source, c.name) end
+  local render = rate(function()
+    for i, T in ipairs(compiled) do envs[i]:render(T) end
+  end)
   return compile, render, usable
 end
 
@@ -157,8 +174,11 @@ for w in spec['workloads']:
         out[w['name']] = None; continue
     def compile_render():
         make_env(w['root']).from_string(w['source']).render(vars)
+    t0 = time.perf_counter()
+    make_env(w['root']).from_string(w['source']).render(vars)
+    first = time.perf_counter() - t0
     t = env.from_string(w['source'])
-    out[w['name']] = [rate(compile_render), rate(lambda: t.render(vars))]
+    out[w['name']] = [rate(compile_render), rate(lambda: t.render(vars)), first]
 cases = []
 for c in spec['corpus']:
     env = make_env(c['root'])
@@ -209,8 +229,21 @@ local function to_json(v)
   return "null"
 end
 
+-- Python's jinja2, installed from Debian's archive when missing.
+local function have_jinja2()
+  local check = "python3 -c 'import jinja2' >/dev/null 2>&1"
+  if os.execute(check) then return true end
+  local as_root = io.popen("id -u"):read("l") == "0"
+  if as_root and os.execute("command -v apt-get >/dev/null") then
+    io.stderr:write("installing python3-jinja2 with apt-get for the comparison\n")
+    os.execute("DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-jinja2 "
+      .. ">/dev/null 2>&1")
+  end
+  return os.execute(check) and true or false
+end
+
 local function python_rates()
-  if not os.execute("python3 -c 'import jinja2' >/dev/null 2>&1") then return nil end
+  if not have_jinja2() then return nil end
   local spec = { workloads = {}, corpus = {} }
   for _, w in ipairs(workloads) do
     local vars = {}
@@ -247,10 +280,16 @@ local function ratio(a, b) return (a and b) and string.format("%5.2fx", a / b) o
 
 local ok_json = pcall(require, "brine.json")
 local py = ok_json and python_rates() or nil
+-- The filter library loads on the first render of a process; timed on its
+-- own so that the first-render figures below are the templates' own.
+local warm_up = wall(function()
+  jinja.new_environment({}):render_string("{{ [1]|join }}", {}, "warm-up")
+end)
 print(string.format("%-28s %12s %12s %12s %12s %7s %7s", "workload", "lua c+r", "lua render",
   "py c+r", "py render", "c+r", "render"))
+local firsts = {}
 for _, w in ipairs(workloads) do
-  local c, r = lua_rates(w)
+  local c, r, first = lua_rates(w)
   if not c then
     print(w.name .. ": " .. tostring(r))
   else
@@ -258,12 +297,31 @@ for _, w in ipairs(workloads) do
     local pc, pr = p and p[1], p and p[2]
     print(string.format("%-28s %12s %12s %12s %12s %7s %7s", w.name, fmt(c), fmt(r), fmt(pc),
       fmt(pr), ratio(c, pc), ratio(r, pr)))
+    firsts[#firsts + 1] = string.format("  %-26s %8.3f ms (python: %s)", w.name, first * 1000,
+      p and p[3] and string.format("%.3f ms", p[3] * 1000) or "-")
   end
 end
 local c, r, usable = corpus_rates(corpus)
 local p = py and py.corpus
-local label = string.format("corpus (%d templates)", #usable)
-print(string.format("%-28s %12s %12s %12s %12s %7s %7s", label, fmt(c), fmt(r),
-  fmt(p and p[1]), fmt(p and p[2]), ratio(c, p and p[1]), ratio(r, p and p[2])))
+print(string.format("%-28s %12s %12s %12s %12s %7s %7s",
+  string.format("corpus (%d templates)", #usable), fmt(c), fmt(r), "", "", "", ""))
+if p then
+  -- side by side on the same templates: those plain jinja2 renders too
+  -- (the rest need Salt's filters, which Python's jinja2 lacks)
+  local both = {}
+  for _, name in ipairs(p[3]) do both[name] = true end
+  local shared = {}
+  for _, case in ipairs(corpus) do
+    if both[case.name] then shared[#shared + 1] = case end
+  end
+  local sc, sr, same = corpus_rates(shared)
+  print(string.format("%-28s %12s %12s %12s %12s %7s %7s",
+    string.format("corpus, jinja2's %d", #same), fmt(sc), fmt(sr), fmt(p[1]), fmt(p[2]),
+    ratio(sc, p[1]), ratio(sr, p[2])))
+end
 if not py then print("(python3 with jinja2, or brine.json, not available: Lua figures only)") end
 print("ratios are Lua rate / Python rate: above 1 means brine is faster")
+print("first render (parse, compile and render, nothing cached; target under 1 ms):")
+print(table.concat(firsts, "\n"))
+print(string.format("  (loading the engine and its filter library, once per process: %.3f ms)",
+  warm_up * 1000))

@@ -4,7 +4,8 @@
 -- "#!lua"), as Salt's compile_template reads it. Each renderer is a Lua
 -- module returning { render = function(input, ctx) -> output | nil, err };
 -- renderers found in the user's directories (ctx.renderer_dirs, then
--- <root>/_renderers) win over the built-in ones in lua/renderers/.
+-- <root>/_renderers, then <extension_modules>/renderers) win over the
+-- built-in ones in lua/renderers/.
 local data = require("brine.data")
 
 local M = {}
@@ -71,6 +72,11 @@ local function user_dirs(ctx)
   end
   if ctx.root then
     dirs[#dirs + 1] = ctx.root .. "/_renderers"
+  end
+  -- where saltutil.sync_renderers puts the file server's _renderers
+  local ext = type(ctx.opts) == "table" and ctx.opts.extension_modules
+  if type(ext) == "string" then
+    dirs[#dirs + 1] = ext .. "/renderers"
   end
   return dirs
 end
@@ -172,6 +178,119 @@ function M.pipeline(pipe, text, ctx)
     return data.map()
   end
   return value
+end
+
+-- ---- rendering for execution modules (slsutil, cp, file) ----
+
+local function is_file(path)
+  local st = require("luv").fs_stat(path)
+  return st ~= nil and st.type == "file"
+end
+
+--- The file_roots folders of a saltenv, from the options.
+---@param opts table
+---@param saltenv string|nil default "base"
+---@return string[]
+function M.file_roots(opts, saltenv)
+  local roots = type(opts) == "table" and opts.file_roots
+  local dirs = type(roots) == "table" and roots[saltenv or "base"]
+  if type(dirs) == "string" then
+    return { dirs }
+  end
+  return type(dirs) == "table" and dirs or {}
+end
+
+--- Finds a template for the module functions: `salt://path` in the
+--- file_roots of saltenv (first folder holding it wins, a `?saltenv=` query
+--- chooses the environment), or a local path. Returns the path and the
+--- file_roots folder it was found in (nil for a local path), or nil and a
+--- message naming the URL.
+---@param opts table minion options (file_roots)
+---@param url string
+---@param saltenv string|nil
+---@return string|nil path, string|nil root_or_error
+function M.locate(opts, url, saltenv)
+  if type(url) ~= "string" or url == "" then
+    return nil, "a template path must be a non-empty string"
+  end
+  local rel = url:match("^salt://(.*)$")
+  if not rel then
+    if is_file(url) then
+      return url, nil
+    end
+    return nil, "no such file: " .. url
+  end
+  local env = rel:match("%?saltenv=([^&]+)")
+  rel = rel:gsub("%?.*$", "")
+  if rel == "" or ("/" .. rel .. "/"):find("/%.%./") then
+    return nil, "bad salt:// path: " .. url
+  end
+  for _, root in ipairs(M.file_roots(opts, env or saltenv)) do
+    local path = root .. "/" .. rel
+    if is_file(path) then
+      return path, root
+    end
+  end
+  return nil, "file " .. url .. " not found in saltenv '" .. (env or saltenv or "base") .. "'"
+end
+
+--- The keyword arguments of a module call that are template variables:
+--- Salt's bookkeeping keys (`__pub_*` and the like) left out.
+---@param kwargs table|nil
+---@return table map
+function M.template_vars(kwargs)
+  local vars = data.map()
+  for k, v in pairs(kwargs or {}) do
+    if type(k) ~= "string" or k:sub(1, 2) ~= "__" then
+      vars[k] = v
+    end
+  end
+  return vars
+end
+
+-- The SLS name of a file relative to its root: "a/b/init.sls" -> "a.b".
+local function sls_of(rel)
+  return (rel:gsub("%.sls$", ""):gsub("/init$", ""):gsub("/", "."))
+end
+
+--- Renders a file or a string the way Salt's template functions do
+--- (slsutil.renderer, cp.get_template, file.apply_template_on_contents):
+--- `args.path` (salt:// or local) or `args.string`; `args.pipe` the
+--- renderer pipeline (a shebang in the text wins); `args.context` the
+--- template variables; salt, grains, pillar, opts, saltenv, sls from args.
+--- Returns the rendered text or data, or nil and a message naming the
+--- file and line.
+---@param args table
+---@return any|nil, string|nil
+function M.template(args)
+  local ctx = { salt = args.salt, grains = args.grains, pillar = args.pillar,
+    opts = args.opts, saltenv = args.saltenv or "base", context = args.context }
+  local text = args.string
+  if args.path ~= nil then
+    local path, root = M.locate(args.opts, args.path, ctx.saltenv)
+    if not path then
+      return nil, root
+    end
+    local f, err = io.open(path, "rb")
+    if not f then
+      return nil, err
+    end
+    text = f:read("a")
+    f:close()
+    ctx.name = path
+    ctx.root = root or path:match("^(.*)/[^/]*$") or "."
+    if root and path:match("%.sls$") then
+      ctx.sls = args.sls or sls_of(path:sub(#root + 2))
+    end
+  else
+    ctx.name = "<string>"
+    ctx.sls = args.sls
+    ctx.root = M.file_roots(args.opts, ctx.saltenv)[1]
+  end
+  if type(text) ~= "string" then
+    return nil, "either a path or a string to render is needed"
+  end
+  return M.pipeline(args.pipe, text, ctx)
 end
 
 return M

@@ -1,7 +1,7 @@
 -- The file execution module (basics), as Salt's: test for files and
 -- folders, read, write, touch and remove files, make folders, and report
 -- a file's stats and hash. Paths are absolute; `~` is expanded.
--- luacheck: globals opts
+-- luacheck: globals opts salt grains pillar
 local data = require("brine.data")
 
 -- A C module of brine when this build has it, else nil (without asking
@@ -23,6 +23,8 @@ M.__defaults__ = {
   get_hash = { form = "sha256", chunk_size = 65536 },
   mkdir = { user = null, group = null, mode = null },
   touch = { atime = null, mtime = null },
+  apply_template_on_contents = { defaults = null, saltenv = "base" },
+  contains_regex = { lchar = "" },
 }
 
 local function uv()
@@ -260,6 +262,84 @@ function M.touch(name, atime, mtime)
   local now = os.time()
   uv().fs_utime(name, tonumber(atime) or now, tonumber(mtime) or tonumber(atime) or now)
   return true
+end
+
+--- Renders contents with a template engine (jinja) and returns the text.
+--- context and defaults are mappings of template variables (context wins);
+--- grains, pillar, salt and opts are this minion's. An unknown engine gives
+--- Salt's result mapping with result False; a template error gives the
+--- error naming the line (Salt returns its traceback text instead).
+--- CLI example: brine call --local file.apply_template_on_contents 'id={{ grains.id }}' jinja '{}'
+function M.apply_template_on_contents(contents, template, context, defaults, saltenv)
+  if template ~= "jinja" then
+    return data.map({ { "result", false },
+      { "comment", "Specified template format " .. tostring(template) .. " is not supported" } })
+  end
+  local vars = data.map()
+  for i = 1, 2 do
+    local src = select(i, defaults, context)
+    if type(src) == "table" then
+      for k, v in pairs(src) do
+        vars[k] = v
+      end
+    end
+  end
+  return require("brine.render").template({ string = tostring(contents), pipe = "jinja",
+    salt = salt, grains = grains, pillar = pillar, opts = opts, saltenv = saltenv,
+    context = vars })
+end
+
+--- True when a line of the file matches the Python regular expression
+--- (re.search); lchar, when given, is stripped from the start of each line
+--- first. False when the file cannot be read.
+function M.contains_regex(path, regex, lchar)
+  local f = io.open(expand(path), "rb")
+  if not f then
+    return false
+  end
+  local re = require("renderers.jinja.py_re")
+  for line in f:lines("L") do
+    if lchar ~= "" then
+      line = line:gsub("^[" .. lchar:gsub("%W", "%%%0") .. "]+", "")
+    end
+    if re.search(regex, line) then
+      f:close()
+      return true
+    end
+  end
+  f:close()
+  return false
+end
+
+--- Joins path parts with "/" (Python's os.path.join: an absolute part
+--- starts the path over).
+function M.join(...)
+  local path = ""
+  for i = 1, select("#", ...) do
+    local part = tostring(select(i, ...))
+    if part:sub(1, 1) == "/" or path == "" then
+      path = part
+    elseif path:sub(-1) == "/" then
+      path = path .. part
+    else
+      path = path .. "/" .. part
+    end
+  end
+  return path
+end
+
+--- The folder part of a path (Python's os.path.dirname).
+function M.dirname(path)
+  local head = tostring(path):match("^(.*/)")
+  if head == nil or head:match("^/+$") then
+    return head or ""
+  end
+  return (head:gsub("/+$", ""))
+end
+
+--- The last part of a path (Python's os.path.basename).
+function M.basename(path)
+  return (tostring(path):match("([^/]*)$"))
 end
 
 return M

@@ -110,158 +110,16 @@ local function json_decode(text)
   return value()
 end
 
--- Salt function stubs (the README's "Stubs" section) --------------------------
-
-local function split_kwargs(...)
-  local n = select("#", ...)
-  local args = { ... }
-  local kw = {}
-  if n > 0 and type(args[n]) == "table" and rawget(args[n], "__kwarg__") then
-    kw = args[n]
-    args[n] = nil
-    n = n - 1
+-- The corpus's `salt[...]` functions (its README's "Stubs") are brine's real
+-- execution modules, over the case's grains and pillar; only the functions
+-- the case lists in __salt__ are there, as when the corpus was made.
+local function salt_functions(grains, pillar, names)
+  local ld = require("brine.loader").new({}, { grains = grains, pillar = pillar })
+  local salt = {}
+  for _, name in ipairs(names or {}) do
+    salt[name] = ld.salt[name]
   end
-  return args, n, kw
-end
-
-local function kind(v)
-  if type(v) == "table" then return data.kind(v) end
-  return data.kind(v)
-end
-
-local function traverse(obj, key, default, delimiter)
-  local cur = obj
-  for part in (key .. delimiter):gmatch("(.-)" .. delimiter:gsub("%p", "%%%0")) do
-    local k = kind(cur)
-    if k == "map" then
-      local v = cur[part]
-      if v == nil then return default end
-      cur = v
-    elseif k == "array" then
-      local i = math.tointeger(tonumber(part))
-      if not i or cur[i + 1] == nil then return default end
-      cur = cur[i + 1]
-    else
-      return default
-    end
-  end
-  return cur
-end
-
-local function copy(v)
-  if kind(v) == "map" then
-    local m = data.map()
-    for _, k in ipairs(data.keys(v)) do m[k] = copy(v[k]) end
-    return m
-  elseif kind(v) == "array" then
-    local a = data.array({})
-    for i, x in ipairs(v) do a[i] = copy(x) end
-    return a
-  end
-  return v
-end
-
-local function update(dest, upd)
-  for _, k in ipairs(data.keys(upd)) do
-    local v = upd[k]
-    if kind(v) == "map" and kind(dest[k]) == "map" then
-      update(dest[k], v)
-    else
-      dest[k] = copy(v)
-    end
-  end
-  return dest
-end
-
-local function getarg(args, kw, i, name, default)
-  local v = args[i]
-  if v == nil then v = kw[name] end
-  if v == nil then return default end
-  return v
-end
-
-local function fnmatch(pattern, s)
-  local p = pattern:gsub("[%^%$%(%)%%%.%+%-]", "%%%0"):gsub("%*", ".*"):gsub("%?", ".")
-  return s:match("^" .. p .. "$") ~= nil
-end
-
-local function make_stubs(grains, pillar)
-  local stubs = {}
-  stubs["pillar.get"] = function(...)
-    local args, _, kw = split_kwargs(...)
-    local key = getarg(args, kw, 1, "key")
-    local default = getarg(args, kw, 2, "default", "")
-    local merge = getarg(args, kw, 3, "merge", false)
-    local delim = getarg(args, kw, 4, "delimiter", ":")
-    local v = traverse(pillar, key, nil, delim)
-    if merge and merge ~= data.null then
-      if kind(default) == "map" then
-        local out = copy(default)
-        if kind(v) == "map" then update(out, v) end
-        return out
-      elseif kind(default) == "array" then
-        local out = copy(default)
-        if kind(v) == "array" then
-          for _, x in ipairs(v) do
-            local found = false
-            for _, y in ipairs(out) do if x == y then found = true end end
-            if not found then out[#out + 1] = x end
-          end
-        end
-        return out
-      end
-    end
-    if v == nil then return default end
-    return v
-  end
-  stubs["grains.get"] = function(...)
-    local args, _, kw = split_kwargs(...)
-    local v = traverse(grains, getarg(args, kw, 1, "key"), nil, getarg(args, kw, 3, "delimiter", ":"))
-    if v == nil then return getarg(args, kw, 2, "default", "") end
-    return v
-  end
-  stubs["config.get"] = function(...)
-    local args, _, kw = split_kwargs(...)
-    local key, delim = getarg(args, kw, 1, "key"), getarg(args, kw, 3, "delimiter", ":")
-    local v = traverse(grains, key, nil, delim)
-    if v == nil then v = traverse(pillar, key, nil, delim) end
-    if v == nil then return getarg(args, kw, 2, "default", "") end
-    return v
-  end
-  stubs["grains.filter_by"] = function(...)
-    local args, _, kw = split_kwargs(...)
-    local lookup = getarg(args, kw, 1, "lookup_dict")
-    local grain = getarg(args, kw, 2, "grain", "os_family")
-    local merge = getarg(args, kw, 3, "merge", data.null)
-    local default = getarg(args, kw, 4, "default", "default")
-    local base = getarg(args, kw, 5, "base", data.null)
-    local value = traverse(grains, grain, data.null, ":")
-    local candidates = kind(value) == "array" and value or { value }
-    local ret
-    for _, gv in ipairs(candidates) do
-      for _, k in ipairs(data.keys(lookup)) do
-        if type(gv) ~= "table" and gv ~= data.null and fnmatch(tostring(k), tostring(gv)) then
-          ret = lookup[k]
-          break
-        end
-      end
-      if ret ~= nil then break end
-    end
-    if ret == nil then ret = lookup[default] end
-    if base ~= data.null and lookup[base] ~= nil then
-      local b = copy(lookup[base])
-      if kind(ret) == "map" then update(b, ret) end
-      ret = b
-    end
-    if merge ~= data.null and kind(merge) == "map" then
-      ret = ret == nil and data.map() or copy(ret)
-      update(ret, merge)
-    end
-    if ret == nil then return data.null end
-    return ret
-  end
-  stubs["test.true"] = function() return true end
-  return stubs
+  return salt
 end
 
 -- Running a case ---------------------------------------------------------------
@@ -271,11 +129,7 @@ local function build_ctx(dir)
   local context = text and json_decode(text) or data.map()
   local grains = context.grains or data.map()
   local pillar = context.pillar or data.map()
-  local stubs = make_stubs(grains, pillar)
-  local salt = {}
-  if context.__salt__ then
-    for _, name in ipairs(context.__salt__) do salt[name] = stubs[name] end
-  end
+  local salt = salt_functions(grains, pillar, context.__salt__)
   local extra = {}
   for _, k in ipairs(data.keys(context)) do
     if k ~= "grains" and k ~= "pillar" and k ~= "__salt__" then extra[k] = context[k] end

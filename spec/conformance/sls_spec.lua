@@ -1,7 +1,7 @@
 -- Conformance of the SLS pipeline's template step: renders every case of
 -- $BRINE_SHARED_DIR/conformance/sls as Salt's state system renders SLS
 -- `input` (renderer jinja|yaml unless a #! line says otherwise, saltenv
--- base), loads the result with brine.yaml / brine.json, and compares it with
+-- base) through brine.render's pipeline, and compares it with
 -- expected.json, key order and int/float included. A case with expected.err
 -- must fail. Run directly (`brine lua FILE`) it prints a summary instead.
 local data = require "brine.data"
@@ -22,48 +22,11 @@ local lib = loadfile(source .. "/spec/conformance/jinja_spec.lua")("library")
 
 local M = {}
 
--- Renderers of the pipeline this spec drives.
-local function yaml_render(text)
-  local yaml = require "brine.yaml"
-  local v, err = yaml.load(text, { name = "input.sls" })
-  if v == nil and err then return nil, err end
-  return v
-end
-
-local function json_render(text)
-  local json = require "brine.json"
-  return json.decode(text)
-end
-
-local RENDERERS = { jinja = true, yaml = yaml_render, json = json_render }
-
+-- The real render pipeline (brine.render: shebangs, the yaml and json
+-- renderers, an empty SLS giving {}), as `brine render` and the state
+-- system use it.
 local function pipeline(text, ctx)
-  local names = { "jinja", "yaml" }
-  local first = text:match("^#!([^\n]*)")
-  if first then
-    names = {}
-    for n in first:gsub("%s", ""):gmatch("[^|]+") do names[#names + 1] = n end
-    text = text:gsub("^[^\n]*\n?", "")
-  end
-  local value = text
-  for _, n in ipairs(names) do
-    if not RENDERERS[n] then return nil, "unknown renderer " .. n end
-    local err
-    if n == "jinja" then
-      value, err = jinja_renderer.render(value, ctx)
-    else
-      if type(value) == "string" and not value:find("%S") then
-        value = data.map()
-      else
-        value, err = RENDERERS[n](value)
-      end
-    end
-    if value == nil then return nil, err end
-  end
-  if value == data.null or (type(value) == "string" and not value:find("%S")) then
-    value = data.map()
-  end
-  return value
+  return require("brine.render").pipeline(nil, text, ctx)
 end
 
 -- Python's str() of a mapping key, as the corpus writes non-string keys.

@@ -2,6 +2,8 @@
 -- yaml, json, text and lua renderers, honours shebangs and user renderers,
 -- and fails with a non-zero exit and a message naming the file and line.
 local BIN = os.getenv("BRINE_BIN")
+local SOURCE = os.getenv("BRINE_SOURCE_DIR") or "."
+local FIXTURES = SOURCE .. "/spec/fixtures/templates"
 
 local function sh_quote(s)
   return "'" .. s:gsub("'", "'\\''") .. "'"
@@ -167,5 +169,85 @@ describe("brine render", function()
     out, _, rc = render("--help")
     assert.equal(0, rc)
     assert.matches("^Usage: brine render", out)
+  end)
+
+  describe("with templates", function()
+    -- Runs `brine render` in the fixture tree (spec/fixtures/templates).
+    local function in_fixtures(args)
+      local p = io.popen("cd " .. sh_quote(FIXTURES) .. " && " .. sh_quote(BIN) .. " render "
+        .. args .. " 2>" .. sh_quote(dir .. "/err.txt") .. "; echo \"rc=$?\"")
+      local out = p:read("a")
+      p:close()
+      local rc = tonumber(out:match("rc=(%d+)\n$"))
+      return out:gsub("rc=%d+\n$", ""), slurp(dir .. "/err.txt"), rc
+    end
+
+    it("renders an SLS with --context: grains, pillar, salt functions, variables", function()
+      local out, err, rc = in_fixtures("--root . --context context.json web/init.sls")
+      assert.equal("", err)
+      assert.equal(0, rc)
+      local json = require("brine.json")
+      local got = json.decode(out)
+      -- grains.filter_by picked Debian; pillar.get gave the port
+      assert.equal('[{"name": "apache2"}, {"port": 8080}]',
+        json.encode(got.web["service.running"]))
+      -- the path variables of SLS web (web/init.sls) and a plain variable
+      assert.equal('[{"name": "/etc/sites/b.example"}, {"owner": "ops"}, {"sls": "web"}, '
+        .. '{"slspath": "web"}, {"tplfile": "web/init.sls"}]',
+        json.encode(got["site-2"]["file.managed"]))
+    end)
+
+    it("resolves the same file the same way from another folder", function()
+      local a = in_fixtures("--root . --context context.json web/init.sls")
+      local p = io.popen("cd " .. sh_quote(FIXTURES .. "/web") .. " && " .. sh_quote(BIN)
+        .. " render --root .. --context ../context.json init.sls 2>&1")
+      local b = p:read("a")
+      p:close()
+      assert.equal(a, b)
+    end)
+
+    it("prints a text template exactly, salt functions and all", function()
+      local out, err, rc = in_fixtures("--context context.json web/motd.jinja")
+      assert.equal("", err)
+      assert.equal(0, rc)
+      assert.equal("Welcome to web-1 (Debian).\n  serves a.example\n  serves b.example\n", out)
+    end)
+
+    it("follows a #!jinja|json shebang, keeping floats apart from integers", function()
+      local out, _, rc = in_fixtures("--context context.json web/data.sls")
+      assert.equal(0, rc)
+      assert.equal('{\n  "id": "web-1",\n  "ratio": 1.5,\n  "count": 3\n}\n', out)
+    end)
+
+    it("names the macro's file and line and the caller's, printing nothing", function()
+      local out, err, rc = in_fixtures("--root . broken/outer.sls")
+      assert.equal(1, rc)
+      assert.equal("", out)
+      assert.matches("UndefinedError: 'int object' has no attribute 'nope' "
+        .. "%(broken/macros%.jinja, line 3%)\n    {{ n%.nope }}\n"
+        .. "  from broken/outer%.sls, line 3: second: {{ row%(2%) }}", err)
+    end)
+
+    it("offers only the functions a context's __salt__ lists, as the corpus does", function()
+      spit(dir .. "/only.json", '{"__salt__": ["test.true"], "pillar": {"a": 1}}')
+      spit(dir .. "/true.j", "{{ salt['test.true']() }}\n")
+      spit(dir .. "/pillar.j", "{{ salt['pillar.get']('a') }}\n")
+      local out, err, rc = in_fixtures("--context " .. sh_quote(dir .. "/only.json")
+        .. " - < " .. sh_quote(dir .. "/true.j"))
+      assert.equal("", err)
+      assert.equal(0, rc)
+      assert.equal("True\n", out)
+      out, err, rc = in_fixtures("--context " .. sh_quote(dir .. "/only.json")
+        .. " - < " .. sh_quote(dir .. "/pillar.j"))
+      assert.equal(1, rc)
+      assert.equal("", out)
+      assert.matches("UndefinedError: .* has no attribute 'pillar.get' %(<stdin>, line 1%)", err)
+    end)
+
+    it("needs --root for includes outside the file's folder", function()
+      local _, err, rc = in_fixtures("broken/outer.sls")
+      assert.equal(1, rc)
+      assert.matches("TemplateNotFound: broken/macros%.jinja %(broken/outer%.sls, line 1%)", err)
+    end)
   end)
 end)

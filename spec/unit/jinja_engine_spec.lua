@@ -52,6 +52,27 @@ describe("jinja engine", function()
       .. "{{ loop.revindex }}{{ 'T' if loop.last else 'F' }} {% endfor %}"))
   end)
 
+  it("applies filter blocks to their body, loops and all", function()
+    assert.equal("xABC 1y", render("x{% filter upper %}abc {{ 1 }}{% endfilter %}y"))
+    assert.equal("<0A1A2A>", render("<{% filter upper %}{% for i in range(3) %}{{ i }}a"
+      .. "{% endfor %}{% endfilter %}>"))
+    assert.equal("b-b", render("{% filter replace('a', 'b') %}a-{% filter lower %}A"
+      .. "{% endfilter %}{% endfilter %}"))
+  end)
+
+  it("reads integer literals past 64 bits exactly, as Python does", function()
+    assert.equal("9999999999999999999 -9223372036854775808 4722366482869645213695 15",
+      render("{{ 9999999999999999999 }} {{ -9223372036854775808 }} {{ 0xFFFFFFFFFFFFFFFFFF }}"
+        .. " {{ 0b1111 }}"))
+  end)
+
+  it("escapes output inside {% autoescape true %} only", function()
+    assert.equal("&lt;a&gt;a&amp;b<b><raw>|<c>", render("{% autoescape true %}{{ '<a>' }}"
+      .. "{{ x }}{{ '<b>'|safe }}<raw>{% endautoescape %}|{{ '<c>' }}", { x = "a&b" }))
+    assert.equal("a&amp;b", render("{% autoescape on %}{{ x }}{% endautoescape %}",
+      { x = "a&b", on = true }))
+  end)
+
   it("renders recursive loops with depth", function()
     local tree = { { n = "a", c = { { n = "b", c = {} } } } }
     local out = render("{% for x in tree recursive %}{{ loop.depth }}{{ x.n }}"
@@ -69,6 +90,55 @@ describe("jinja engine", function()
   it("renders extends with super() and imports macros", function()
     assert.equal("<A|[B]>", render("{% include 'child.j' %}"))
     assert.equal("hi 2 3", render("{% from 'sub/m.j' import hi, v %}{{ hi(2) }} {{ v }}"))
+  end)
+
+  it("insists that a required block is overridden", function()
+    write("req.j", "{% block a required %}{% endblock %}|{% block b %}B{% endblock %}")
+    assert.equal("A|B", render("{% extends 'req.j' %}{% block a %}A{% endblock %}"))
+    local out, err = render("{% extends 'req.j' %}{% block b %}X{% endblock %}")
+    assert.is_nil(out)
+    assert.matches("Required block 'a' not found %(req%.j, line 1%)", err)
+  end)
+
+  it("takes filters and tests written in Lua", function()
+    local filters = require "renderers.jinja.filters"
+    local own = jinja.new_environment({
+      filters_extra = { suffix = function(_, v, args, kwargs)
+        local a = filters.bind("suffix", args, kwargs, { "text", "times" })
+        return v .. string.rep(a[1] or "!", a[2] or 1)
+      end },
+      tests_extra = { short = function(_, v) return #v < 4 end },
+    })
+    assert.equal("hi?? True", own:render_string("{{ 'hi'|suffix('?', times=2) }} "
+      .. "{{ 'abc' is short }}"))
+  end)
+
+  it("gives an include inside a loop the loop variables but not `loop`", function()
+    write("item.j", "{{ item }}-{{ loop.index if loop is defined else 'none' }};")
+    assert.equal("1-none;2-none;", render("{% for item in [1, 2] %}{% include 'item.j' %}"
+      .. "{% endfor %}"))
+  end)
+
+  it("reads raw blocks opened or closed with {%+ and {%-", function()
+    assert.equal("{{ x }} |", render("{%+ raw -%} {{ x }} {%+ endraw %}|"))
+    assert.equal("a{{ y }}", render("a {%- raw %}{{ y }}{% endraw %}"))
+  end)
+
+  it("follows Python in corners found by comparing with Jinja2", function()
+    local out, err
+    assert.equal("H", render("{{ 'H' % [1, 2] }}"))
+    assert.equal("-0.0 0.0", render("{{ 0 % -1.5 }} {{ -3.0 % 1.5 }}"))
+    out, err = render("{{ [1] in {'a': 1} }}")
+    assert.is_nil(out)
+    assert.matches("TypeError: unhashable type: 'list'", err)
+    assert.equal("-1.0 9 4", render("{{ -1.5 ** x }} {{ - y ** 2 }} {{ -2 ** 2 }}",
+      { x = false, y = 3 }))
+    assert.equal("False", render("{{ ''|random is defined }}"))
+    out, err = render("{{ 4.0 ** 1000.0 }}")
+    assert.matches("OverflowError", err)
+    out, err = render("{{ 2.0 is string in -1.5 }}")
+    assert.is_nil(out)
+    assert.matches("TypeError: test_string%(%) takes 1 positional argument but 2 were given", err)
   end)
 
   it("resolves ./ names against the tpldir global", function()
@@ -90,6 +160,13 @@ describe("jinja engine", function()
     assert.matches("UndefinedError: 'nope' is undefined %(bad.j, line 2%)", err)
     assert.equal("t.j", e.trace[2].name)
     assert.equal(2, e.trace[2].line)
+  end)
+
+  it("names the right line after long runs of text", function()
+    local out, err, e = render("a\nb\n{{ 1 }}\nc\nd\ne\n  x: {{ p.q }}\nf\n", { p = {} })
+    assert.is_nil(out)
+    assert.equal(7, e.line)
+    assert.matches("%(t%.j, line 7%)\n    x: {{ p%.q }}", err)
   end)
 
   it("names the line of syntax errors", function()
@@ -131,6 +208,26 @@ describe("jinja engine", function()
     local a = jinja.compile("{{ 1 }}", "same")
     assert.equal(a, jinja.compile("{{ 1 }}", "same"))
     assert.are_not.equal(a, jinja.compile("{{ 2 }}", "same"))
+  end)
+
+  it("never parses a template again to render it again, includes too", function()
+    local compiler = require "renderers.jinja.compiler"
+    local saved, parses = compiler.compile, 0
+    compiler.compile = function(...)
+      parses = parses + 1
+      return saved(...)
+    end
+    jinja.clear_cache()
+    local text = "{% include 'child.j' %}{% from 'sub/m.j' import hi %}{{ hi(40 + 2) }}"
+    local first = render(text)
+    local after_first = parses
+    for _ = 1, 5 do
+      assert.equal(first, render(text))
+    end
+    compiler.compile = saved
+    assert.equal("<A|[B]>hi 42", first)
+    assert.equal(4, after_first) -- the template, child.j, base.j, sub/m.j
+    assert.equal(after_first, parses)
   end)
 
   it("turns CRLF sources into CRLF output", function()

@@ -1,7 +1,9 @@
 -- Fuzzing of the template engine's entry point: seeded random and mutated
--- templates, for about two seconds. Every template must either render or fail
--- with a structured Jinja error (class, message, line); a Lua runtime error
--- escaping from the engine (a traceback, "attempt to index ...") is a bug.
+-- templates (this file's seeds and the conformance corpus's templates when
+-- BRINE_SHARED_DIR has them), for about two seconds. Every template must
+-- either render or fail with a structured Jinja error (class, message, line); a Lua runtime error
+-- escaping from the engine (a traceback, "attempt to index ...", a Lua
+-- source position) is a bug.
 -- The engine needs the Python value model (renderers.jinja.pyval).
 local have_engine, jinja = pcall(require, "renderers.jinja.init")
 if not have_engine then
@@ -24,6 +26,23 @@ local SEEDS = {
   "{{ 1 + 2 ** 3 // 4 % 5 - -6 }} {{ 'a' in 'abc' }} {{ not 1 == 1.0 }} {{ x if y else z }}",
   "{% block b %}{{ self.b }}{% endblock %}{% call(x) m() %}{{ x }}{% endcall %}",
 }
+
+-- The conformance corpus's templates, when it is there, as more seeds.
+local function corpus_seeds()
+  local shared = os.getenv("BRINE_SHARED_DIR")
+  local dir = shared and (shared .. "/conformance/jinja")
+  local p = dir and io.popen("ls '" .. dir .. "' 2>/dev/null")
+  if not p then return end
+  for case in p:lines() do
+    local f = io.open(dir .. "/" .. case .. "/template", "rb")
+    if f then
+      SEEDS[#SEEDS + 1] = f:read("a")
+      f:close()
+    end
+  end
+  p:close()
+end
+corpus_seeds()
 
 local PIECES = {
   "{{", "}}", "{%", "%}", "{#", "#}", "-", "+", "(", ")", "[", "]", "{", "}", "'", '"',
@@ -77,8 +96,9 @@ describe("jinja fuzz", function()
       elseif out == nil then
         local structured = type(err) == "table" and type(err.class) == "string"
           and err.class ~= "" and type(err.message) == "string" and err.line ~= nil
-        local leaked = tostring(err and err.message):find("attempt to ")
-          or tostring(err and err.message):find("stack traceback")
+        local text = tostring(err and err.message)
+        local leaked = text:find("attempt to ") or text:find("stack traceback")
+          or text:find("%.lua:%d+:")
         if not structured or leaked then
           bad[#bad + 1] = string.format("%q gave %s", text, tostring(msg))
         end

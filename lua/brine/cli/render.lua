@@ -27,8 +27,11 @@ Options:
                         A shebang on the first line (#!yaml, #!lua) wins.
   --root DIR            the file_roots directory (includes, _renderers/);
                         default: the directory of FILE
-  --context FILE.json   template variables; its "grains" and "pillar" keys
-                        become grains and pillar
+  --context FILE.json   a JSON object: its "grains" and "pillar" keys are
+                        the grains and pillar that templates and salt[...]
+                        functions see (empty without it), "__salt__" lists
+                        the only functions to offer (default: all), its
+                        other keys are template variables
   -h, --help            print this help and exit
 
 Exit status: 0 on success, 1 when rendering fails (the message names the
@@ -198,6 +201,8 @@ local function load_context(path, ctx)
       ctx.grains = v
     elseif k == "pillar" then
       ctx.pillar = v
+    elseif k == "__salt__" then
+      ctx.only_functions = v
     else
       ctx.context[k] = v
     end
@@ -205,15 +210,80 @@ local function load_context(path, ctx)
   return true
 end
 
--- The SLS name of a file under root: "a/b/init.sls" -> "a.b".
-local function sls_name(file, root)
-  local rel
-  if root and file:sub(1, #root + 1) == root .. "/" then
-    rel = file:sub(#root + 2)
-  else
-    rel = file:match("([^/]*)$")
+-- The execution modules the template's `salt` reaches, seeing the same
+-- grains and pillar as the template, with the root as file_roots base.
+local function attach_modules(ctx)
+  local config = require("brine.config")
+  local loader = require("brine.loader")
+  local opts = config.defaults("minion")
+  opts.file_client = "local"
+  opts.file_roots = data.map({ { "base", data.array({ ctx.root }) } })
+  if type(ctx.grains.id) == "string" then
+    opts.id = ctx.grains.id
   end
+  ctx.opts = opts
+  local salt = loader.new(opts, { grains = ctx.grains, pillar = ctx.pillar }).salt
+  if ctx.only_functions then
+    -- the corpus's form: __salt__ lists the only functions templates get
+    local only = {}
+    for _, name in ipairs(ctx.only_functions) do
+      only[name] = salt[name]
+    end
+    salt = only
+  end
+  ctx.salt = salt
+end
+
+-- The path of file relative to root ("web/init.sls"), or its base name
+-- when it is not under root. Both are resolved first, so "./x" and
+-- "../srv/x" name the same file.
+local function relative_path(file, root)
+  local luv = require("luv")
+  local rfile, rroot = luv.fs_realpath(file), luv.fs_realpath(root)
+  if rfile and rroot then
+    if rroot == "/" then
+      return rfile:sub(2)
+    elseif rfile:sub(1, #rroot + 1) == rroot .. "/" then
+      return rfile:sub(#rroot + 2)
+    end
+  end
+  return file:match("([^/]*)$")
+end
+
+-- The SLS name of a path relative to the root: "a/b/init.sls" -> "a.b".
+local function sls_name(rel)
   return (rel:gsub("%.sls$", ""):gsub("/init$", ""):gsub("/", "."))
+end
+
+-- The text to render and its render context (file name, root, SLS name,
+-- grains, pillar, variables, salt functions), or nil and a message.
+local function read_input(opts)
+  local text, rerr
+  local ctx = { saltenv = "base", grains = data.map(), pillar = data.map() }
+  if opts.file == "-" then
+    text, ctx.name = io.stdin:read("a"), "<stdin>"
+  else
+    text, rerr = read_file(opts.file)
+    ctx.name = opts.file
+  end
+  if not text then
+    return nil, rerr
+  end
+  ctx.root = opts.root or (opts.file ~= "-" and (opts.file:match("^(.*)/[^/]*$") or ".")) or "."
+  if opts.file ~= "-" then
+    ctx.tplfile = relative_path(opts.file, ctx.root)
+    if ctx.name:match("%.sls$") then
+      ctx.sls = sls_name(ctx.tplfile)
+    end
+  end
+  if opts.context then
+    local ok, cerr = load_context(opts.context, ctx)
+    if not ok then
+      return nil, cerr
+    end
+  end
+  attach_modules(ctx)
+  return text, ctx
 end
 
 local function fail(msg, code)
@@ -230,28 +300,9 @@ function M.run(args)
     io.stdout:write(M.usage)
     return 0
   end
-  local text, rerr
-  local ctx = { saltenv = "base", grains = data.map(), pillar = data.map(), salt = {},
-    opts = {} }
-  if opts.file == "-" then
-    text = io.stdin:read("a")
-    ctx.name = "<stdin>"
-  else
-    text, rerr = read_file(opts.file)
-    ctx.name = opts.file
-  end
+  local text, ctx = read_input(opts)
   if not text then
-    return fail(rerr)
-  end
-  ctx.root = opts.root or (opts.file ~= "-" and (opts.file:match("^(.*)/[^/]*$") or ".")) or "."
-  if ctx.name:match("%.sls$") then
-    ctx.sls = sls_name(opts.file, opts.root)
-  end
-  if opts.context then
-    local ok, cerr = load_context(opts.context, ctx)
-    if not ok then
-      return fail(cerr)
-    end
+    return fail(ctx)
   end
   local ok, result, err = pcall(render.pipeline, opts.renderer, text, ctx)
   if not ok then

@@ -12,7 +12,9 @@ local M = {}
 local C = {}
 C.__index = C
 
-local function q(s) return string.format("%q", s) end
+-- A Lua string literal on one line (%q would continue it over a newline,
+-- and every emitted line must stay one Lua line for the line map).
+local function q(s) return (string.format("%q", s):gsub("\\\n", "\\n")) end
 
 local function fail(message, line)
   error({ class = "TemplateSyntaxError", message = message, line = line }, 0)
@@ -43,6 +45,9 @@ end
 EXPR.const = function(_, n)
   local v = n.value
   if type(v) == "string" then return q(v) end
+  if type(v) == "table" and v.digits then
+    return "R.bigint(" .. q(v.digits) .. ", " .. (v.base or 10) .. ")"
+  end
   if type(v) == "boolean" then return tostring(v) end
   if math.type(v) == "integer" then
     if v == math.mininteger then return "math_mininteger" end
@@ -59,7 +64,9 @@ EXPR.none = function() return "NULL" end
 
 EXPR.name = function(self, n)
   if n.name == "self" then return "R.lookup_self(f, ctx)" end
-  return "R.lookup(f, " .. q(n.name) .. ")"
+  -- a plain read through the frames; the runtime makes a missing name
+  -- undefined (and reads a false value again, which gives false)
+  return "(f[" .. q(n.name) .. "] or R.lookup(f, " .. q(n.name) .. "))"
 end
 
 function C:items(list)
@@ -93,8 +100,19 @@ EXPR.slice = function(self, n)
     .. ", " .. opt(n.step) .. ")"
 end
 
+local function is_number_const(n)
+  return n.t == "const" and type(n.value) == "number"
+end
+
 EXPR.bin = function(self, n)
-  return "R.op." .. n.op .. "(" .. self:expr(n.a) .. ", " .. self:expr(n.b) .. ")"
+  local a = n.a
+  if n.op == "pow" and a.t == "unary" and a.op == "neg" and is_number_const(a.a)
+      and n.b.t ~= "const" then
+    -- Jinja folds -2 into a constant and writes it unparenthesised into
+    -- Python's `-2 ** x`, which Python reads as -(2 ** x): so do we
+    return "R.op.neg(R.op.pow(" .. self:expr(a.a) .. ", " .. self:expr(n.b) .. "))"
+  end
+  return "R.op." .. n.op .. "(" .. self:expr(a) .. ", " .. self:expr(n.b) .. ")"
 end
 
 EXPR.unary = function(self, n)
@@ -117,10 +135,23 @@ EXPR["or"] = function(self, n)
   return "R.or_(" .. self:expr(n.a) .. ", function() return " .. self:expr(n.b) .. " end)"
 end
 
+-- Compiles fn() as Jinja's "soft" frames: an unknown filter or test met
+-- there (in an `if` or a conditional expression) fails when it runs, not
+-- when the template is compiled.
+function C:soft(fn)
+  local saved = self.in_condition
+  self.in_condition = true
+  local r = fn()
+  self.in_condition = saved
+  return r
+end
+
 EXPR.cond = function(self, n)
-  local no = n.no and self:expr(n.no) or "R.undefined_cond()"
-  return "((" .. self:test_expr(n.test) .. ") and {" .. self:expr(n.yes) .. "} or {"
-    .. no .. "})[1]"
+  return self:soft(function()
+    local no = n.no and self:expr(n.no) or "R.undefined_cond()"
+    return "((" .. self:test_expr(n.test) .. ") and {" .. self:expr(n.yes) .. "} or {"
+      .. no .. "})[1]"
+  end)
 end
 
 EXPR.compare = function(self, n)
@@ -141,6 +172,8 @@ function C:args(c)
   local args = "{n = " .. #c.args .. (#c.args > 0 and ", " or "") .. self:items(c.args) .. "}"
   if c.dyn_args then
     args = "R.extend_args(" .. args .. ", " .. self:expr(c.dyn_args) .. ")"
+  elseif #c.args == 0 then
+    args = "R.NOARGS" -- one shared, read-only empty argument list
   end
   local kw
   if #c.kwargs == 0 and not c.dyn_kwargs then
@@ -225,27 +258,39 @@ end
 STMT.data = function(self, n) self:write(q(n.value)) end
 
 STMT.output = function(self, n)
-  if n.expr.t == "const" and type(n.expr.value) == "string" then
+  if n.expr.t == "const" and type(n.expr.value) == "string" and not self.autoescape then
     return self:write(q(n.expr.value))
   end
-  self:write("R.str(" .. self:expr(n.expr) .. ")")
+  local e = self:expr(n.expr)
+  if self.autoescape then
+    return self:write("R.autoescape(" .. self.autoescape .. ", " .. e .. ")")
+  end
+  if self.guard then
+    return self:write("R.str(" .. e .. ")")
+  end
+  -- strings (most printed values) skip the call; the total size is still
+  -- checked by R.compact and at the end of the render
+  self:emit("do local v = " .. e .. "; if type(v) ~= \"string\" then v = R.str(v) end; "
+    .. "n = n + 1; o[n] = v end")
 end
 
 STMT["if"] = function(self, n)
-  self:emit("if " .. self:test_expr(n.test) .. " then", n.line)
-  self:body(n.body)
-  if n.else_ then
-    self:emit("else")
-    self:body(n.else_)
-  end
-  self:emit("end")
+  self:soft(function()
+    self:emit("if " .. self:test_expr(n.test) .. " then", n.line)
+    self:body(n.body)
+    if n.else_ then
+      self:emit("else")
+      self:body(n.else_)
+    end
+    self:emit("end")
+  end)
 end
 
 -- Assigns the Lua expression `value` to a target node in frame `frame`.
 function C:assign(target, value, frame)
   frame = frame or "f"
   if target.t == "name" then
-    self:emit("R.set(" .. frame .. ", " .. q(target.name) .. ", " .. value .. ")")
+    self:emit(frame .. "[" .. q(target.name) .. "] = " .. value)
   elseif target.t == "nsref" then
     self:emit("R.ns_set(R.lookup(" .. frame .. ", " .. q(target.name) .. "), "
       .. q(target.attr) .. ", " .. value .. ")")
@@ -287,12 +332,25 @@ STMT.assign_block = function(self, n)
 end
 
 STMT.filter_block = function(self, n)
+  -- the filtered text is written after the capture's block, to the
+  -- output the block shadows
+  local v = self:tmp()
+  self:emit("local " .. v)
   self:capture(n.body, function(text)
     self.filter_input = text
-    local value = self:expr(n.filter)
-    self:emit("local v = " .. value)
-    self:write("R.str(v)")
+    self:emit(v .. " = " .. self:expr(n.filter))
   end)
+  self:write("R.str(" .. v .. ")")
+end
+
+STMT.autoescape = function(self, n)
+  local flag = self:tmp()
+  self:emit("do local " .. flag .. " = R.truthy(" .. self:expr(n.expr) .. ")")
+  local saved = self.autoescape
+  self.autoescape = flag
+  self:body(n.body)
+  self.autoescape = saved
+  self:emit("end")
 end
 
 STMT["do"] = function(self, n)
@@ -318,8 +376,20 @@ STMT["continue"] = function(self, n)
   self:emit("goto " .. self.loop)
 end
 
+-- True when a tree of AST nodes names the variable `name` anywhere (in
+-- nested macros and call blocks too).
+local function names_var(node, name)
+  if type(node) ~= "table" then return false end
+  if node.t == "name" and node.name == name then return true end
+  for _, v in pairs(node) do
+    if type(v) == "table" and names_var(v, name) then return true end
+  end
+  return false
+end
+
 -- The loop body: binds the target and `loop`, runs the body. Used inline
--- for plain loops and inside a local function for recursive ones.
+-- for plain loops and inside a local function for recursive ones. A body
+-- that never names `loop` gets no loop object (only its iterations counted).
 function C:loop_code(n, items_expr, depth_expr)
   local label = "continue_" .. self:tmp()
   local saved_loop = self.loop
@@ -332,11 +402,16 @@ function C:loop_code(n, items_expr, depth_expr)
     self:emit("return " .. self:test_expr(n.test))
     self:emit("end)")
   end
-  self:emit("local L = R.loop(S, items, " .. depth_expr .. ", " .. (n.recursive and "rec" or "nil")
-    .. ")")
-  self:emit("lf.loop = L")
+  local uses_loop = n.recursive or names_var(n.body, "loop")
+  if uses_loop then
+    self:emit("local L = R.loop(S, items, " .. depth_expr .. ", "
+      .. (n.recursive and "rec" or "nil") .. ")")
+    self:emit("lf.loop = L")
+  else
+    self:emit("R.count_loop(S, items)")
+  end
   self:emit("for i = 1, items.n do")
-  self:emit("L:advance(i)")
+  if uses_loop then self:emit("L.index0 = i - 1") end
   self:emit("do local f = lf")
   self:assign(n.target, "items[i]")
   self.loop = label
@@ -489,11 +564,25 @@ end
 ---@param source string template text
 ---@return string lua source
 ---@return table line map (Lua line -> template line)
+-- Salt reads a template as UTF-8 text: bytes that are not UTF-8 fail
+-- before anything is rendered, naming the line.
+local function check_utf8(source)
+  local ok, bad = utf8.len(source)
+  if not ok then
+    local line = select(2, source:sub(1, bad):gsub("\n", "")) + 1
+    error({ class = "UnicodeDecodeError", line = line, message = string.format(
+      "'utf-8' codec can't decode byte 0x%02x in position %d: invalid start byte",
+      source:byte(bad), bad - 1) }, 0)
+  end
+end
+
 function M.compile(source)
+  check_utf8(source)
   local tree = parser.parse(source)
   local self = setmetatable({ code = {}, lmap = {}, line = 1, ntmp = 0,
                               uses = { filters = {}, tests = {} } }, C)
-  self:emit("local R = R; local NULL = R.NULL; local math_mininteger = R.MININT")
+  self:emit("local R = R; local NULL = R.NULL; local math_mininteger = R.MININT; "
+    .. "local type = R.type")
   self:emit("local T = { blocks = {} }")
   self:function_for("T.root = function(S, ctx, f)", tree.body, has_extends(tree.body))
   local names = {}
@@ -504,6 +593,9 @@ function M.compile(source)
     self:function_for("T.blocks[" .. q(name) .. "] = function(S, ctx, f)", b.body, false)
     self:emit("T.scoped = T.scoped or {}; T.scoped[" .. q(name) .. "] = "
       .. tostring(b.scoped))
+    if b.required then
+      self:emit("T.required = T.required or {}; T.required[" .. q(name) .. "] = true")
+    end
   end
   local uses = {}
   for kind, set in pairs(self.uses) do

@@ -617,7 +617,7 @@ filters.pprint = function(_, v) return pformat(v, 0, 0) end
 
 filters.random = function(_, v)
   local items = items_of(v)
-  if #items == 0 then raise("IndexError", "Cannot choose from an empty sequence") end
+  if #items == 0 then return pyval.undefined(nil, "No random item, sequence was empty.") end
   return items[math.random(#items)]
 end
 
@@ -1007,32 +1007,63 @@ filters.tojson = function(_, v, args, kwargs)
   return pyval.markup(s)
 end
 
----A value prepared for the YAML and JSON encoders: undefined values
----raise, Markup becomes its string, tuples become lists, big integers
----become their decimal text.
-function M.plain(v)
+-- True when the encoders can take v as it is: scalars, null, and lists
+-- and ordered maps holding only such values.
+local ARRAY_MT = getmetatable(data.array())
+local is_map = data.is_map
+
+local function is_plain(v, depth)
+  local t = type(v)
+  if t ~= "table" then return t ~= "function" and (t ~= "userdata" or v == null) end
+  if depth > 100 then return false end
+  local mt = getmetatable(v)
+  if mt == ARRAY_MT then
+    for i = 1, #v do
+      local x = v[i]
+      if type(x) == "table" and not is_plain(x, depth + 1) then return false end
+    end
+    return true
+  elseif is_map(v) then
+    for key, x in pairs(v) do
+      if type(key) == "table" or not is_plain(x, depth + 1) then return false end
+    end
+    return true
+  end
+  return false
+end
+
+local function to_plain(v)
   local k = kind(v)
   if k == "undefined" then pyval.fail_undefined(v) end
   if k == "markup" then return v.s end
   if k == "bytes" then return v.s end
   if k == "list" or k == "tuple" then
     local out = data.array()
-    for i = 1, #v do out[i] = M.plain(v[i]) end
+    for i = 1, #v do out[i] = to_plain(v[i]) end
     return out
   end
   if k == "dict" then
     local out = data.map()
     for _, key in ipairs(pyval.keys(v)) do
-      out[M.plain(key)] = M.plain(v[key])
+      out[to_plain(key)] = to_plain(v[key])
     end
     return out
   end
-  if k == "namespace" then return M.plain(v.attrs) end
+  if k == "namespace" then return to_plain(v.attrs) end
   if k == "bigint" then return tostring(v) end
   if k == "callable" or k == "object" or k == "other" then
     raise("TypeError", "Object of type " .. pyval.type_name(v) .. " is not JSON serializable")
   end
   return v
+end
+
+---A value prepared for the YAML and JSON encoders: undefined values
+---raise, Markup becomes its string, tuples become lists, big integers
+---become their decimal text. Plain data (the usual case) is returned as
+---it is, without a copy.
+function M.plain(v)
+  if is_plain(v, 0) then return v end
+  return to_plain(v)
 end
 
 -- ---------------------------------------------------------------- tests
@@ -1100,6 +1131,9 @@ tests.ge, tests[">="] = cmp_test("ge"), cmp_test("ge")
 
 tests.match = function(_, v, args, kwargs)
   local a = bind("test_match", args, kwargs, { "regex", "ignorecase", "multiline" })
+  if a[1] == nil then
+    raise("TypeError", "test_match() missing 1 required positional argument: 'rgx'")
+  end
   local re = require("renderers.jinja.py_re")
   local flags = { ignorecase = a[2] ~= nil and truthy(a[2]),
     multiline = a[3] ~= nil and truthy(a[3]) }

@@ -61,6 +61,8 @@ function M.compile(text, name)
   end
   T = fn()
   T.name, T.lines, T.source = name, lines, text
+  T.final_newline = text:sub(-1) == "\n"
+  T.crlf = text:find("\r\n", 1, true) ~= nil
   runtime.chunks[chunkname] = T
   if cache_size >= CACHE_LIMIT then
     cache, cache_size = {}, 0
@@ -153,7 +155,7 @@ end
 -- uses outside a condition that the environment does not know.
 function Env:check_uses(T)
   local uses = T.uses
-  if not uses then return end
+  if not uses or self.checked[T] then return end
   for name, line in pairs(uses.filters or {}) do
     if not self.filters[name] then
       error({ class = "TemplateAssertionError", message = "No filter named '" .. name .. "'.",
@@ -166,6 +168,7 @@ function Env:check_uses(T)
               name = T.name, line = line }, 0)
     end
   end
+  self.checked[T] = true
 end
 
 --- Parses the output of a serializer tag (load_yaml, import_json, ...).
@@ -237,8 +240,8 @@ function Env:_render(T, vars, extra_templates)
     for _, t in pairs(S.templates) do all[#all + 1] = t end
     return nil, format_error(out, all), out
   end
-  if T.source:sub(-1) == "\n" then out = out .. "\n" end
-  if self.crlf and T.source:find("\r\n", 1, true) and not out:find("\r\n", 1, true) then
+  if T.final_newline then out = out .. "\n" end
+  if self.crlf and T.crlf and not out:find("\r\n", 1, true) then
     out = out:gsub("\n", "\r\n")
   end
   return out
@@ -259,6 +262,17 @@ function Env:render_string(text, vars, name)
     local err = runtime.handler(T)
     return nil, format_error(err, { { name = name, source = text } }), err
   end
+  return self:_render(T, vars)
+end
+
+--- Renders a template compiled by M.compile: what a caller that keeps
+--- compiled templates uses to render again without hashing the text.
+---@param T table from M.compile
+---@param vars table|nil template variables
+---@return string|nil text
+---@return string|nil message naming the template and line
+---@return table|nil structured error
+function Env:render(T, vars)
   return self:_render(T, vars)
 end
 
@@ -284,6 +298,7 @@ function M.new_environment(opts)
   opts = opts or {}
   local env = setmetatable({ root = opts.root, salt = opts.salt, opts = opts.opts,
     crlf = opts.crlf ~= false, repr = pyval.repr, filters = {}, tests = {},
+    checked = setmetatable({}, { __mode = "k" }), -- templates whose filters are known
     accepts_undefined = {} }, Env)
   env.undefined = function(name, hint) return pyval.undefined(name, hint) end
   local bound_render = Env.render_string

@@ -16,11 +16,19 @@ local OPERATORS = {
   ">", "<", "=", ".", ":", "|", ",", ";",
 }
 
+-- The operators by length, for a lookup instead of a scan.
+local OPERATOR_SET = {}
+for _, o in ipairs(OPERATORS) do OPERATOR_SET[o] = true end
+
 local OPEN = { ["("] = ")", ["["] = "]", ["{"] = "}" }
 
 local function count_lines(s, i, j)
   local n = 0
-  for _ in s:sub(i, j):gmatch("\n") do n = n + 1 end
+  local k = s:find("\n", i, true)
+  while k and k <= j do
+    n = n + 1
+    k = s:find("\n", k + 1, true)
+  end
   return n
 end
 
@@ -75,13 +83,22 @@ end
 local function strip_digits(s) return (s:gsub("_", "")) end
 
 -- Reads one number at position i; returns token type, value and the next position.
+-- An integer literal in base 2, 8 or 16: a Lua integer, or its digits
+-- when it needs more than 63 bits (tonumber would wrap it around).
+local function based_integer(digits, base)
+  digits = strip_digits(digits):gsub("^0+(%w)", "%1")
+  local bits = ({ [2] = 1, [8] = 3, [16] = 4 })[base]
+  if #digits * bits > 63 then return { digits = digits, base = base } end
+  return math.tointeger(tonumber(digits, base))
+end
+
 local function read_number(src, i, line)
   local s = src:match("^0[bB]_?[01][_01]*", i)
-  if s then return "integer", math.tointeger(tonumber(strip_digits(s:sub(3)), 2)), i + #s end
+  if s then return "integer", based_integer(s:sub(3), 2), i + #s end
   s = src:match("^0[oO]_?[0-7][_0-7]*", i)
-  if s then return "integer", math.tointeger(tonumber(strip_digits(s:sub(3)), 8)), i + #s end
+  if s then return "integer", based_integer(s:sub(3), 8), i + #s end
   s = src:match("^0[xX]_?%x[_%x]*", i)
-  if s then return "integer", math.tointeger(tonumber(strip_digits(s:sub(3)), 16)), i + #s end
+  if s then return "integer", based_integer(s:sub(3), 16), i + #s end
   local int = src:match("^%d+[_%d]*", i)
   local j = i + #int
   local frac = src:match("^%.%d[_%d]*", j)
@@ -96,7 +113,8 @@ local function read_number(src, i, line)
   if lead then int = lead; j = i + #lead end
   local clean = strip_digits(int)
   local v = math.tointeger(tonumber(clean))
-  if not v then v = tonumber(clean) end -- beyond 64 bits: degrade to float
+  -- beyond 64 bits: the digits, made a big integer when the template runs
+  if not v then v = { digits = clean:gsub("^0+(%d)", "%1") } end
   return "integer", v, j
 end
 
@@ -106,8 +124,8 @@ local function lex_tag(src, i, line, closer, tokens, end_type)
   local stack = {}
   local n = #src
   while true do
-    local ws = src:match("^%s+", i)
-    if ws then line = line + count_lines(ws, 1, #ws); i = i + #ws end
+    local j = src:find("%S", i) or n + 1
+    if j > i then line = line + count_lines(src, i, j - 1); i = j end
     if i > n then
       fail("unexpected end of template, expected '" .. closer .. "'.", line)
     end
@@ -126,12 +144,11 @@ local function lex_tag(src, i, line, closer, tokens, end_type)
       end
     end
     local c = src:sub(i, i)
-    if c:match("[%a_]") then
-      local name = src:match("^[%a_][%w_]*", i)
+    local name = src:match("^[%a_][%w_]*", i)
+    if name then
       tokens[#tokens + 1] = { type = "name", value = name, line = line }
       i = i + #name
-    elseif c:match("%d") or (c == "." and src:sub(i + 1, i + 1):match("%d")
-                            and false) then
+    elseif c:match("%d") then
       local ty, v, j = read_number(src, i, line)
       tokens[#tokens + 1] = { type = ty, value = v, line = line }
       i = j
@@ -147,9 +164,9 @@ local function lex_tag(src, i, line, closer, tokens, end_type)
       line = line + count_lines(src, i, j)
       i = j + 1
     else
-      local op
-      for _, o in ipairs(OPERATORS) do
-        if src:sub(i, i + #o - 1) == o then op = o; break end
+      local op = src:sub(i, i + 1)
+      if not OPERATOR_SET[op] then
+        op = OPERATOR_SET[c] and c or nil
       end
       if not op then fail("unexpected char '" .. c .. "' at " .. i, line) end
       if OPEN[op] then
@@ -185,14 +202,14 @@ end
 -- Handles `{% raw %}...{% endraw %}` starting at i (the `{%`). Returns the
 -- next position, line, and whether the following data is to be lstripped.
 local function lex_raw(src, i, line, tokens, lstrip_next)
-  local head = src:match("^{%%%-?%s*raw%s*%-?%%}", i)
+  local head = src:match("^{%%[%-+]?%s*raw%s*%-?%%}", i)
   local body_start = i + #head
   local s, e = nil, nil
   local pos = body_start
   while true do
     s = src:find("{%", pos, true)
     if not s then fail("Missing end of raw directive", line) end
-    local tail = src:match("^{%%%-?%s*endraw%s*%-?%%}", s)
+    local tail = src:match("^{%%[%-+]?%s*endraw%s*%-?%%}", s)
     if tail then e = s + #tail - 1; break end
     pos = s + 2
   end

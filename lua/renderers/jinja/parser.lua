@@ -336,6 +336,10 @@ function P:subscript(node)
   self:expect("op", "]")
   local key
   if #args == 1 then key = args[1] else
+    for _, a in ipairs(args) do
+      -- Jinja compiles x[1:, 2] to Python that does not parse: refuse it here
+      if a.t == "slice" then fail("a slice cannot be part of a tuple index", tok.line) end
+    end
     key = { t = "tuple", items = args, line = tok.line }
   end
   if key.t == "slice" then
@@ -630,6 +634,15 @@ STATEMENTS["set"] = function(self, tok)
   local body = self:body_until({ "endset" })
   return { t = "assign_block", target = target, filter = filter, body = body,
            line = tok.line }
+end
+
+-- {% autoescape EXPR %}: Jinja's scoped switch of HTML escaping (Salt's
+-- own setting is off).
+STATEMENTS["autoescape"] = function(self, tok)
+  local expr = self:expression()
+  self:expect("block_end")
+  local body = self:body_until({ "endautoescape" })
+  return { t = "autoescape", expr = expr, body = body, line = tok.line }
 end
 
 STATEMENTS["with"] = function(self, tok)

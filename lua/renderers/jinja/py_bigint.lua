@@ -114,7 +114,15 @@ local function neg(a)
   return trim(new(not a.neg, out))
 end
 
+-- The largest product computed, in limbs (about 70,000 decimal digits):
+-- past it a template gets an OverflowError instead of running for minutes.
+M.MAX_LIMBS = 10000
+
 local function mul(a, b)
+  if #a + #b > M.MAX_LIMBS then
+    require("renderers.jinja.pyval").raise("OverflowError", string.format(
+      "integer result would have more than %d digits, the sandbox limit", M.MAX_LIMBS * 7))
+  end
   local out = {}
   for i = 1, #a + #b do out[i] = 0 end
   for i = 1, #a do

@@ -151,6 +151,14 @@ end
 -- "(key)", flags, width ("*" takes an argument), ".precision", a length
 -- modifier and the conversion character. Returns a spec table and the
 -- index of the conversion character.
+-- The argument a `*` width or precision takes: an integer.
+local function star_arg(next_arg)
+  local v = next_arg()
+  if v == true or v == false then v = v and 1 or 0 end
+  if mtype(v) ~= "integer" then raise("TypeError", "* wants int") end
+  return v
+end
+
 local function read_spec(fmt, i, next_arg)
   local spec = {}
   if fmt:sub(i, i) == "(" then
@@ -162,7 +170,7 @@ local function read_spec(fmt, i, next_arg)
   spec.flags = fmt:match("^[-+ #0]*", i)
   i = i + #spec.flags
   if fmt:sub(i, i) == "*" then
-    spec.width, i = next_arg(), i + 1
+    spec.width, i = star_arg(next_arg), i + 1
   else
     local w = fmt:match("^%d+", i)
     if w then spec.width, i = tonumber(w), i + #w end
@@ -170,7 +178,7 @@ local function read_spec(fmt, i, next_arg)
   if fmt:sub(i, i) == "." then
     i = i + 1
     if fmt:sub(i, i) == "*" then
-      spec.prec, i = next_arg(), i + 1
+      spec.prec, i = star_arg(next_arg), i + 1
     else
       local p = fmt:match("^%d*", i)
       spec.prec, i = tonumber(p) or 0, i + #p
@@ -185,8 +193,43 @@ local function read_spec(fmt, i, next_arg)
   return spec, i
 end
 
+-- Formats made only of "%d" with flag "-" or "0" and a width of at most
+-- two digits, and "%%" (most formats in formulas: '%02d' % i): their
+-- conversion letters, or false. Such a format gives the same text through
+-- Lua's string.format when each %d gets an integer.
+local simple_formats, simple_count = {}, 0
+
+local function simple_specs(fmt)
+  local convs = simple_formats[fmt]
+  if convs ~= nil then return convs end
+  convs = {}
+  local rest = fmt:gsub("%%%%", ""):gsub("%%[-0]?%d?%d?d", function()
+    convs[#convs + 1] = "d"
+    return ""
+  end)
+  if rest:find("%", 1, true) then convs = false end
+  if simple_count > 500 then simple_formats, simple_count = {}, 0 end
+  simple_formats[fmt], simple_count = convs, simple_count + 1
+  return convs
+end
+
+-- The fast path of M.percent for simple %d formats given integers; nil
+-- when it does not apply.
+local function percent_simple(fmt, values)
+  local convs = simple_specs(fmt)
+  if not convs or #convs == 0 then return nil end
+  local args = kind(values) == "tuple" and values or { values }
+  if #args ~= #convs then return nil end
+  for i = 1, #convs do
+    if mtype(args[i]) ~= "integer" then return nil end
+  end
+  return string.format(fmt, table.unpack(args, 1, #convs))
+end
+
 ---Python's `fmt % values` for strings.
 function M.percent(fmt, values)
+  local fast = percent_simple(fmt, values)
+  if fast then return fast end
   local k = kind(values)
   local mapping = (k == "dict") and fmt:find("%%%(") and values or nil
   local args = (k == "tuple") and values or (mapping and {} or { values })
@@ -218,7 +261,8 @@ function M.percent(fmt, values)
     pos = i + 1
   end
   out[#out + 1] = fmt:sub(pos)
-  if not mapping and used < #args and k ~= "dict" then
+  -- Python lets a value it can index (a dict, a list) go unused
+  if not mapping and used < #args and k ~= "dict" and k ~= "list" then
     raise("TypeError", "not all arguments converted during string formatting")
   end
   return table.concat(out)

@@ -170,6 +170,15 @@ end
 
 -- ---------------------------------------------------------------- strip / split
 
+-- Python's ASCII whitespace, by byte; `keeps(b)`: a byte strip never removes.
+local ASCII_SPACE = { [9] = true, [10] = true, [11] = true, [12] = true, [13] = true,
+  [28] = true, [29] = true, [30] = true, [31] = true, [32] = true }
+local byte = string.byte
+
+local function keeps(b)
+  return b < 128 and not ASCII_SPACE[b]
+end
+
 ---Python's strip family: which is "both", "left" or "right"; chars is a
 ---string of characters to remove, or nil for whitespace.
 function M.strip(s, chars_arg, which)
@@ -178,10 +187,16 @@ function M.strip(s, chars_arg, which)
     set = {}
     for _, c in ipairs(chars(chars_arg)) do set[c] = true end
   else
+    local first, last = byte(s, 1), byte(s, -1)
+    if first == nil or ((which == "right" or keeps(first)) and (which == "left" or keeps(last)))
+    then
+      return s -- nothing to strip: the common case, answered without copying
+    end
     if is_ascii(s) then
-      if which ~= "right" then s = s:gsub("^[ \t\n\r\v\f\28-\31]+", "") end
-      if which ~= "left" then s = s:gsub("[ \t\n\r\v\f\28-\31]+$", "") end
-      return s
+      local i, j = 1, #s
+      if which ~= "right" then while i <= j and ASCII_SPACE[byte(s, i)] do i = i + 1 end end
+      if which ~= "left" then while j >= i and ASCII_SPACE[byte(s, j)] do j = j - 1 end end
+      return s:sub(i, j)
     end
     set = SPACE
   end

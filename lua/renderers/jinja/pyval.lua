@@ -427,7 +427,7 @@ reprs = {
   namespace = function(v, seen)
     return "<Namespace " .. reprs.dict(v.attrs, seen) .. ">"
   end,
-  undefined = function() return "StrictUndefined" end,
+  undefined = function() return "Undefined" end, -- Jinja's repr, StrictUndefined too
   callable = function() return "<function>" end,
   object = function(v) return "<" .. v.type_name .. " object>" end,
 }
@@ -649,6 +649,10 @@ local function concat_seq(a, b, mk)
 end
 
 function M.add(a, b)
+  if mtype(a) == "integer" and mtype(b) == "integer" then
+    local r = a + b -- the common case first: no overflow when the signs differ
+    if (a >= 0) ~= (b >= 0) or (r >= 0) == (a >= 0) then return r end
+  end
   local x, y = nums(a, b)
   if x then
     if is_int(x) and is_int(y) then
@@ -681,6 +685,10 @@ function M.add(a, b)
 end
 
 function M.sub(a, b)
+  if mtype(a) == "integer" and mtype(b) == "integer" then
+    local r = a - b
+    if (a >= 0) == (b >= 0) or (r >= 0) == (a >= 0) then return r end
+  end
   local x, y = nums(a, b)
   if x then
     if is_int(x) and is_int(y) then
@@ -695,7 +703,20 @@ function M.sub(a, b)
   op_fail("-", a, b)
 end
 
+-- Bounds of one value made by repetition (`'x' * n`, `[x] * n`): past
+-- them a template gets Python's MemoryError instead of exhausting memory.
+M.MAX_STRING = 64 * 1048576
+M.MAX_ITEMS = 1 << 22
+
+local function too_large(what, size, limit)
+  if size > limit then
+    raise("MemoryError", string.format("%s of %.0f would exceed the sandbox limit of %d",
+      what, size, limit))
+  end
+end
+
 local function repeat_seq(t, n, mk)
+  too_large("a repeated sequence", #t * math.max(n, 0) * 1.0, M.MAX_ITEMS)
   local out = {}
   for _ = 1, n do
     for i = 1, #t do out[#out + 1] = t[i] end
@@ -713,6 +734,7 @@ local function mul_int(x, y)
 end
 
 function M.mul(a, b)
+  if mtype(a) == "integer" and mtype(b) == "integer" then return mul_int(a, b) end
   local x, y = nums(a, b)
   if x then
     if is_int(x) and is_int(y) then return mul_int(x, y) end
@@ -724,8 +746,12 @@ function M.mul(a, b)
   if (ka == "int" or ka == "bool") and kb ~= "int" then a, b, ka, kb = b, a, kb, ka end
   if kb == "int" or kb == "bool" then
     local n = num_of(b)
-    if ka == "str" then return n > 0 and string.rep(a, n) or "" end
-    if ka == "markup" then return M.markup(n > 0 and string.rep(a.s, n) or "") end
+    if ka == "str" or ka == "markup" then
+      local s = ka == "str" and a or a.s
+      too_large("a repeated string", #s * math.max(n, 0) * 1.0, M.MAX_STRING)
+      s = n > 0 and string.rep(s, n) or ""
+      return ka == "str" and s or M.markup(s)
+    end
     if ka == "list" then return repeat_seq(a, n, list) end
     if ka == "tuple" then return repeat_seq(a, n, tuple) end
   end
@@ -753,6 +779,7 @@ function M.truediv(a, b)
 end
 
 function M.floordiv(a, b)
+  if mtype(a) == "integer" and mtype(b) == "integer" and b > 0 then return a // b end
   check_undef(a, b)
   local x, y = nums(a, b)
   if not x then
@@ -772,6 +799,11 @@ function M.floordiv(a, b)
 end
 
 function M.mod(a, b)
+  if mtype(a) == "integer" and mtype(b) == "integer" and b ~= 0 then return a % b end
+  if type(a) == "string" and mtype(b) == "integer" then -- '%02d' % i, the usual case
+    format = format or require("renderers.jinja.py_format")
+    return format.percent(a, b)
+  end
   check_undef(a, b)
   local ka = kind(a)
   if ka == "str" or ka == "markup" then
@@ -789,7 +821,11 @@ function M.mod(a, b)
       or "float modulo")
   end
   if is_int(x) and is_int(y) and y == -1 then return 0 end
-  return x % y
+  local r = x % y
+  if r == 0 and mtype(r) == "float" then
+    return y < 0 and -0.0 or 0.0 -- Python gives a zero the divisor's sign
+  end
+  return r
 end
 
 local function pow_int(x, y)
@@ -828,7 +864,12 @@ function M.pow(a, b)
   if x == 0 and y < 0 then
     raise("ZeroDivisionError", "0.0 cannot be raised to a negative power")
   end
-  return x ^ y
+  local r = x ^ y
+  if (r == math.huge or r == -math.huge) and x == x and y == y and x ~= math.huge
+      and x ~= -math.huge and y ~= math.huge and y ~= -math.huge then
+    raise("OverflowError", "(34, 'Numerical result out of range')")
+  end
+  return r
 end
 
 ---An integer from its digits in `base` (2..36), exact beyond 64 bits.
@@ -893,6 +934,10 @@ function M.contains(container, item)
   end
   if k == "dict" then
     if is_undef(item) then fail(item) end
+    local ki = kind(item)
+    if ki == "list" or ki == "dict" or ki == "namespace" then
+      raise("TypeError", "unhashable type: '" .. type_name(item) .. "'")
+    end
     if type(item) == "boolean" then item = item and 1 or 0 end
     return item ~= nil and container[item] ~= nil
   end

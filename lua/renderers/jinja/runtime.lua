@@ -18,8 +18,9 @@ local concat = table.concat
 
 M.MAX_DEPTH = 200          -- nested macro calls, includes and imports
 M.MAX_OUTPUT = 64 * 1048576 -- bytes of output from one render
+M.MAX_ITERATIONS = 10000000 -- loop iterations and macro calls in one render
 
-local R = { NULL = null, MININT = math.mininteger }
+local R = { NULL = null, MININT = math.mininteger, type = type }
 M.R = R
 
 -- Frames -------------------------------------------------------------------
@@ -45,10 +46,12 @@ function R.lookup(f, name)
   return v
 end
 
+local self_reference -- defined with the template contexts below
+
 function R.lookup_self(f, ctx)
   local v = f.self
   if v ~= nil then return v end
-  return ctx.self_ref
+  return ctx.self_ref or self_reference(ctx)
 end
 
 function R.set(f, name, v)
@@ -64,6 +67,9 @@ function R.ns_set(ns, name, v)
 end
 
 -- Values -------------------------------------------------------------------
+
+-- An integer literal too big for 64 bits.
+function R.bigint(digits, base) return pyval.int_from_digits(digits:lower(), base) end
 
 function R.list(t) return data.array(t) end
 function R.tuple(t) return data.tuple(t) end
@@ -88,6 +94,13 @@ end
 
 local function too_big()
   raise("TemplateRuntimeError", "output exceeds " .. M.MAX_OUTPUT .. " bytes")
+end
+
+-- A printed value inside {% autoescape %}: HTML-escaped when escaping is
+-- on, unless it is Markup already.
+function R.autoescape(on, v)
+  if on then return R.str(pyval.escape(v)) end
+  return R.str(v)
 end
 
 function R.str(v)
@@ -142,16 +155,23 @@ function R.undefined_cond()
   return ""
 end
 
+local CMP_OPS = { lt = "lt", lteq = "le", gt = "gt", gteq = "ge", eq = "eq", ne = "ne" }
+
 local function cmp(op, a, b)
-  if op == "eq" then return pyval.eq(a, b) end
-  if op == "ne" then return not pyval.eq(a, b) end
+  local ta, tb = type(a), type(b)
+  -- two strings, or two numbers that are not NaN: Lua's operators are Python's
+  if (ta == "string" and tb == "string")
+      or (ta == "number" and tb == "number" and a == a and b == b) then
+    if op == "eq" then return a == b end
+    if op == "ne" then return a ~= b end
+    if op == "lt" then return a < b end
+    if op == "lteq" then return a <= b end
+    if op == "gt" then return a > b end
+    if op == "gteq" then return a >= b end
+  end
   if op == "in" then return pyval.contains(b, a) end
   if op == "notin" then return not pyval.contains(b, a) end
-  local c = pyval.compare(a, b, ({ lt = "<", lteq = "<=", gt = ">", gteq = ">=" })[op])
-  if op == "lt" then return c < 0 end
-  if op == "lteq" then return c <= 0 end
-  if op == "gt" then return c > 0 end
-  return c >= 0
+  return pyval.cmp_op(CMP_OPS[op], a, b)
 end
 R.cmp = cmp
 
@@ -262,6 +282,7 @@ function R.kwargs(t, order, extra)
 end
 
 R.NOKW = pyval.NO_KWARGS or setmetatable({}, { __newindex = function() error("read-only") end })
+R.NOARGS = setmetatable({ n = 0 }, { __newindex = function() error("read-only") end })
 
 function R.extend_args(args, extra)
   for _, v in ipairs(pyval.iter(extra)) do
@@ -295,17 +316,29 @@ end
 function R.filter(S, name, value, args, kwargs)
   local env = S.env
   local fn = env.filters[name]
-  if not fn then raise("TemplateAssertionError", "No filter named '" .. name .. "'.") end
+  if not fn then raise("TemplateRuntimeError", "No filter named '" .. name .. "' found.") end
   if not env.accepts_undefined[name] then check_undefined_args(value, args, kwargs) end
   local r = fn(env, value, args, kwargs)
   if r == nil then return null end
   return r
 end
 
+-- Jinja's tests that take the value alone: Python refuses an argument.
+local ONE_ARG_TESTS = {}
+for name in ([[defined undefined none boolean false true integer float number string mapping
+  iterable sequence callable lower upper odd even escaped list]]):gmatch("%S+") do
+  ONE_ARG_TESTS[name] = true
+end
+
 function R.test(S, name, value, args, kwargs)
   local env = S.env
   local fn = env.tests[name]
-  if not fn then raise("TemplateRuntimeError", "No test named '" .. name .. "'.") end
+  if not fn then raise("TemplateRuntimeError", "No test named '" .. name .. "' found.") end
+  local nargs = args.n or #args
+  if ONE_ARG_TESTS[name] and (nargs > 0 or next(kwargs)) then
+    raise("TypeError", string.format("test_%s() takes 1 positional argument but %d were given",
+      name, nargs + 1))
+  end
   if not env.accepts_undefined[name] then check_undefined_args(value, args, kwargs) end
   return fn(env, value, args, kwargs) and true or false
 end
@@ -320,6 +353,20 @@ end
 
 local function leave(S)
   S.depth = S.depth - 1
+end
+
+-- Work guard: loop iterations and macro calls of one render add up, so
+-- nested loops or a macro that calls itself twice cannot run for hours.
+-- A macro call costs about as much as ten loop iterations.
+local MACRO_STEPS = 10
+
+local function count_steps(S, n)
+  local steps = (S.steps or 0) + n
+  S.steps = steps
+  if steps > M.MAX_ITERATIONS then
+    raise("TemplateRuntimeError", "the template ran more than " .. M.MAX_ITERATIONS
+      .. " loop iterations and macro calls")
+  end
 end
 
 local function check_output(S, s)
@@ -380,6 +427,7 @@ local function macro_call(m, args, kwargs)
     rawset(f, "caller", caller or undefined("caller", "No caller defined"))
   end
   enter(S, "macro '" .. m.name .. "'")
+  count_steps(S, MACRO_STEPS)
   local out = m.body(S, f)
   leave(S)
   return check_output(S, out)
@@ -457,7 +505,13 @@ local function loop_advance(L, i)
   L.index0 = i - 1
 end
 
+-- A loop whose body does not name `loop`: only its iterations counted.
+function R.count_loop(S, items)
+  count_steps(S, items.n)
+end
+
 function R.loop(S, items, depth, rec)
+  count_steps(S, items.n)
   local L = pyval.object("LoopContext", loop_get, { items = items, index0 = -1,
     depth = depth, advance = loop_advance })
   if rec then
@@ -513,14 +567,22 @@ end
 
 -- Creates the context of one template render: its blocks and a self reference.
 local function new_context(S, tpl)
-  local ctx = { blocks = {}, tpl = tpl }
-  ctx.self_ref = pyval.object("TemplateReference", function(_, name)
-    if ctx.blocks[name] then
-      return function() return R.render_block(S, ctx, name, 1, ctx.frame) end
-    end
-    return nil
-  end)
-  return ctx
+  return { blocks = {}, tpl = tpl, S = S }
+end
+
+-- The template's `self`, made when a template first names it.
+function self_reference(ctx)
+  local ref = ctx.self_ref
+  if not ref then
+    ref = pyval.object("TemplateReference", function(_, name)
+      if ctx.blocks[name] then
+        return function() return R.render_block(ctx.S, ctx, name, 1, ctx.frame) end
+      end
+      return nil
+    end)
+    ctx.self_ref = ref
+  end
+  return ref
 end
 
 local function register_blocks(ctx, tpl)
@@ -530,7 +592,8 @@ local function register_blocks(ctx, tpl)
       list = {}
       ctx.blocks[name] = list
     end
-    list[#list + 1] = { fn = fn, scoped = tpl.scoped and tpl.scoped[name] }
+    list[#list + 1] = { fn = fn, scoped = tpl.scoped and tpl.scoped[name],
+      required = tpl.required and tpl.required[name] }
   end
 end
 
@@ -562,6 +625,10 @@ function R.render_block(S, ctx, name, index, f)
   if not entry then
     raise("TemplateRuntimeError", "no block named '" .. name .. "'")
   end
+  if entry.required then
+    -- a required block must be overridden by a template extending this one
+    raise("TemplateRuntimeError", "Required block '" .. name .. "' not found")
+  end
   local bf = frame(entry.scoped and f or ctx.frame)
   rawset(bf, "super", function()
     if not list[index + 1] then
@@ -577,7 +644,14 @@ function R.include(S, ctx, f, name, with_context, ignore_missing)
   if not tpl then return "" end
   enter(S, "include")
   local parent = with_context and f or S.globals
-  local out = run(S, tpl, frame(parent))
+  local inner = frame(parent)
+  local l = parent.loop
+  if type(l) == "table" and rawget(l, "type_name") == "LoopContext" then
+    -- Jinja gives an included template the includer's variables but not
+    -- the `loop` of the for loop it sits in
+    rawset(inner, "loop", undefined("loop"))
+  end
+  local out = run(S, tpl, inner)
   leave(S)
   return out
 end
@@ -648,8 +722,13 @@ function M.handler(e)
   if type(e) == "table" and e.class then
     err = { class = e.class, message = e.message, name = e.name, line = e.line }
   else
-    local msg = tostring(e)
+    -- a Lua error from a library (bad UTF-8 in a value, a C limit): its
+    -- text without the Lua source position, which means nothing to a user
+    local msg = tostring(e):gsub("^[^\n:]*%.lua:%d+: ", "")
     local class = "TemplateRuntimeError"
+    if msg:find("UTF%-8") or msg:find("continuation byte") then
+      class, msg = "UnicodeDecodeError", "a value is not valid UTF-8 text (" .. msg .. ")"
+    end
     if msg:find("stack overflow", 1, true) then
       class, msg = "RecursionError", "maximum recursion depth exceeded"
     end

@@ -9,8 +9,17 @@
 local data = require("brine.data")
 local pyval = require("renderers.jinja.pyval")
 local methods = require("renderers.jinja.py_methods")
-local re = require("renderers.jinja.py_re")
-local net = require("renderers.jinja.salt_net")
+-- The regex engine and the IP helpers load when a filter first needs them:
+-- most renders use neither, and loading them costs a first render time.
+local function lazy(name)
+  return setmetatable({}, { __index = function(t, k)
+    local mod = require(name)
+    setmetatable(t, { __index = mod })
+    return mod[k]
+  end })
+end
+local re = lazy("renderers.jinja.py_re")
+local net = lazy("renderers.jinja.salt_net")
 
 local M = {}
 
