@@ -244,6 +244,16 @@ describe("brine render", function()
       assert.matches("UndefinedError: .* has no attribute 'pillar.get' %(<stdin>, line 1%)", err)
     end)
 
+    it("gives templates this machine's grains when there is no --context", function()
+      local grains = require("brine.grains").core()
+      spit(dir .. "/host.j", "{{ grains['kernel'] }} {{ grains.num_cpus }}"
+        .. " {{ salt['grains.get']('os') }}\n")
+      local out, err, rc = render(sh_quote(dir .. "/host.j"))
+      assert.equal("", err)
+      assert.equal(0, rc)
+      assert.equal(string.format("%s %d %s\n", grains.kernel, grains.num_cpus, grains.os), out)
+    end)
+
     it("needs --root for includes outside the file's folder", function()
       local _, err, rc = in_fixtures("broken/outer.sls")
       assert.equal(1, rc)

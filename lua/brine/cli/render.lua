@@ -29,7 +29,8 @@ Options:
                         default: the directory of FILE
   --context FILE.json   a JSON object: its "grains" and "pillar" keys are
                         the grains and pillar that templates and salt[...]
-                        functions see (empty without it), "__salt__" lists
+                        functions see (without it: this machine's grains
+                        and an empty pillar), "__salt__" lists
                         the only functions to offer (default: all), its
                         other keys are template variables
   -h, --help            print this help and exit
@@ -281,6 +282,9 @@ local function read_input(opts)
     if not ok then
       return nil, cerr
     end
+  else
+    -- as slsutil.renderer on a minion: this machine's grains
+    ctx.grains = require("brine.grains.minion").load(require("brine.config").defaults("minion"))
   end
   attach_modules(ctx)
   return text, ctx
