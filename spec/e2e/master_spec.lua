@@ -137,6 +137,30 @@ describe("brine master and minion", function()
     assert.matches("dev3:\n    local\n", out, 1, true)
   end)
 
+  it("runs in rolling batches with -b", function()
+    w:accept("dev1")
+    w:accept("dev2")
+    w:accept("dev3")
+    w:accept("dev4")
+    w:stop("minion-dev4")
+    assert.truthy(w:wait(function()
+      return select(2, w:brine("run -c '" .. w.mconf .. "' manage.not_alived")) == "- dev4\n"
+    end, 10))
+    local status, out = w:salt("-b 2 'dev*' test.echo hi")
+    assert.equal(1, status, out)
+    assert.matches("^dev4:\n    Minion did not return. %[Not connected%]\n\n"
+      .. "Executing run on %['dev1', 'dev2'%]\n\n", out)
+    -- dev3 starts as soon as one of the first two returns
+    assert.matches("Executing run on ['dev3']\n\n", out, 1, true)
+    assert.equal(3, count(out, "    hi\n"))
+    status, out = w:salt("--batch=50% 'dev[123]' test.ping")
+    assert.equal(0, status, out)
+    assert.equal(2, count(out, "Executing run on"))
+    status, out = w:salt("-b x 'dev*' test.ping")
+    assert.equal(2, status)
+    assert.matches("option -b: a batch is a number of minions or a percentage", out, 1, true)
+  end)
+
   it("keeps keys and folders private", function()
     w:accept("dev1")
     local mpki = w.dir .. "/master/etc/brine/pki/master"

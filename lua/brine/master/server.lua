@@ -211,34 +211,56 @@ function Master:hold_until(req)
   return ttl == 0 and 0 or math.floor(posix.time() + ttl)
 end
 
--- Checks a publish request; returns fun, tgt, tgt_type or nil, message.
-local function check_publish(req)
-  local fun = wire.str(req, "fun", 256)
+-- Checks a request's target; returns tgt, tgt_type or nil, message.
+local function check_target(req)
   local tgt = req.tgt
   local tgt_type = wire.str(req, "tgt_type", 32) or "glob"
-  if not fun or not fun:match("^[%w_]+%.[%w_.]+$") then
-    return nil, "a function is named module.function"
-  end
   if not target.TYPES[tgt_type] then
     return nil, "unknown target type '" .. tgt_type .. "'"
   end
   if type(tgt) ~= "string" and data.kind(tgt) ~= "array" then
     return nil, "a target is a string or a list"
   end
-  return fun, tgt, tgt_type
+  return tgt, tgt_type
 end
 
---- Publishes a job; returns the job record or nil, message.
-function Master:publish(req)
-  local fun, tgt, tgt_type = check_publish(req)
-  if not fun then
-    return nil, tgt
+--- The minions a request's target names (accepted keys; grains of the
+--- connected ones), after nodegroups are expanded. Returns the sorted
+--- ids, or nil and a message.
+function Master:targets(req)
+  local tgt, tgt_type = check_target(req)
+  if not tgt then
+    return nil, tgt_type
   end
   local expanded, how = target.expand_nodegroups(tgt, tgt_type, self.opts.nodegroups)
   if not expanded then
     return nil, how
   end
-  local minions = self:resolve(expanded, how)
+  return self:resolve(expanded, how)
+end
+
+-- The targeted minions that are not connected now.
+function Master:not_connected(minions)
+  local down = data.array()
+  for _, id in ipairs(minions) do
+    if not self:connected(id) then
+      down[#down + 1] = id
+    end
+  end
+  return down
+end
+
+--- Publishes a job; returns the job record or nil, message.
+function Master:publish(req)
+  local fun = wire.str(req, "fun", 256)
+  if not fun or not fun:match("^[%w_]+%.[%w_.]+$") then
+    return nil, "a function is named module.function"
+  end
+  local minions, err = self:targets(req)
+  if not minions then
+    return nil, err
+  end
+  local tgt, tgt_type = req.tgt, req.tgt_type or "glob"
   local jid = wire.new_jid(self.last_jid)
   self.last_jid = jid
   posix.write_atomic(self.opts.cachedir .. "/last_jid", jid .. "\n")
@@ -639,15 +661,17 @@ function Master:handle_local()
     if msg.follow ~= false then
       job.clients[routing] = true
     end
-    local down = {}
-    for _, id in ipairs(job.minions) do
-      if not self:connected(id) then
-        down[#down + 1] = id
-      end
-    end
     self:reply(self.localsock, routing, { cmd = "published", jid = job.jid,
-      minions = data.array(job.minions), not_connected = data.array(down),
+      minions = data.array(job.minions), not_connected = self:not_connected(job.minions),
       queued = job.held })
+  elseif msg.cmd == "resolve" then
+    local minions
+    minions, err = self:targets(msg)
+    if not minions then
+      return self:reply(self.localsock, routing, { cmd = "error", message = err })
+    end
+    self:reply(self.localsock, routing, { cmd = "resolved", minions = data.array(minions),
+      not_connected = self:not_connected(minions) })
   elseif msg.cmd == "subscribe" then
     self.bus:subscribe(routing)
     self:reply(self.localsock, routing, { cmd = "subscribed" })
