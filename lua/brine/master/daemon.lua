@@ -85,10 +85,20 @@ Log.__index = Log
 
 --- A logger named `name` writing to stderr and, when given, a file.
 function M.logger(name, opts)
-  local self = setmetatable({ name = name, level = LEVELS[opts.log_level or "warning"] or 2 }, Log)
+  return setmetatable({ name = name }, Log):configure(opts)
+end
+
+--- Sets the levels from opts and (re)opens the log file, so a rotated
+--- file is let go (SIGHUP). Returns the logger.
+function Log:configure(opts)
+  self.level = LEVELS[opts.log_level or "warning"] or 2
   self.file_level = LEVELS[opts.log_level_logfile or opts.log_level or "warning"] or self.level
+  if self.file then
+    self.file:close()
+    self.file = nil
+  end
   if opts.log_file and opts.log_file ~= "" then
-    M.mkdirs(opts.log_file:match("^(.*)/[^/]*$") or ".", 0700)
+    M.mkdirs(opts.log_file:match("^(.*)/[^/]*$") or ".", 448)
     self.file = io.open(opts.log_file, "a")
     if self.file then
       self.file:setvbuf("line")
@@ -169,6 +179,37 @@ function M.write_pidfile(path)
   return posix.write_atomic(path, tostring(posix.getpid()) .. "\n", 420)
 end
 
+-- Options a running daemon takes over on SIGHUP; the others (ports,
+-- folders, keys) need a restart.
+local RELOADABLE = {
+  master = { "auto_accept", "autosign_file", "nodegroups", "timeout", "keep_jobs_seconds",
+    "queue_jobs", "queue_ttl", "key_scan_interval", "log_level", "log_level_logfile",
+    "log_file" },
+  minion = { "job_timeout", "master_alive_interval", "recon_default", "recon_max",
+    "recon_randomize", "acceptance_wait_time", "acceptance_wait_time_max",
+    "random_reauth_delay", "log_level", "log_level_logfile", "log_file" },
+}
+
+--- SIGHUP: reads the configuration again (with the command line's
+--- options over it), takes over the options that can change while
+--- running and reopens the log file. A configuration with an error
+--- changes nothing; either way the log says what happened.
+function M.reload(opts, role, log)
+  local fresh, err = M.load_config(opts.conf_dir, role)
+  if not fresh then
+    log:error("configuration not reloaded: %s", err)
+    return
+  end
+  for k, v in pairs(opts._overrides or {}) do
+    fresh[k] = v
+  end
+  for _, key in ipairs(RELOADABLE[role]) do
+    opts[key] = fresh[key]
+  end
+  log:configure(opts)
+  log:info("configuration reloaded")
+end
+
 --- Parses `-c DIR`, `-l LEVEL`, `--log-file F`, `-d`, `--pid-file F`;
 --- returns opts or nil, message.
 function M.parse_daemon_args(args, role)
@@ -204,6 +245,7 @@ function M.parse_daemon_args(args, role)
   for k, v in pairs(overrides) do
     opts[k] = v
   end
+  opts._overrides = overrides
   return opts
 end
 

@@ -730,6 +730,9 @@ function Master:step(timeout_ms)
     end
   end
   local signals = posix.pending()
+  if signals.HUP then
+    daemon.reload(self.opts, "master", self.log)
+  end
   if signals.TERM or signals.INT then
     self.log:info("master stopping")
     self.running = false

@@ -84,7 +84,7 @@ function Minion:start()
   self.events = outbox.new(self:path("events"), outbox.is_event_name)
   self:spool_start_events()
   self.ctx = assert(zmq.context())
-  self.sigfd = posix.signals({ "TERM", "INT", "CHLD" })
+  self.sigfd = posix.signals({ "TERM", "INT", "CHLD", "HUP" })
   self.log:info("minion %s starting; %d return(s) and %d event(s) queued", self.id,
     self.returns:refresh(true), self.events:refresh(true))
   return true
@@ -580,6 +580,9 @@ function Minion:step(timeout_ms)
     end
   end
   local signals = posix.pending()
+  if signals.HUP then
+    daemon.reload(self.opts, "minion", self.log)
+  end
   if signals.TERM or signals.INT then
     self.log:info("minion stopping")
     self.running = false
