@@ -160,6 +160,34 @@ static int l_setsid(lua_State *L)
   return 1;
 }
 
+/* posix.daemonize() -> true (in the daemon) | nil, message, code. Detaches
+ * as daemons do: fork (the caller's process exits 0 at once), a new
+ * session, fork again (never a session leader, so no controlling
+ * terminal comes back), cwd "/", stdin/stdout/stderr on /dev/null. */
+static int l_daemonize(lua_State *L)
+{
+  for (int round = 0; round < 2; round++) {
+    pid_t pid = fork();
+    if (pid < 0)
+      return fail(L, "fork", errno);
+    if (pid > 0)
+      _exit(0);
+    if (round == 0 && setsid() < 0)
+      return fail(L, "setsid", errno);
+  }
+  if (chdir("/") != 0)
+    return fail(L, "chdir /", errno);
+  int fd = open("/dev/null", O_RDWR);
+  if (fd < 0)
+    return fail(L, "open /dev/null", errno);
+  for (int std = 0; std < 3; std++)
+    dup2(fd, std);
+  if (fd > 2)
+    close(fd);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* ---- signals --------------------------------------------------------- */
 
 static void on_signal(int sig)
@@ -547,6 +575,7 @@ static const luaL_Reg posix_funcs[] = {
   {"_exit", l_exit},
   {"getpid", l_getpid},
   {"setsid", l_setsid},
+  {"daemonize", l_daemonize},
   {"signals", l_signals},
   {"pending", l_pending},
   {"time", l_time},

@@ -103,6 +103,9 @@ function M.each_world(before_each, after_each)
       end
       return v
     end,
+    __newindex = function(_, k, v)
+      current[k] = v
+    end,
   })
 end
 

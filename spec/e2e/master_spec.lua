@@ -210,6 +210,33 @@ describe("brine master and minion", function()
     end, 5))
   end)
 
+  it("detaches with -d and writes the daemon's pid", function()
+    w:stop("master")
+    local status, out = w:brine("master -d -c '" .. w.mconf .. "'")
+    assert.equal(0, status, out)
+    local pidfile = w.dir .. "/master/var/run/brine-master.pid"
+    local pid = w:wait(function()
+      return math.tointeger(tonumber(harness.read(pidfile):match("%d+")))
+    end, 5)
+    assert.truthy(pid, "no pid file")
+    w.pids.master = pid -- stopped by the clean-up
+    w.master_log = w.dir .. "/master/var/log/brine/master"
+    assert.truthy(w:wait(function()
+      return count(harness.read(w.master_log), "master listening") == 2
+    end, 5))
+    w:accept("dev1")
+    assert.equal(0, (w:salt("dev1 test.ping")))
+    -- a second one refuses to start while the first runs
+    status, out = w:brine("master -d -c '" .. w.mconf .. "'")
+    assert.equal(1, status)
+    assert.truthy(w:wait(function()
+      return harness.read(w.dir .. "/master/var/log/brine/master")
+        :find("process " .. pid .. " is running", 1, true)
+    end, 5))
+    assert.truthy(w:stop("master"))
+    assert.falsy(posix.stat(pidfile), "the pid file stayed")
+  end)
+
   it("keeps keys and folders private", function()
     w:accept("dev1")
     local mpki = w.dir .. "/master/etc/brine/pki/master"

@@ -168,12 +168,22 @@ local function running(pid)
   return not (stat and stat:match("^%d+ %b() (%a)") == "Z")
 end
 
---- Writes the pid file; refuses when another live process holds it.
-function M.write_pidfile(path)
+--- Checks that no other live process holds the pid file; true or nil,
+--- message.
+function M.check_pidfile(path)
   local old = posix.read(path, 64)
   local pid = old and math.tointeger(tonumber(old:match("%d+")))
   if pid and pid ~= posix.getpid() and running(pid) then
     return nil, string.format("%s: process %d is running", path, pid)
+  end
+  return true
+end
+
+--- Writes the pid file; refuses when another live process holds it.
+function M.write_pidfile(path)
+  local ok, err = M.check_pidfile(path)
+  if not ok then
+    return nil, err
   end
   M.mkdirs(path:match("^(.*)/[^/]*$") or ".", 0755)
   return posix.write_atomic(path, tostring(posix.getpid()) .. "\n", 420)
@@ -247,6 +257,51 @@ function M.parse_daemon_args(args, role)
   end
   opts._overrides = overrides
   return opts
+end
+
+--- Runs `brine master` or `brine minion` after its usage was handled:
+--- the options, then (with -d) detaching, the pid file, the daemon's loop
+--- until SIGTERM, and the clean-up. Returns the exit status.
+---@param args table the command line after the subcommand
+---@param role string "master" or "minion"
+---@return integer
+function M.main(args, role)
+  local opts, err = M.parse_daemon_args(args, role)
+  if not opts then
+    io.stderr:write(err, "\n")
+    return 2
+  end
+  local log = M.logger("brine." .. role, opts)
+  if role == "master" and opts.open_mode then
+    log:error("open_mode is refused: it would accept any key; accept keys with `brine key`")
+    return 2
+  end
+  local ok
+  if opts.daemon then
+    ok, err = M.check_pidfile(opts.pidfile)
+    if ok then
+      ok, err = posix.daemonize()
+    end
+    if not ok then
+      log:error("cannot detach: %s", err)
+      return 1
+    end
+  end
+  ok, err = M.write_pidfile(opts.pidfile)
+  if not ok then
+    log:error("pid file: %s", err)
+    return 1
+  end
+  local server = require("brine." .. role .. ".server").new(opts, log)
+  ok, err = server:start()
+  if ok then
+    server:run()
+  else
+    log:error("cannot start: %s", err)
+  end
+  server:stop()
+  os.remove(opts.pidfile)
+  return ok and 0 or 1
 end
 
 return M
