@@ -8,13 +8,13 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
-#include <regex.h>
 #include <netdb.h>
-#include <arpa/inet.h>
+#include <regex.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,26 +29,42 @@
 static int sigpipe_fds[2] = {-1, -1};
 static volatile sig_atomic_t sig_seen[65];
 
-static const struct { const char *name; int sig; } signal_names[] = {
-  {"TERM", SIGTERM}, {"INT", SIGINT}, {"HUP", SIGHUP}, {"CHLD", SIGCHLD},
-  {"KILL", SIGKILL}, {"USR1", SIGUSR1}, {"USR2", SIGUSR2},
-  {"QUIT", SIGQUIT}, {"STOP", SIGSTOP}, {"CONT", SIGCONT},
-  {"PIPE", SIGPIPE}, {NULL, 0}
-};
+static const struct {
+  const char *name;
+  int sig;
+} signal_names[] = {{"TERM", SIGTERM}, {"INT", SIGINT},   {"HUP", SIGHUP},
+                    {"CHLD", SIGCHLD}, {"KILL", SIGKILL}, {"USR1", SIGUSR1},
+                    {"USR2", SIGUSR2}, {"QUIT", SIGQUIT}, {"STOP", SIGSTOP},
+                    {"CONT", SIGCONT}, {"PIPE", SIGPIPE}, {NULL, 0}};
 
 static int fail(lua_State *L, const char *what, int err)
 {
   lua_pushnil(L);
   lua_pushfstring(L, "%s: %s", what, strerror(err));
   switch (err) {
-  case ENOENT: lua_pushliteral(L, "ENOENT"); break;
-  case EEXIST: lua_pushliteral(L, "EEXIST"); break;
-  case EACCES: lua_pushliteral(L, "EACCES"); break;
-  case ESRCH: lua_pushliteral(L, "ESRCH"); break;
-  case ECHILD: lua_pushliteral(L, "ECHILD"); break;
-  case ENOTDIR: lua_pushliteral(L, "ENOTDIR"); break;
-  case ENOTEMPTY: lua_pushliteral(L, "ENOTEMPTY"); break;
-  default: lua_pushinteger(L, err);
+  case ENOENT:
+    lua_pushliteral(L, "ENOENT");
+    break;
+  case EEXIST:
+    lua_pushliteral(L, "EEXIST");
+    break;
+  case EACCES:
+    lua_pushliteral(L, "EACCES");
+    break;
+  case ESRCH:
+    lua_pushliteral(L, "ESRCH");
+    break;
+  case ECHILD:
+    lua_pushliteral(L, "ECHILD");
+    break;
+  case ENOTDIR:
+    lua_pushliteral(L, "ENOTDIR");
+    break;
+  case ENOTEMPTY:
+    lua_pushliteral(L, "ENOTEMPTY");
+    break;
+  default:
+    lua_pushinteger(L, err);
   }
   return 3;
 }
@@ -217,7 +233,7 @@ static int l_signals(lua_State *L)
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_signal;
   sigemptyset(&sa.sa_mask);
-  sa.sa_flags = 0;       /* no SA_RESTART: a poll returns EINTR at once */
+  sa.sa_flags = 0; /* no SA_RESTART: a poll returns EINTR at once */
   lua_Integer n = luaL_len(L, 1);
   for (lua_Integer i = 1; i <= n; i++) {
     lua_geti(L, 1, i);
@@ -336,10 +352,11 @@ static int l_stat(lua_State *L)
   if (lstat(path, &st) != 0)
     return fail(L, lua_pushfstring(L, "stat %s", path), errno);
   lua_createtable(L, 0, 5);
-  const char *type = S_ISREG(st.st_mode) ? "file"
-                   : S_ISDIR(st.st_mode) ? "directory"
-                   : S_ISLNK(st.st_mode) ? "link"
-                   : S_ISSOCK(st.st_mode) ? "socket" : "other";
+  const char *type = S_ISREG(st.st_mode)    ? "file"
+                     : S_ISDIR(st.st_mode)  ? "directory"
+                     : S_ISLNK(st.st_mode)  ? "link"
+                     : S_ISSOCK(st.st_mode) ? "socket"
+                                            : "other";
   lua_pushstring(L, type);
   lua_setfield(L, -2, "type");
   lua_pushinteger(L, st.st_mode & 07777);
@@ -516,8 +533,8 @@ static int l_resolve(lua_State *L)
     for (struct addrinfo *a = res; a; a = a->ai_next) {
       char text[INET6_ADDRSTRLEN];
       if (family == 0 && a->ai_family == AF_INET) {
-        inet_ntop(AF_INET, &((struct sockaddr_in *)a->ai_addr)->sin_addr,
-                  text, sizeof text);
+        inet_ntop(AF_INET, &((struct sockaddr_in *)a->ai_addr)->sin_addr, text,
+                  sizeof text);
       } else if (family == 1 && a->ai_family == AF_INET6) {
         inet_ntop(AF_INET6, &((struct sockaddr_in6 *)a->ai_addr)->sin6_addr,
                   text, sizeof text);
@@ -566,36 +583,34 @@ static int l_regex_search(lua_State *L)
   return 1;
 }
 
-static const luaL_Reg posix_funcs[] = {
-  {"fnmatch", l_fnmatch},
-  {"regex_search", l_regex_search},
-  {"fork", l_fork},
-  {"waitpid", l_waitpid},
-  {"kill", l_kill},
-  {"_exit", l_exit},
-  {"getpid", l_getpid},
-  {"setsid", l_setsid},
-  {"daemonize", l_daemonize},
-  {"signals", l_signals},
-  {"pending", l_pending},
-  {"time", l_time},
-  {"monotonic", l_monotonic},
-  {"now_parts", l_now_parts},
-  {"sleep", l_sleep},
-  {"mkdir", l_mkdir},
-  {"chmod", l_chmod},
-  {"stat", l_stat},
-  {"listdir", l_listdir},
-  {"unlink", l_unlink},
-  {"rmdir", l_rmdir},
-  {"rename", l_rename},
-  {"write_atomic", l_write_atomic},
-  {"read", l_read},
-  {"umask", l_umask},
-  {"isatty", l_isatty},
-  {"resolve", l_resolve},
-  {NULL, NULL}
-};
+static const luaL_Reg posix_funcs[] = {{"fnmatch", l_fnmatch},
+                                       {"regex_search", l_regex_search},
+                                       {"fork", l_fork},
+                                       {"waitpid", l_waitpid},
+                                       {"kill", l_kill},
+                                       {"_exit", l_exit},
+                                       {"getpid", l_getpid},
+                                       {"setsid", l_setsid},
+                                       {"daemonize", l_daemonize},
+                                       {"signals", l_signals},
+                                       {"pending", l_pending},
+                                       {"time", l_time},
+                                       {"monotonic", l_monotonic},
+                                       {"now_parts", l_now_parts},
+                                       {"sleep", l_sleep},
+                                       {"mkdir", l_mkdir},
+                                       {"chmod", l_chmod},
+                                       {"stat", l_stat},
+                                       {"listdir", l_listdir},
+                                       {"unlink", l_unlink},
+                                       {"rmdir", l_rmdir},
+                                       {"rename", l_rename},
+                                       {"write_atomic", l_write_atomic},
+                                       {"read", l_read},
+                                       {"umask", l_umask},
+                                       {"isatty", l_isatty},
+                                       {"resolve", l_resolve},
+                                       {NULL, NULL}};
 
 int brine__open_posix(lua_State *L)
 {
