@@ -438,22 +438,25 @@ static int write_all(int fd, const char *data, size_t len)
   return 0;
 }
 
-/* posix.write_atomic(path, data[, mode]) -> true | nil, message, code.
- * Writes a temporary file in the same folder with the mode (default
- * 0600) from the start, syncs it and renames it over path: a reader sees
- * the old content or the new, never a part. */
+/* posix.write_atomic(path, data[, mode[, sync]]) -> true | nil, message,
+ * code. Writes a temporary file in the same folder with the mode (default
+ * 0600) from the start, syncs it (unless sync is false: the caller then
+ * calls posix.syncfs before relying on it) and renames it over path: a
+ * reader sees the old content or the new, never a part. */
 static int l_write_atomic(lua_State *L)
 {
   const char *path = luaL_checkstring(L, 1);
   size_t len;
   const char *data = luaL_checklstring(L, 2, &len);
   mode_t mode = (mode_t)luaL_optinteger(L, 3, 0600);
+  int sync = lua_isnoneornil(L, 4) || lua_toboolean(L, 4);
   const char *tmp = lua_pushfstring(L, "%s.tmp%d", path, (int)getpid());
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0)
     return fail(L, lua_pushfstring(L, "write %s", path), errno);
   int err = 0;
-  if (fchmod(fd, mode) != 0 || write_all(fd, data, len) != 0 || fsync(fd) != 0)
+  if (fchmod(fd, mode) != 0 || write_all(fd, data, len) != 0 ||
+      (sync && fsync(fd) != 0))
     err = errno;
   close(fd);
   if (!err && rename(tmp, path) != 0)
@@ -462,6 +465,23 @@ static int l_write_atomic(lua_State *L)
     unlink(tmp);
     return fail(L, lua_pushfstring(L, "write %s", path), err);
   }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* posix.syncfs(path) -> true | nil, message, code. Flushes every write of
+ * the file system holding path to the disk (one call for many files
+ * written with write_atomic(..., false)). */
+static int l_syncfs(lua_State *L)
+{
+  const char *path = luaL_checkstring(L, 1);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return fail(L, lua_pushfstring(L, "syncfs %s", path), errno);
+  int err = syncfs(fd) != 0 ? errno : 0;
+  close(fd);
+  if (err)
+    return fail(L, lua_pushfstring(L, "syncfs %s", path), err);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -606,6 +626,7 @@ static const luaL_Reg posix_funcs[] = {{"fnmatch", l_fnmatch},
                                        {"rmdir", l_rmdir},
                                        {"rename", l_rename},
                                        {"write_atomic", l_write_atomic},
+                                       {"syncfs", l_syncfs},
                                        {"read", l_read},
                                        {"umask", l_umask},
                                        {"isatty", l_isatty},

@@ -144,14 +144,29 @@ static struct ctx *check_ctx(lua_State *L, int idx)
 }
 
 /* zmq.context() -> context | nil, message, code */
+/* zmq.context([{max_sockets=N, io_threads=N}]) -> context | nil, message,
+ * code. max_sockets raises libzmq's limit of 1023 sockets per context. */
 static int l_context(lua_State *L)
 {
-  struct ctx *c = lua_newuserdatauv(L, sizeof *c, 0);
+  struct ctx *c = lua_newuserdatauv(L, sizeof *c, 0); /* ctx */
   memset(c, 0, sizeof *c);
   c->handle = z.zmq_ctx_new();
   if (!c->handle)
     return fail(L, "zmq context");
   luaL_setmetatable(L, CTX_MT);
+  static const struct {
+    const char *name;
+    int option;
+  } options[] = {{"max_sockets", ZMQ_MAX_SOCKETS},
+                 {"io_threads", ZMQ_IO_THREADS}};
+  for (size_t i = 0; lua_istable(L, 1) && i < sizeof options / sizeof *options;
+       i++) {
+    lua_getfield(L, 1, options[i].name); /* ctx value */
+    if (!lua_isnil(L, -1) && z.zmq_ctx_set(c->handle, options[i].option,
+                                           (int)luaL_checkinteger(L, -1)) != 0)
+      return fail(L, options[i].name);
+    lua_pop(L, 1); /* ctx */
+  }
   return 1;
 }
 

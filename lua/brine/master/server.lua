@@ -26,11 +26,14 @@ Master.__index = Master
 
 local MAX_GRAINS = 64 * 1024
 local DISCONNECTED = 0x0200 -- ZMQ_EVENT_DISCONNECTED
+local ZMQ_POLLIN = 1
+local BURST = 256
 
 --- Creates the master from its options; nothing is bound yet.
 function M.new(opts, log)
   return setmetatable({
     opts = opts, log = log, conns = {}, jobs = {}, index = { by_key = {}, accepted = {} },
+    staged = {},
     next_scan = 0, stamp = nil, running = true,
   }, Master)
 end
@@ -386,34 +389,80 @@ local function contains(list, value)
   return false
 end
 
---- Stores one minion's return once; tells the clients following the job.
-function Master:store_return(id, msg)
+-- True when a valid return is stored at path (a file a crash left empty
+-- or cut is not one: the return is stored again when it is resent).
+local function stored(path)
+  local bytes = posix.read(path, wire.MAX_MESSAGE)
+  local ok, rec = pcall(wire.msgpack.unpack, bytes or "", { max_depth = wire.MAX_DEPTH })
+  return ok and data.kind(rec) == "map"
+end
+
+--- Takes one minion's return: "ack" when it is to be acknowledged at once
+--- (a duplicate, or dropped because the job did not target the minion:
+--- acknowledged so it is not resent forever), "staged" when it is written
+--- and waits for flush_returns, false when it could not be written.
+function Master:store_return(id, msg, routing)
   local jid = msg.jid
   local job = wire.is_jid(jid) and self:find_job(jid)
   if not job or not contains(job.minions, id) then
     self.log:warning("minion %s: return for job %s that did not target it, dropped", id,
       tostring(jid))
-    return true -- acknowledged, so the minion does not retry it forever
+    return "ack"
   end
   local path = self:job_dir(jid) .. "/" .. id
-  if job.held then
-    self:release_held(id, jid)
-  end
-  if job.returned[id] or posix.stat(path) then
+  if job.returned[id] or stored(path) then
     self.log:debug("minion %s: duplicate return for job %s", id, jid)
-    return true
+    if job.held then
+      self:release_held(id, jid)
+    end
+    return job.returned[id] == "staged" and "staged" or "ack"
   end
   local ret = data.map({ { "id", id }, { "jid", jid }, { "fun", job.fun },
     { "return", msg["return"] == nil and data.null or msg["return"] },
     { "retcode", math.type(msg.retcode) == "integer" and msg.retcode or 0 },
     { "success", msg.success ~= false } })
-  local ok, err = posix.write_atomic(path, wire.encode(ret))
+  local ok, err = posix.write_atomic(path, wire.encode(ret), 384, false)
   if not ok then
     self.log:error("job %s: cannot store the return of %s: %s", jid, id, err)
     return false
   end
-  job.returned[id] = true
-  self.log:info("job %s: return from %s", jid, id)
+  job.returned[id] = "staged"
+  self.staged[#self.staged + 1] = { id = id, job = job, ret = ret, routing = routing }
+  return "staged"
+end
+
+-- Makes the returns written since the last call durable with one sync of
+-- the file system (not one per return: a thousand minions answering at
+-- once cost one disk flush), then acknowledges them, tells the clients
+-- following their jobs and fires their events.
+function Master:flush_returns()
+  if #self.staged == 0 then
+    return
+  end
+  local staged = self.staged
+  self.staged = {}
+  local ok, err = posix.syncfs(self.opts.cachedir)
+  if not ok then
+    self.log:error("job cache: %s; %d return(s) not acknowledged", err, #staged)
+    for _, s in ipairs(staged) do
+      s.job.returned[s.id] = nil
+    end
+    return
+  end
+  for _, s in ipairs(staged) do
+    local jid, id = s.job.jid, s.id
+    s.job.returned[id] = true
+    self:reply(self.req, s.routing, { cmd = "_ack", jid = jid })
+    if s.job.held then
+      self:release_held(id, jid)
+    end
+    self.log:info("job %s: return from %s", jid, id)
+    self:announce_return(s.job, s.ret)
+  end
+end
+
+-- Sends a stored return to the clients following its job and to the bus.
+function Master:announce_return(job, ret)
   local out = data.map({ { "cmd", "return" } })
   for k, v in pairs(ret) do
     out[k] = v
@@ -425,8 +474,7 @@ function Master:store_return(id, msg)
     end
   end
   out.cmd = "_return"
-  self.bus:fire("salt/job/" .. jid .. "/ret/" .. id, out)
-  return true
+  self.bus:fire("salt/job/" .. job.jid .. "/ret/" .. ret.id, out)
 end
 
 -- An event from a minion: fired on the bus under its tag with `id` set to
@@ -544,7 +592,7 @@ function Master:handle_request()
     return
   end
   if msg.cmd == "_return" then
-    if self:store_return(rec.id, msg) then
+    if self:store_return(rec.id, msg, routing) == "ack" then
       self:reply(self.req, routing, { cmd = "_ack", jid = msg.jid })
     end
   elseif msg.cmd == "_minion_event" then
@@ -722,13 +770,20 @@ function Master:step(timeout_ms)
   local handlers = { self.handle_zap, self.handle_request, self.handle_publish_port,
     self.handle_key_port, self.handle_local, self.handle_monitor }
   for i, handler in ipairs(handlers) do
-    if ready[i] then
+    -- up to BURST messages of a ready socket before polling again, so a
+    -- thousand returns do not cost a thousand polls; the others wait at
+    -- most one burst
+    local n = 0
+    while ready[i] and n < BURST do
       local ok, e = xpcall(handler, debug.traceback, self)
       if not ok then
         self.log:error("%s", e)
       end
+      n = n + 1
+      ready[i] = (items[i]:getopt("events") or 0) & ZMQ_POLLIN ~= 0
     end
   end
+  self:flush_returns()
   local signals = posix.pending()
   if signals.HUP then
     daemon.reload(self.opts, "master", self.log)
