@@ -94,13 +94,24 @@ describe("an offline device", function()
     assert.equal(2, count(w:minion_log("car1"), "test.echo started"))
   end)
 
-  it("delivers the return of a job whose minion was killed with SIGKILL mid-job", function()
+  it("delivers the return of a job whose minion was stopped or killed mid-job", function()
     w:accept("car1")
     local status, out = w:salt("--async car1 test.sleep 1")
     assert.equal(0, status, out)
     local jid = jid_of(out)
     assert.truthy(w:wait(function()
       return w:minion_log("car1"):find("test.sleep started", 1, true)
+    end, 5))
+    w:stop("minion-car1")
+    assert.matches("1 job(s) still running", w:minion_log("car1"), 1, true)
+    w:start_minion("car1")
+    assert.truthy(w:wait(function() return posix.stat(job_cache(jid, "car1")) end, 10),
+      "the return of the stopped minion's job never arrived:\n" .. w:minion_log("car1"))
+    status, out = w:salt("--async car1 test.sleep 1")
+    assert.equal(0, status, out)
+    jid = jid_of(out)
+    assert.truthy(w:wait(function()
+      return count(w:minion_log("car1"), "test.sleep started") == 2
     end, 5))
     w:stop("minion-car1", "KILL")
     -- the worker outlives its parent and leaves the return on disk; the
@@ -110,8 +121,8 @@ describe("an offline device", function()
       "the return of the killed minion's job never arrived:\n" .. w:minion_log("car1"))
     assert.truthy(w:wait(function() return #minion_returns("car1") == 0 end, 10))
     assert.equal(1, count(harness.read(w.master_log), "job " .. jid .. ": return from car1"))
-    -- and the job is not run again
-    assert.equal(1, count(w:minion_log("car1"), "test.sleep started"))
+    -- and the jobs are not run again
+    assert.equal(2, count(w:minion_log("car1"), "test.sleep started"))
   end)
 
   it("gets every return and held job across a link cut without a close", function()

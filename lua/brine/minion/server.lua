@@ -599,9 +599,18 @@ function Minion:run()
   end
 end
 
+--- Stops the minion. Jobs still running are left to finish, as Salt's
+--- are: a job that restarts the minion (an upgrade of brine itself) is
+--- not killed by it, and its worker writes its return to the outbox,
+--- which the next minion process sends.
 function Minion:stop()
-  for pid in pairs(self.workers) do
-    posix.kill(pid, "TERM")
+  local running = 0
+  for _ in pairs(self.workers) do
+    running = running + 1
+  end
+  if running > 0 then
+    self.log:info("%d job(s) still running; the next minion process sends their returns",
+      running)
   end
   self:close_sockets()
   if self.ctx then
