@@ -114,7 +114,8 @@ function Log:write(level, fmt, ...)
     return
   end
   local t = posix.time()
-  local line = string.format("%s,%03d [%s][%-8s] %s\n", os.date("!%Y-%m-%d %H:%M:%S", math.floor(t)),
+  local line = string.format("%s,%03d [%s][%-8s] %s\n",
+    os.date("!%Y-%m-%d %H:%M:%S", math.floor(t)),
     math.floor((t % 1) * 1000), self.name, LABELS[level], string.format(fmt, ...))
   if level <= self.level then
     io.stderr:write(line)
