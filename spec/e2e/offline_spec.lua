@@ -102,11 +102,15 @@ describe("an offline device", function()
     assert.truthy(w:wait(function()
       return w:minion_log("car1"):find("test.sleep started", 1, true)
     end, 5))
+    local proc = w.dir .. "/minion-root-car1/var/cache/brine/minion/proc/" .. jid
+    assert.truthy(posix.stat(proc), "no record of the running job")
     w:stop("minion-car1")
     assert.matches("1 job(s) still running", w:minion_log("car1"), 1, true)
     w:start_minion("car1")
     assert.truthy(w:wait(function() return posix.stat(job_cache(jid, "car1")) end, 10),
       "the return of the stopped minion's job never arrived:\n" .. w:minion_log("car1"))
+    assert.truthy(w:wait(function() return not posix.stat(proc) end, 5),
+      "the record of the finished job stayed")
     status, out = w:salt("--async car1 test.sleep 1")
     assert.equal(0, status, out)
     jid = jid_of(out)

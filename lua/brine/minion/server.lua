@@ -72,7 +72,8 @@ function Minion:start()
   if created then
     self.log:info("made a new key pair, fingerprint %s", keys.fingerprint(self.pub))
   end
-  for _, dir in ipairs({ o.cachedir, self:path("returns"), self:path("events") }) do
+  for _, dir in ipairs({ o.cachedir, self:path("returns"), self:path("events"),
+    self:path("proc") }) do
     ok, why = daemon.mkdirs(dir, 448)
     if not ok then
       return nil, why
@@ -80,6 +81,7 @@ function Minion:start()
   end
   local last = posix.read(self:path("last_jid"), 64)
   self.last_jid = last and last:match("^(%d+)") or ""
+  self:clean_proc()
   self.returns = outbox.new(self:path("returns"), wire.is_jid)
   self.events = outbox.new(self:path("events"), outbox.is_event_name)
   self:spool_start_events()
@@ -378,6 +380,7 @@ end
 function Minion:on_ack(msg)
   if wire.is_jid(msg.jid) and self.returns:ack(msg.jid) then
     self.log:debug("job %s: return acknowledged", msg.jid)
+    posix.unlink(self:path("proc/" .. msg.jid)) -- a job of an earlier minion process
   elseif type(msg.event) == "string" and self.events:ack(msg.event) then
     self.log:debug("event %s acknowledged", msg.event)
   end
@@ -463,10 +466,8 @@ function Minion:spawn(msg)
       local ret = job.run(msg, self.id, self.opts)
       local packed, bytes = pcall(wire.encode, ret)
       if not packed then
-        ret = job.run({ jid = msg.jid, fun = msg.fun }, self.id, self.opts)
-        ret["return"] = "the result cannot be sent: " .. tostring(bytes)
-        ret.retcode, ret.success = 1, false
-        bytes = wire.encode(ret)
+        bytes = wire.encode(self:error_return(msg.jid, msg.fun,
+          "the result cannot be sent: " .. tostring(bytes)))
       end
       posix.write_atomic(self:path("returns/" .. msg.jid), bytes)
     end)
@@ -474,6 +475,28 @@ function Minion:spawn(msg)
   end
   self.log:info("job %s: %s started in worker %d", msg.jid, msg.fun, pid)
   self.workers[pid] = { jid = msg.jid, fun = msg.fun, started = posix.monotonic() }
+  posix.write_atomic(self:path("proc/" .. msg.jid), wire.encode(data.map({
+    { "jid", msg.jid }, { "fun", msg.fun }, { "arg", msg.arg }, { "tgt", msg.tgt },
+    { "tgt_type", msg.tgt_type }, { "user", msg.user }, { "pid", pid } })), 384, false)
+end
+
+-- A `_return` message for a job that produced no result of its own.
+function Minion:error_return(jid, fun, problem)
+  return data.map({ { "cmd", "_return" }, { "id", self.id }, { "jid", jid },
+    { "fun", fun }, { "return", problem }, { "retcode", 1 }, { "success", false } })
+end
+
+-- Forgets the records of jobs whose worker is gone: a minion that was
+-- restarted keeps those of jobs still running (their workers outlive it).
+function Minion:clean_proc()
+  for _, jid in ipairs(posix.listdir(self:path("proc")) or {}) do
+    local bytes = posix.read(self:path("proc/" .. jid), 64 * 1024)
+    local ok, rec = pcall(wire.msgpack.unpack, bytes or "")
+    local pid = ok and type(rec) == "table" and math.tointeger(rec.pid)
+    if not pid or not posix.kill(pid, 0) then
+      posix.unlink(self:path("proc/" .. jid))
+    end
+  end
 end
 
 -- Queues the return of a finished job; writes an error return when the
@@ -481,11 +504,10 @@ end
 function Minion:finish(jid, fun, problem)
   local path = self:path("returns/" .. jid)
   if problem or not posix.stat(path) then
-    local ret = data.map({ { "cmd", "_return" }, { "id", self.id }, { "jid", jid },
-      { "fun", fun }, { "return", problem or "the worker ended without a result" },
-      { "retcode", 1 }, { "success", false } })
-    posix.write_atomic(path, wire.encode(ret))
+    posix.write_atomic(path, wire.encode(self:error_return(jid, fun,
+      problem or "the worker ended without a result")))
   end
+  posix.unlink(self:path("proc/" .. jid))
   self.returns:add(jid)
   self:pump()
 end
