@@ -315,8 +315,10 @@ end
 -- A link that can be cut: a TCP proxy on loopback that stops passing bytes
 -- (both ways) while a file exists, without closing anything, as a mobile
 -- network does in a tunnel. Connections opened during a cut stay dead
--- after it, as their start was lost. The proxy is this file run as a
--- script: brine lua spec/e2e/harness.lua proxy LISTEN TARGET CUT_FILE
+-- after it, as their start was lost. While CUT_FILE.tamper exists, it
+-- flips one bit of each chunk it passes instead (a tampering network).
+-- The proxy is this file run as a script:
+--   brine lua spec/e2e/harness.lua proxy LISTEN TARGET CUT_FILE
 ---------------------------------------------------------------------------
 
 local function run_proxy(listen_port, target_port, cut_file)
@@ -331,6 +333,10 @@ local function run_proxy(listen_port, target_port, cut_file)
           if not h:is_closing() then h:close() end
         end
       elseif not cut() and not dead then
+        if uv.fs_stat(cut_file .. ".tamper") then
+          local i = #chunk // 2 + 1
+          chunk = chunk:sub(1, i - 1) .. string.char(chunk:byte(i) ~ 1) .. chunk:sub(i + 1)
+        end
         to:write(chunk)
       end
     end)
@@ -358,7 +364,7 @@ end
 
 --- Puts a cuttable link in front of the master's three ports; returns
 --- the ports to give the minion (publish, request, key) and the file
---- whose existence cuts the link.
+--- whose existence cuts the link (with ".tamper" added: alters it).
 function M:cuttable_link()
   local ports = M.free_ports(3)
   local cut_file = self.dir .. "/link-cut"

@@ -593,6 +593,29 @@ describe("the master's and minions' security", function()
     assert.matches("unknown message 'nonsense' from the master dropped", log, 1, true)
   end)
 
+  it("drops messages altered on the way and recovers the link", function()
+    local ports, cut_file = w:cuttable_link()
+    w:accept("dev1", string.format("publish_port: %d\nmaster_port: %d\nkey_port: %d\n",
+      ports[1], ports[2], ports[3]))
+    local tamper = cut_file .. ".tamper"
+    assert(io.open(tamper, "w")):close()
+    local status, out = w:salt("--async --queue dev1 test.echo altered")
+    assert.equal(0, status, out)
+    local jid = out:match("job ID: (%d+)")
+    -- CURVE authenticates every message: the altered one is refused and
+    -- the link closed, on the minion's side with a log line
+    assert.truthy(w:wait(function()
+      return w:minion_log("dev1"):find("the link to the master closed", 1, true)
+    end, 10), "the altered message was not noticed:\n" .. w:minion_log("dev1"))
+    assert.falsy(w:minion_log("dev1"):find("job " .. jid .. " received", 1, true))
+    os.remove(tamper)
+    assert.truthy(w:wait(function()
+      return posix.stat(w.dir .. "/master/var/cache/brine/master/jobs/" .. jid .. "/dev1")
+    end, 15), "the held job did not arrive once the link was clean:\n" .. w:minion_log("dev1"))
+    assert.equal(1, count(w:minion_log("dev1"), "job " .. jid .. ": test.echo started"))
+    assert.truthy(harness.alive(w.pids.master))
+  end)
+
   it("keeps serving good minions while one floods it with garbage", function()
     w:accept("dev1")
     local sock, ctx = w:curve_client(2, harness.keypair(w:minion_pki("dev1"), "minion"))
