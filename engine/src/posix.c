@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -569,6 +570,55 @@ static int l_resolve(lua_State *L)
   return 1;
 }
 
+/* posix.send_datagram(target, data) -> true | nil, message, code. Sends
+ * one datagram to "unix:PATH" (a Unix datagram socket such as /dev/log)
+ * or "udp:HOST:PORT"; for syslog. */
+static int l_send_datagram(lua_State *L)
+{
+  const char *target = luaL_checkstring(L, 1);
+  size_t len;
+  const char *data = luaL_checklstring(L, 2, &len);
+  int fd = -1, err = 0;
+  if (strncmp(target, "unix:", 5) == 0) {
+    struct sockaddr_un sun;
+    memset(&sun, 0, sizeof sun);
+    sun.sun_family = AF_UNIX;
+    if (strlen(target + 5) >= sizeof sun.sun_path)
+      return fail(L, lua_pushfstring(L, "send to %s", target), ENAMETOOLONG);
+    strcpy(sun.sun_path, target + 5);
+    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 ||
+        sendto(fd, data, len, 0, (struct sockaddr *)&sun, sizeof sun) < 0)
+      err = errno;
+  } else if (strncmp(target, "udp:", 4) == 0) {
+    const char *colon = strrchr(target + 4, ':');
+    if (!colon)
+      return luaL_argerror(L, 1, "udp:HOST:PORT expected");
+    lua_pushlstring(L, target + 4, (size_t)(colon - target - 4)); /* host */
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_socktype = SOCK_DGRAM;
+    int rc = getaddrinfo(lua_tostring(L, -1), colon + 1, &hints, &res);
+    if (rc != 0) {
+      lua_pushnil(L);
+      lua_pushfstring(L, "send to %s: %s", target, gai_strerror(rc));
+      return 2;
+    }
+    fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, 0);
+    if (fd < 0 || sendto(fd, data, len, 0, res->ai_addr, res->ai_addrlen) < 0)
+      err = errno;
+    freeaddrinfo(res);
+  } else {
+    return luaL_argerror(L, 1, "unix:PATH or udp:HOST:PORT expected");
+  }
+  if (fd >= 0)
+    close(fd);
+  if (err)
+    return fail(L, lua_pushfstring(L, "send to %s", target), err);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* ---- matching -------------------------------------------------------- */
 
 /* posix.fnmatch(pattern, s) -> boolean (shell glob, as Python's fnmatch
@@ -631,6 +681,7 @@ static const luaL_Reg posix_funcs[] = {{"fnmatch", l_fnmatch},
                                        {"umask", l_umask},
                                        {"isatty", l_isatty},
                                        {"resolve", l_resolve},
+                                       {"send_datagram", l_send_datagram},
                                        {NULL, NULL}};
 
 int brine__open_posix(lua_State *L)

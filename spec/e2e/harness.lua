@@ -380,8 +380,41 @@ function M:cuttable_link()
   return ports, cut_file
 end
 
+-- A syslog collector: appends each UDP datagram received on PORT to FILE,
+-- one a line. brine lua spec/e2e/harness.lua syslog PORT FILE
+local function run_syslog(port, path)
+  local uv = require("luv")
+  local udp = uv.new_udp()
+  assert(udp:bind("127.0.0.1", port))
+  udp:recv_start(function(err, datagram)
+    if not err and datagram then
+      local f = io.open(path, "a")
+      f:write(datagram, "\n")
+      f:close()
+    end
+  end)
+  io.stdout:write("syslog listening\n")
+  io.stdout:flush()
+  uv.run()
+end
+
+--- Starts a syslog collector on a free UDP port; returns the port and the
+--- file the messages go to.
+function M:syslog_collector()
+  local port = M.free_ports(1)[1] -- free for TCP, and UDP is rarely busy on it
+  local path = self.dir .. "/syslog.out"
+  local _, log = self:spawn("syslog", string.format("lua %s/spec/e2e/harness.lua syslog %d %s",
+    shell_quote(os.getenv("BRINE_SOURCE_DIR") or "."), port, shell_quote(path)))
+  assert(self:wait(function()
+    return M.read(log):find("syslog listening", 1, true)
+  end, 10), "the syslog collector did not start:\n" .. M.read(log))
+  return port, path
+end
+
 if arg and arg[0] and arg[0]:match("harness%.lua$") and arg[1] == "proxy" then
   run_proxy(tonumber(arg[2]), tonumber(arg[3]), arg[4])
+elseif arg and arg[0] and arg[0]:match("harness%.lua$") and arg[1] == "syslog" then
+  run_syslog(tonumber(arg[2]), arg[3])
 end
 
 return M

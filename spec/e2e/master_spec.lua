@@ -256,6 +256,21 @@ describe("brine master and minion", function()
     assert.equal(0, count(w:minion_log("dev1"), "started in worker"))
   end)
 
+  it("logs to syslog when log_file names it, as Salt's udp:// and file:// forms", function()
+    local port, out = w:syslog_collector()
+    w:stop("master")
+    local conf = assert(io.open(w.mconf .. "/master", "a"))
+    conf:write(string.format("log_file: udp://127.0.0.1:%d/LOG_DAEMON\n", port))
+    conf:close()
+    w:start_master()
+    assert.truthy(w:wait(function()
+      return harness.read(out):find("master listening", 1, true)
+    end, 5), "nothing reached the syslog collector")
+    -- LOG_DAEMON (3) * 8 + info (6) = 30
+    assert.matches("^<30>%a%a%a [ %d]%d %d%d:%d%d:%d%d brine%-master%[%d+%]: %[INFO%] master"
+      .. " listening", harness.read(out))
+  end)
+
   it("keeps keys and folders private", function()
     w:accept("dev1")
     local mpki = w.dir .. "/master/etc/brine/pki/master"

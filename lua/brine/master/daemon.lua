@@ -69,6 +69,13 @@ function M.load_config(dir, role)
     return nil, err
   end
   fill_defaults(opts, role == "master" and M.MASTER_DEFAULTS or M.MINION_DEFAULTS)
+  -- Salt leaves a log_file URL (udp://, file://) out of root_dir;
+  -- brine.config puts root_dir in front of it: take it off again.
+  -- TODO: brine.config should skip URLs as Salt does.
+  local url = type(opts.log_file) == "string" and opts.log_file:match("^.-(%a+://.*)$")
+  if url then
+    opts.log_file = url
+  end
   if role == "master" then
     opts.keep_jobs_seconds = keep_jobs_seconds(opts)
   end
@@ -97,9 +104,11 @@ function Log:configure(opts)
     self.file:close()
     self.file = nil
   end
-  if opts.log_file and opts.log_file ~= "" then
-    M.mkdirs(opts.log_file:match("^(.*)/[^/]*$") or ".", 448)
-    self.file = io.open(opts.log_file, "a")
+  local path = type(opts.log_file) == "string" and opts.log_file or ""
+  self.syslog, self.facility = M.syslog_target(path)
+  if not self.syslog and path ~= "" then
+    M.mkdirs(path:match("^(.*)/[^/]*$") or ".", 448)
+    self.file = io.open(path, "a")
     if self.file then
       self.file:setvbuf("line")
     end
@@ -108,20 +117,57 @@ function Log:configure(opts)
 end
 
 local LABELS = { "ERROR", "WARNING", "INFO", "DEBUG", "TRACE" }
+local SEVERITIES = { 3, 4, 6, 7, 7 } -- syslog's err, warning, info, debug
+local FACILITIES = { LOG_KERN = 0, LOG_USER = 1, LOG_MAIL = 2, LOG_DAEMON = 3, LOG_AUTH = 4,
+  LOG_SYSLOG = 5, LOG_LPR = 6, LOG_NEWS = 7, LOG_UUCP = 8, LOG_CRON = 9, LOG_AUTHPRIV = 10,
+  LOG_FTP = 11, LOG_LOCAL0 = 16, LOG_LOCAL1 = 17, LOG_LOCAL2 = 18, LOG_LOCAL3 = 19,
+  LOG_LOCAL4 = 20, LOG_LOCAL5 = 21, LOG_LOCAL6 = 22, LOG_LOCAL7 = 23 }
+
+--- Salt's syslog forms of log_file: `file:///dev/log[/LOG_FACILITY]` (a
+--- Unix datagram socket) and `udp://HOST[:PORT][/LOG_FACILITY]`. Returns
+--- the datagram target (posix.send_datagram) and the facility number, or
+--- nil for a plain file.
+function M.syslog_target(log_file)
+  local udp = log_file:match("^udp://(.+)$")
+  if udp then
+    local hostport, fac = udp:match("^([^/]+)/?(.*)$")
+    local host, port = hostport:match("^(.+):(%d+)$")
+    return "udp:" .. (host or hostport) .. ":" .. (port or "514"), FACILITIES[fac] or 1
+  end
+  local path = log_file:match("^file://(/.+)$")
+  if not path then
+    return nil
+  end
+  local facility = 1
+  local base, fac = path:match("^(.*)/(LOG_%u+%d?)$")
+  if base and FACILITIES[fac] then
+    path, facility = base, FACILITIES[fac]
+  end
+  return "unix:" .. path, facility
+end
 
 function Log:write(level, fmt, ...)
   if level > self.level and level > self.file_level then
     return
   end
   local t = posix.time()
+  local text = string.format(fmt, ...)
   local line = string.format("%s,%03d [%s][%-8s] %s\n",
     os.date("!%Y-%m-%d %H:%M:%S", math.floor(t)),
-    math.floor((t % 1) * 1000), self.name, LABELS[level], string.format(fmt, ...))
+    math.floor((t % 1) * 1000), self.name, LABELS[level], text)
   if level <= self.level then
     io.stderr:write(line)
   end
-  if self.file and level <= self.file_level then
+  if level > self.file_level then
+    return
+  end
+  if self.file then
     self.file:write(line)
+  elseif self.syslog then
+    local ident = self.name:gsub("%.", "-")
+    posix.send_datagram(self.syslog, string.format("<%d>%s %s[%d]: [%s] %s",
+      self.facility * 8 + SEVERITIES[level], os.date("%b %e %H:%M:%S", math.floor(t)),
+      ident, posix.getpid(), LABELS[level], text))
   end
 end
 
