@@ -305,67 +305,95 @@ local function publish_to(link, opts, ids)
   return reply.jid
 end
 
-local function run_batches(link, opts, conf)
+-- The connected minions the target names, after reporting (as not
+-- returned) those that are not connected; nil and a status on failure.
+local function batch_queue(link, opts, show)
   local found, err = link:request(data.map({ { "cmd", "resolve" }, { "tgt", opts.tgt },
     { "tgt_type", opts.tgt_type } }))
   if not found then
     io.stderr:write("brine: ", err, "\n")
-    return 2
+    return nil, 2
   elseif #found.minions == 0 then
     io.stderr:write("No minions matched the target.\n")
-    return 2
+    return nil, 2
   end
-  local show, failed = printer(opts), false
-  local down = {}
+  local down, queue = {}, {}
   for _, id in ipairs(found.not_connected) do
     down[id] = true
     show(id, "Minion did not return. [Not connected]")
-    failed = true
   end
-  local queue = {}
   for _, id in ipairs(found.minions) do
     if not down[id] then
       queue[#queue + 1] = id
     end
   end
-  local size = batch_size(opts.batch, #found.minions)
-  local timeout = opts.timeout or tonumber(conf.timeout) or 5
-  local running, count = {}, 0 -- id -> { jid, deadline }
-  while #queue > 0 or count > 0 do
-    if count < size and #queue > 0 then
-      local ids = {}
-      while count + #ids < size and #queue > 0 do
-        ids[#ids + 1] = table.remove(queue, 1)
-      end
-      local jid = publish_to(link, opts, ids)
-      if not jid then
-        return 2
-      end
-      for _, id in ipairs(ids) do
-        running[id], count = { jid = jid, deadline = posix.monotonic() + timeout }, count + 1
-      end
-    end
-    local soonest = math.huge
-    for _, r in pairs(running) do
-      soonest = math.min(soonest, r.deadline)
-    end
-    local msg = link:receive(soonest)
-    local r = msg and msg.cmd == "return" and running[msg.id]
-    if r and r.jid == msg.jid then
-      running[msg.id], count = nil, count - 1
-      failed = failed or msg.retcode ~= 0
-      show(msg.id, msg["return"])
-    end
-    for id, late in pairs(running) do
-      if posix.monotonic() >= late.deadline then
-        running[id], count, failed = nil, count - 1, true
-        if not opts.hide_timeout then
-          show(id, "Minion did not return. [No response]")
-        end
+  return queue, #found.minions, #found.not_connected > 0
+end
+
+-- A rolling batch: `running` maps id -> { jid, deadline } and `count`
+-- is its size.
+local Batch = {}
+Batch.__index = Batch
+
+-- Fills the free places from the queue with one job; false on failure.
+function Batch:start_more()
+  if self.count >= self.size or #self.queue == 0 then
+    return true
+  end
+  local ids = {}
+  while self.count + #ids < self.size and #self.queue > 0 do
+    ids[#ids + 1] = table.remove(self.queue, 1)
+  end
+  local jid = publish_to(self.link, self.opts, ids)
+  if not jid then
+    return false
+  end
+  local deadline = posix.monotonic() + self.timeout
+  for _, id in ipairs(ids) do
+    self.running[id], self.count = { jid = jid, deadline = deadline }, self.count + 1
+  end
+  return true
+end
+
+-- Waits for the next return (or the next deadline) and prints it.
+function Batch:collect()
+  local soonest = math.huge
+  for _, r in pairs(self.running) do
+    soonest = math.min(soonest, r.deadline)
+  end
+  local msg = self.link:receive(soonest)
+  local r = msg and msg.cmd == "return" and self.running[msg.id]
+  if r and r.jid == msg.jid then
+    self.running[msg.id], self.count = nil, self.count - 1
+    self.failed = self.failed or msg.retcode ~= 0
+    self.show(msg.id, msg["return"])
+  end
+  for id, late in pairs(self.running) do
+    if posix.monotonic() >= late.deadline then
+      self.running[id], self.count, self.failed = nil, self.count - 1, true
+      if not self.opts.hide_timeout then
+        self.show(id, "Minion did not return. [No response]")
       end
     end
   end
-  return failed and 1 or 0
+end
+
+local function run_batches(link, opts, conf)
+  local show = printer(opts)
+  local queue, total, missing = batch_queue(link, opts, show)
+  if not queue then
+    return total
+  end
+  local batch = setmetatable({ link = link, opts = opts, show = show, queue = queue,
+    size = batch_size(opts.batch, total), timeout = opts.timeout or tonumber(conf.timeout) or 5,
+    running = {}, count = 0, failed = missing }, Batch)
+  while #batch.queue > 0 or batch.count > 0 do
+    if not batch:start_more() then
+      return 2
+    end
+    batch:collect()
+  end
+  return batch.failed and 1 or 0
 end
 
 --- Runs the command line; returns the exit status.

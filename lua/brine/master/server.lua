@@ -6,9 +6,11 @@
 --                                  so a new minion can pin it
 --   local socket (ipc:// in sock_dir, 0700)  the CLI publishes jobs and follows returns
 --   ZAP (inproc://zeromq.zap.01)   decides which CURVE keys may connect
--- Owns the key index, the table of connected minions, the active jobs and
--- the job cache (cachedir/jobs/JID/). Every received message is decoded
--- under limits; a bad one is logged and dropped.
+-- Owns the key index, the table of connected minions, the active jobs,
+-- the job cache (cachedir/jobs/JID/, read by brine.master.jobs), the jobs
+-- held for minions that are away (brine.master.held) and the event bus
+-- (brine.master.events). Every received message is decoded under limits;
+-- a bad one is logged and dropped. docs/protocol.md describes the wire.
 local zmq = require("brine.zmq")
 local posix = require("brine.posix")
 local data = require("brine.data")
@@ -18,6 +20,7 @@ local target = require("brine.target")
 local daemon = require("brine.master.daemon")
 local jobs = require("brine.master.jobs")
 local events = require("brine.master.events")
+local held = require("brine.master.held")
 
 local M = {}
 
@@ -66,8 +69,8 @@ local function network_socket(self, kind, domain)
   return sock, ep
 end
 
---- Makes keys and folders, binds every socket. Returns true or nil, err.
-function Master:start()
+-- Keys, the key index and the folders (0700).
+function Master:prepare_files()
   local o = self.opts
   local err
   self.pub, self.sec = keys.ensure_keypair(o.pki_dir, "master")
@@ -86,6 +89,33 @@ function Master:start()
   end
   posix.chmod(o.sock_dir, 448)
   self:scan_keys(true)
+  self.cache = jobs.open(o)
+  self.held = held.new(o, self.log)
+  self.last_jid = posix.read(o.cachedir .. "/last_jid", 64)
+  self.last_jid = self.last_jid and self.last_jid:match("^(%d+)") or nil
+  return true
+end
+
+-- The local socket: made under umask 077 in the 0700 sock_dir, so only
+-- the master's user reaches it.
+function Master:bind_local()
+  self.local_path = self.opts.sock_dir .. "/master.ipc"
+  posix.unlink(self.local_path)
+  self.localsock = assert(self.ctx:socket("ROUTER"))
+  assert(self.localsock:setopt("router_mandatory", 1))
+  self.bus = events.new(self.localsock, self.log)
+  local old = posix.umask(63)
+  local ok, err = self.localsock:bind("ipc://" .. self.local_path)
+  posix.umask(old)
+  return ok, err
+end
+
+--- Makes keys and folders, binds every socket. Returns true or nil, err.
+function Master:start()
+  local ok, err = self:prepare_files()
+  if not ok then
+    return nil, err
+  end
   self.ctx = assert(zmq.context())
   self.zap = assert(self.ctx:socket("REP"))
   assert(self.zap:bind("inproc://zeromq.zap.01"))
@@ -98,22 +128,11 @@ function Master:start()
   assert(self.pubsock:monitor("inproc://master-publish-monitor", DISCONNECTED))
   self.monitor = assert(self.ctx:socket("PAIR"))
   assert(self.monitor:connect("inproc://master-publish-monitor"))
-  self.local_path = o.sock_dir .. "/master.ipc"
-  posix.unlink(self.local_path)
-  self.localsock = assert(self.ctx:socket("ROUTER"))
-  assert(self.localsock:setopt("router_mandatory", 1))
-  self.bus = events.new(self.localsock, self.log)
-  local old = posix.umask(63)
-  local ok
-  ok, err = self.localsock:bind("ipc://" .. self.local_path)
-  posix.umask(old)
+  ok, err = self:bind_local()
   if not ok then
     return nil, err
   end
   self.sigfd = posix.signals({ "TERM", "INT", "HUP" })
-  self.cache = jobs.open(o)
-  self.last_jid = posix.read(o.cachedir .. "/last_jid", 64)
-  self.last_jid = self.last_jid and self.last_jid:match("^(%d+)") or nil
   self.log:info("master listening: publish %s, request %s, key %s",
     self.pubsock:getopt("last_endpoint"), self.req:getopt("last_endpoint"),
     self.keysock:getopt("last_endpoint"))
@@ -199,21 +218,6 @@ function Master:resolve(tgt, tgt_type)
   end)
 end
 
--- When a job is to be held for minions that are not connected: the
--- epoch second it expires (0: never), or nil when it is not held.
--- `queue` in the request is true (the master's queue_ttl), a number of
--- seconds (0: no expiry) or absent (held only when queue_jobs is set).
-function Master:hold_until(req)
-  local ttl = req.queue
-  if ttl == true or (ttl == nil and self.opts.queue_jobs == true) then
-    ttl = tonumber(self.opts.queue_ttl) or 86400
-  end
-  if type(ttl) ~= "number" or ttl < 0 then
-    return nil
-  end
-  return ttl == 0 and 0 or math.floor(posix.time() + ttl)
-end
-
 -- Checks a request's target; returns tgt, tgt_type or nil, message.
 local function check_target(req)
   local tgt = req.tgt
@@ -267,7 +271,7 @@ function Master:publish(req)
   local jid = wire.new_jid(self.last_jid)
   self.last_jid = jid
   posix.write_atomic(self.opts.cachedir .. "/last_jid", jid .. "\n")
-  local hold = self:hold_until(req)
+  local hold = self.held:expiry(req)
   local job = { jid = jid, fun = fun, minions = minions, returned = {}, clients = {},
     started = posix.monotonic(), held = hold ~= nil }
   local arg = data.kind(req.arg) == "array" and req.arg or data.array()
@@ -282,10 +286,10 @@ function Master:publish(req)
   record.held_until = hold
   posix.write_atomic(dir .. "/.load", wire.encode(record))
   local payload = wire.encode(load)
+  if hold then
+    self.held:hold(minions, jid, payload, hold)
+  end
   for _, id in ipairs(minions) do
-    if hold then
-      self:hold_job(id, jid, payload, hold)
-    end
     self:send_job(id, payload)
   end
   self.jobs[jid] = job
@@ -308,56 +312,6 @@ function Master:send_job(id, payload)
     return false
   end
   return true
-end
-
----------------------------------------------------------------------------
--- Held jobs: cachedir/queue/ID/JID, kept until the minion's return is
--- stored or the job expires, and sent again on each new connection (the
--- minion runs a jid only once, so a job sent twice runs once).
----------------------------------------------------------------------------
-
-function Master:queue_dir(id)
-  return self.opts.cachedir .. "/queue/" .. id
-end
-
-function Master:hold_job(id, jid, payload, expires)
-  local dir = self:queue_dir(id)
-  local ok, err = daemon.mkdirs(dir, 448)
-  if ok then
-    ok, err = posix.write_atomic(dir .. "/" .. jid,
-      wire.encode(data.map({ { "expires", expires }, { "job", payload } })))
-  end
-  if not ok then
-    self.log:error("job %s: cannot hold it for %s: %s", jid, id, err)
-  end
-end
-
--- Sends a newly connected minion the jobs held for it, oldest first;
--- drops those that expired.
-function Master:deliver_held(id)
-  local dir = self:queue_dir(id)
-  local names = posix.listdir(dir) or {}
-  table.sort(names)
-  local now = posix.time()
-  for _, jid in ipairs(names) do
-    local bytes = wire.is_jid(jid) and posix.read(dir .. "/" .. jid, wire.MAX_MESSAGE)
-    local rec = bytes and wire.msgpack.unpack(bytes, { max_depth = 4 })
-    if not rec or type(rec.job) ~= "string" or math.type(rec.expires) ~= "integer" then
-      self.log:warning("minion %s: unreadable held job %s dropped", id, jid)
-      posix.unlink(dir .. "/" .. jid)
-    elseif rec.expires > 0 and rec.expires < now then
-      self.log:info("job %s: expired before %s reconnected, dropped", jid, id)
-      posix.unlink(dir .. "/" .. jid)
-    elseif self:send_job(id, rec.job) then
-      self.log:info("job %s: held job sent to %s", jid, id)
-    else
-      return
-    end
-  end
-end
-
-function Master:release_held(id, jid)
-  posix.unlink(self:queue_dir(id) .. "/" .. jid)
 end
 
 -- Loads a job from the cache when it is not active (a return that
@@ -413,7 +367,7 @@ function Master:store_return(id, msg, routing)
   if job.returned[id] or stored(path) then
     self.log:debug("minion %s: duplicate return for job %s", id, jid)
     if job.held then
-      self:release_held(id, jid)
+      self.held:release(id, jid)
     end
     return job.returned[id] == "staged" and "staged" or "ack"
   end
@@ -454,7 +408,7 @@ function Master:flush_returns()
     s.job.returned[id] = true
     self:reply(self.req, s.routing, { cmd = "_ack", jid = jid })
     if s.job.held then
-      self:release_held(id, jid)
+      self.held:release(id, jid)
     end
     self.log:info("job %s: return from %s", jid, id)
     self:announce_return(s.job, s.ret)
@@ -633,7 +587,8 @@ function Master:handle_publish_port()
     grains = grains, fd = meta.fd }
   self:reply(self.pubsock, frames[1], { cmd = "hello" })
   if not conn or conn.routing ~= frames[1] then
-    self:deliver_held(rec.id)
+    local id = rec.id
+    self.held:deliver(id, function(payload) return self:send_job(id, payload) end)
   end
 end
 
