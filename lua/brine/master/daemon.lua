@@ -242,7 +242,7 @@ local RELOADABLE = {
   master = { "auto_accept", "autosign_file", "nodegroups", "timeout", "keep_jobs_seconds",
     "queue_jobs", "queue_ttl", "key_scan_interval", "log_level", "log_level_logfile",
     "log_file" },
-  minion = { "job_timeout", "master_alive_interval", "recon_default", "recon_max",
+  minion = { "master", "job_timeout", "master_alive_interval", "recon_default", "recon_max",
     "recon_randomize", "acceptance_wait_time", "acceptance_wait_time_max",
     "random_reauth_delay", "log_level", "log_level_logfile", "log_file" },
 }

@@ -154,16 +154,20 @@ function Minion:fail(fmt, ...)
   self.log:debug("reconnecting in %.2f s", delay / 1000)
 end
 
+-- The master's address: its name resolved now, else the last address a
+-- connection worked with (kept in cachedir/master_addr, so a minion
+-- restarted while DNS is down finds its master too).
 function Minion:resolve()
   local addrs, err = posix.resolve(self.opts.master)
   if addrs and addrs[1] then
     self.addr = addrs[1]
     return self.addr
   end
-  if self.addr then
-    self.log:warning("%s; using the last address that worked, %s", err or "no address",
-      self.addr)
-    return self.addr
+  local last = self.good_addr or (posix.read(self:path("master_addr"), 256) or ""):match("%S+")
+  if last then
+    self.log:warning("%s; using the last address that worked, %s", err or "no address", last)
+    self.addr = last
+    return last
   end
   return nil, err or ("no address for " .. self.opts.master)
 end
@@ -266,6 +270,10 @@ function Minion:on_auth_reply(msg)
   local ret = msg.ret
   if ret == "accepted" then
     self.log:info("authenticated with the master at %s", self.addr)
+    if self.good_addr ~= self.addr then
+      self.good_addr = self.addr
+      posix.write_atomic(self:path("master_addr"), self.addr .. "\n")
+    end
     self.pubsock = self:socket("publish_port")
     self:watch_handshakes(self.pubsock)
     self.state = "connected"
