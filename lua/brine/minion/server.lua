@@ -10,8 +10,10 @@
 --   connected hello on the publish port every master_alive_interval; a master
 --             that stops answering sends the minion back to idle
 -- Every reconnect resolves the master's name again, falling back to the
--- last address that worked. Returns go to cachedir/returns/JID before they
--- are sent and are removed when the master acknowledges them.
+-- last address that worked. Returns (cachedir/returns/JID) and events
+-- (cachedir/events/NAME) are written to the outbox (brine.minion.outbox)
+-- before they are sent and removed when the master acknowledges them;
+-- cachedir/proc/JID records each running job.
 local zmq = require("brine.zmq")
 local posix = require("brine.posix")
 local data = require("brine.data")
