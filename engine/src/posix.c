@@ -470,6 +470,22 @@ static int l_write_atomic(lua_State *L)
   return 1;
 }
 
+/* posix.fsync(path) -> true | nil, message, code. Flushes one file, or
+ * a folder's entries (a rename into it), to the disk. */
+static int l_fsync(lua_State *L)
+{
+  const char *path = luaL_checkstring(L, 1);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return fail(L, lua_pushfstring(L, "fsync %s", path), errno);
+  int err = fsync(fd) != 0 ? errno : 0;
+  close(fd);
+  if (err)
+    return fail(L, lua_pushfstring(L, "fsync %s", path), err);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* posix.syncfs(path) -> true | nil, message, code. Flushes every write of
  * the file system holding path to the disk (one call for many files
  * written with write_atomic(..., false)). */
@@ -677,6 +693,7 @@ static const luaL_Reg posix_funcs[] = {{"fnmatch", l_fnmatch},
                                        {"rename", l_rename},
                                        {"write_atomic", l_write_atomic},
                                        {"syncfs", l_syncfs},
+                                       {"fsync", l_fsync},
                                        {"read", l_read},
                                        {"umask", l_umask},
                                        {"isatty", l_isatty},

@@ -31,6 +31,7 @@ local MAX_GRAINS = 64 * 1024
 local DISCONNECTED = 0x0200 -- ZMQ_EVENT_DISCONNECTED
 local ZMQ_POLLIN = 1
 local BURST = 256
+local SYNC_ONE_BY_ONE = 8 -- staged returns flushed file by file, not syncfs
 
 --- Creates the master from its options; nothing is bound yet.
 function M.new(opts, log)
@@ -385,6 +386,31 @@ function Master:store_return(id, msg, routing)
   return "staged"
 end
 
+-- A few returns are flushed file by file (and their folders); a burst
+-- with one sync of the whole file system, which costs more than a few
+-- fsyncs when other programs write to it, and far less than hundreds.
+function Master:sync_staged(staged)
+  if #staged > SYNC_ONE_BY_ONE then
+    return posix.syncfs(self.opts.cachedir)
+  end
+  local dirs = {}
+  for _, s in ipairs(staged) do
+    local dir = self:job_dir(s.job.jid)
+    local ok, err = posix.fsync(dir .. "/" .. s.id)
+    if not ok then
+      return nil, err
+    end
+    dirs[dir] = true
+  end
+  for dir in pairs(dirs) do
+    local ok, err = posix.fsync(dir)
+    if not ok then
+      return nil, err
+    end
+  end
+  return true
+end
+
 -- Makes the returns written since the last call durable with one sync of
 -- the file system (not one per return: a thousand minions answering at
 -- once cost one disk flush), then acknowledges them, tells the clients
@@ -395,7 +421,7 @@ function Master:flush_returns()
   end
   local staged = self.staged
   self.staged = {}
-  local ok, err = posix.syncfs(self.opts.cachedir)
+  local ok, err = self:sync_staged(staged)
   if not ok then
     self.log:error("job cache: %s; %d return(s) not acknowledged", err, #staged)
     for _, s in ipairs(staged) do
