@@ -178,9 +178,9 @@ static int l_setsid(lua_State *L)
 }
 
 /* posix.daemonize() -> true (in the daemon) | nil, message, code. Detaches
- * as daemons do: fork (the caller's process exits 0 at once), a new
- * session, fork again (never a session leader, so no controlling
- * terminal comes back), cwd "/", stdin/stdout/stderr on /dev/null. */
+ * as daemons do: fork (the caller's process exits 0 at once), setsid(),
+ * fork again (so no controlling terminal can come back), cwd "/",
+ * stdin/stdout/stderr on /dev/null. */
 static int l_daemonize(lua_State *L)
 {
   for (int round = 0; round < 2; round++) {
