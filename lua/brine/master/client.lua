@@ -99,8 +99,8 @@ function M.py_list(ids)
   return "[" .. table.concat(quoted, ", ") .. "]"
 end
 
---- The start of a command: --help, its own parsing (`command.parse`),
---- then the master's options from `-c DIR`.
+--- The start of a command: --help (anywhere before `--`), its own parsing
+--- (`command.parse`), then the master's options from `-c DIR`.
 ---@param argv table the command's arguments
 ---@param command table { usage = text, parse = function(argv) -> opts, extra }
 ---@param name string the command's name in messages ("brine", "brine run")
@@ -108,9 +108,13 @@ end
 ---@return table|integer conf, or the exit status
 ---@return any what command.parse returned second
 function M.prepare(argv, command, name)
-  if argv[1] == "-h" or argv[1] == "--help" then
-    io.stdout:write(command.usage)
-    return nil, 0
+  for _, a in ipairs(argv) do
+    if a == "-h" or a == "--help" then
+      io.stdout:write(command.usage)
+      return nil, 0
+    elseif a == "--" then
+      break
+    end
   end
   local opts, extra = command.parse(argv)
   if not opts then
