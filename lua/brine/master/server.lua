@@ -457,17 +457,18 @@ function Master:announce_return(job, ret)
   self.bus:fire("salt/job/" .. job.jid .. "/ret/" .. ret.id, out)
 end
 
--- An event from a minion: fired on the bus under its tag with `id` set to
--- the minion that sent it, unless the tag poses as the master's; always
+-- An event from a minion: fired on the bus under its tag, shaped as
+-- Salt fires a minion's event (cmd, id, tag, data, pretag) with `id` the
+-- minion that sent it, unless the tag poses as the master's; always
 -- acknowledged, so a refused event is not sent again.
 function Master:minion_event(id, routing, msg)
   local ok, why = events.minion_tag_allowed(id, msg.tag)
   if not ok then
     self.log:warning("minion %s: event refused: %s", id, why)
   else
-    local payload = data.kind(msg.data) == "map" and msg.data or data.map()
-    payload.id = id
-    self.bus:fire(msg.tag, payload)
+    self.bus:fire(msg.tag, data.map({ { "cmd", "_minion_event" }, { "id", id },
+      { "tag", msg.tag }, { "data", msg.data == nil and data.null or msg.data },
+      { "pretag", data.null } }))
   end
   local name = wire.str(msg, "event", 64)
   if name then

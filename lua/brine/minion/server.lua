@@ -99,8 +99,7 @@ function Minion:spool_start_events()
   local text = string.format("Minion %s started at %s", self.id,
     os.date("%a %b %d %H:%M:%S %Y"))
   for _, tag in ipairs({ "minion_start", "salt/minion/" .. self.id .. "/start" }) do
-    local ok, err = outbox.spool_event(self.opts.cachedir, self.id, tag,
-      data.map({ { "cmd", "_minion_event" }, { "data", text } }))
+    local ok, err = outbox.spool_event(self.opts.cachedir, self.id, tag, text)
     if not ok then
       self.log:warning("cannot queue the %s event: %s", tag, err)
     end
