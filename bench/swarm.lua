@@ -152,11 +152,19 @@ local function swarm_run(n)
     assert(connect_all(ctx, w, swarm, link), "not every simulated minion connected")
     posix.sleep(0.5)
     local idle = kib(pid, "VmRSS")
-    local stats = run_job(swarm, link)
-    print(string.format("N=%-6d all %d returns in %7.3f s   master RSS %6.1f MiB (peak %6.1f),"
-      .. " %5.2f KiB per idle minion   %.1f messages and %.0f payload bytes per minion",
-      n, stats.returned, stats.seconds, kib(pid, "VmRSS") / 1024, kib(pid, "VmHWM") / 1024,
-      (idle - before) / n, stats.messages / n, stats.bytes / n))
+    -- five jobs in a row: the disk and the machine are shared, so the
+    -- median and the best say more than one run
+    local times, stats = {}, nil
+    for i = 1, 5 do
+      stats = run_job(swarm, link)
+      assert(stats.returned == n, "only " .. stats.returned .. " returns")
+      times[i] = stats.seconds
+    end
+    table.sort(times)
+    print(string.format("N=%-6d every return in %6.3f s (median of 5; best %6.3f)   master RSS"
+      .. " %5.1f MiB (peak %5.1f), %5.1f KiB per idle minion   %.1f messages, %.0f payload"
+      .. " bytes per minion and job", n, times[3], times[1], kib(pid, "VmRSS") / 1024,
+      kib(pid, "VmHWM") / 1024, (idle - before) / n, stats.messages / n, stats.bytes / n))
     for _, m in ipairs(swarm) do
       m.pubsock:close()
       m.req:close()
