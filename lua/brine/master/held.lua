@@ -39,20 +39,26 @@ function Held:expiry(req)
   return ttl == 0 and 0 or math.floor(posix.time() + ttl)
 end
 
---- Holds a job for each of `ids`, with one flush of the disk for all.
+local SYNC_ONE_BY_ONE = 8 -- minions whose held job is flushed file by file
+
+--- Holds a job for each of `ids`: a few flushed file by file, many with
+--- one flush of the file system for all.
 function Held:hold(ids, jid, payload, expires)
   local record = wire.encode(data.map({ { "expires", expires }, { "job", payload } }))
+  local one_by_one = #ids <= SYNC_ONE_BY_ONE
   for _, id in ipairs(ids) do
     local dir = self:dir(id)
     local ok, err = daemon.mkdirs(dir, 448)
     if ok then
-      ok, err = posix.write_atomic(dir .. "/" .. jid, record, 384, false)
+      ok, err = posix.write_atomic(dir .. "/" .. jid, record, 384, one_by_one)
     end
     if not ok then
       self.log:error("job %s: cannot hold it for %s: %s", jid, id, err)
     end
   end
-  posix.syncfs(self.opts.cachedir)
+  if not one_by_one then
+    posix.syncfs(self.opts.cachedir)
+  end
 end
 
 --- Sends a newly connected minion the jobs held for it, oldest first,
