@@ -5,8 +5,7 @@
 -- Real daemons on 127.0.0.1 in a temporary folder, as the end-to-end
 -- specs start them. Prints figures; never a pass/fail test.
 -- Usage: brine lua bench/master.lua [SHARED_DIR] [RUNS]   (BRINE_BIN: the binary)
--- TODO: the swarm bench (N simulated minions against one master) is not
--- written yet.
+-- bench/swarm.lua measures a master with many minions.
 local harness = dofile("spec/e2e/harness.lua")
 local posix = require("brine.posix")
 local data = require("brine.data")

@@ -8,13 +8,13 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
-#include <regex.h>
 #include <netdb.h>
-#include <arpa/inet.h>
+#include <regex.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,26 +30,42 @@
 static int sigpipe_fds[2] = {-1, -1};
 static volatile sig_atomic_t sig_seen[65];
 
-static const struct { const char *name; int sig; } signal_names[] = {
-  {"TERM", SIGTERM}, {"INT", SIGINT}, {"HUP", SIGHUP}, {"CHLD", SIGCHLD},
-  {"KILL", SIGKILL}, {"USR1", SIGUSR1}, {"USR2", SIGUSR2},
-  {"QUIT", SIGQUIT}, {"STOP", SIGSTOP}, {"CONT", SIGCONT},
-  {"PIPE", SIGPIPE}, {NULL, 0}
-};
+static const struct {
+  const char *name;
+  int sig;
+} signal_names[] = {{"TERM", SIGTERM}, {"INT", SIGINT},   {"HUP", SIGHUP},
+                    {"CHLD", SIGCHLD}, {"KILL", SIGKILL}, {"USR1", SIGUSR1},
+                    {"USR2", SIGUSR2}, {"QUIT", SIGQUIT}, {"STOP", SIGSTOP},
+                    {"CONT", SIGCONT}, {"PIPE", SIGPIPE}, {NULL, 0}};
 
 static int fail(lua_State *L, const char *what, int err)
 {
   lua_pushnil(L);
   lua_pushfstring(L, "%s: %s", what, strerror(err));
   switch (err) {
-  case ENOENT: lua_pushliteral(L, "ENOENT"); break;
-  case EEXIST: lua_pushliteral(L, "EEXIST"); break;
-  case EACCES: lua_pushliteral(L, "EACCES"); break;
-  case ESRCH: lua_pushliteral(L, "ESRCH"); break;
-  case ECHILD: lua_pushliteral(L, "ECHILD"); break;
-  case ENOTDIR: lua_pushliteral(L, "ENOTDIR"); break;
-  case ENOTEMPTY: lua_pushliteral(L, "ENOTEMPTY"); break;
-  default: lua_pushinteger(L, err);
+  case ENOENT:
+    lua_pushliteral(L, "ENOENT");
+    break;
+  case EEXIST:
+    lua_pushliteral(L, "EEXIST");
+    break;
+  case EACCES:
+    lua_pushliteral(L, "EACCES");
+    break;
+  case ESRCH:
+    lua_pushliteral(L, "ESRCH");
+    break;
+  case ECHILD:
+    lua_pushliteral(L, "ECHILD");
+    break;
+  case ENOTDIR:
+    lua_pushliteral(L, "ENOTDIR");
+    break;
+  case ENOTEMPTY:
+    lua_pushliteral(L, "ENOTEMPTY");
+    break;
+  default:
+    lua_pushinteger(L, err);
   }
   return 3;
 }
@@ -160,6 +177,34 @@ static int l_setsid(lua_State *L)
   return 1;
 }
 
+/* posix.daemonize() -> true (in the daemon) | nil, message, code. Detaches
+ * as daemons do: fork (the caller's process exits 0 at once), setsid(),
+ * fork again (so no controlling terminal can come back), cwd "/",
+ * stdin/stdout/stderr on /dev/null. */
+static int l_daemonize(lua_State *L)
+{
+  for (int round = 0; round < 2; round++) {
+    pid_t pid = fork();
+    if (pid < 0)
+      return fail(L, "fork", errno);
+    if (pid > 0)
+      _exit(0);
+    if (round == 0 && setsid() < 0)
+      return fail(L, "setsid", errno);
+  }
+  if (chdir("/") != 0)
+    return fail(L, "chdir /", errno);
+  int fd = open("/dev/null", O_RDWR);
+  if (fd < 0)
+    return fail(L, "open /dev/null", errno);
+  for (int std = 0; std < 3; std++)
+    dup2(fd, std);
+  if (fd > 2)
+    close(fd);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* ---- signals --------------------------------------------------------- */
 
 static void on_signal(int sig)
@@ -189,7 +234,7 @@ static int l_signals(lua_State *L)
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_signal;
   sigemptyset(&sa.sa_mask);
-  sa.sa_flags = 0;       /* no SA_RESTART: a poll returns EINTR at once */
+  sa.sa_flags = 0; /* no SA_RESTART: a poll returns EINTR at once */
   lua_Integer n = luaL_len(L, 1);
   for (lua_Integer i = 1; i <= n; i++) {
     lua_geti(L, 1, i);
@@ -308,10 +353,11 @@ static int l_stat(lua_State *L)
   if (lstat(path, &st) != 0)
     return fail(L, lua_pushfstring(L, "stat %s", path), errno);
   lua_createtable(L, 0, 5);
-  const char *type = S_ISREG(st.st_mode) ? "file"
-                   : S_ISDIR(st.st_mode) ? "directory"
-                   : S_ISLNK(st.st_mode) ? "link"
-                   : S_ISSOCK(st.st_mode) ? "socket" : "other";
+  const char *type = S_ISREG(st.st_mode)    ? "file"
+                     : S_ISDIR(st.st_mode)  ? "directory"
+                     : S_ISLNK(st.st_mode)  ? "link"
+                     : S_ISSOCK(st.st_mode) ? "socket"
+                                            : "other";
   lua_pushstring(L, type);
   lua_setfield(L, -2, "type");
   lua_pushinteger(L, st.st_mode & 07777);
@@ -393,22 +439,25 @@ static int write_all(int fd, const char *data, size_t len)
   return 0;
 }
 
-/* posix.write_atomic(path, data[, mode]) -> true | nil, message, code.
- * Writes a temporary file in the same folder with the mode (default
- * 0600) from the start, syncs it and renames it over path: a reader sees
- * the old content or the new, never a part. */
+/* posix.write_atomic(path, data[, mode[, sync]]) -> true | nil, message,
+ * code. Writes a temporary file in the same folder with the mode (default
+ * 0600) from the start, syncs it (unless sync is false: the caller then
+ * calls posix.syncfs before relying on it) and renames it over path: a
+ * reader sees the old content or the new, never a part. */
 static int l_write_atomic(lua_State *L)
 {
   const char *path = luaL_checkstring(L, 1);
   size_t len;
   const char *data = luaL_checklstring(L, 2, &len);
   mode_t mode = (mode_t)luaL_optinteger(L, 3, 0600);
+  int sync = lua_isnoneornil(L, 4) || lua_toboolean(L, 4);
   const char *tmp = lua_pushfstring(L, "%s.tmp%d", path, (int)getpid());
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0)
     return fail(L, lua_pushfstring(L, "write %s", path), errno);
   int err = 0;
-  if (fchmod(fd, mode) != 0 || write_all(fd, data, len) != 0 || fsync(fd) != 0)
+  if (fchmod(fd, mode) != 0 || write_all(fd, data, len) != 0 ||
+      (sync && fsync(fd) != 0))
     err = errno;
   close(fd);
   if (!err && rename(tmp, path) != 0)
@@ -417,6 +466,39 @@ static int l_write_atomic(lua_State *L)
     unlink(tmp);
     return fail(L, lua_pushfstring(L, "write %s", path), err);
   }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* posix.fsync(path) -> true | nil, message, code. Flushes one file, or
+ * a folder's entries (a rename into it), to the disk. */
+static int l_fsync(lua_State *L)
+{
+  const char *path = luaL_checkstring(L, 1);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return fail(L, lua_pushfstring(L, "fsync %s", path), errno);
+  int err = fsync(fd) != 0 ? errno : 0;
+  close(fd);
+  if (err)
+    return fail(L, lua_pushfstring(L, "fsync %s", path), err);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* posix.syncfs(path) -> true | nil, message, code. Flushes every write of
+ * the file system holding path to the disk (one call for many files
+ * written with write_atomic(..., false)). */
+static int l_syncfs(lua_State *L)
+{
+  const char *path = luaL_checkstring(L, 1);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return fail(L, lua_pushfstring(L, "syncfs %s", path), errno);
+  int err = syncfs(fd) != 0 ? errno : 0;
+  close(fd);
+  if (err)
+    return fail(L, lua_pushfstring(L, "syncfs %s", path), err);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -488,8 +570,8 @@ static int l_resolve(lua_State *L)
     for (struct addrinfo *a = res; a; a = a->ai_next) {
       char text[INET6_ADDRSTRLEN];
       if (family == 0 && a->ai_family == AF_INET) {
-        inet_ntop(AF_INET, &((struct sockaddr_in *)a->ai_addr)->sin_addr,
-                  text, sizeof text);
+        inet_ntop(AF_INET, &((struct sockaddr_in *)a->ai_addr)->sin_addr, text,
+                  sizeof text);
       } else if (family == 1 && a->ai_family == AF_INET6) {
         inet_ntop(AF_INET6, &((struct sockaddr_in6 *)a->ai_addr)->sin6_addr,
                   text, sizeof text);
@@ -501,6 +583,55 @@ static int l_resolve(lua_State *L)
     }
   }
   freeaddrinfo(res);
+  return 1;
+}
+
+/* posix.send_datagram(target, data) -> true | nil, message, code. Sends
+ * one datagram to "unix:PATH" (a Unix datagram socket such as /dev/log)
+ * or "udp:HOST:PORT"; for syslog. */
+static int l_send_datagram(lua_State *L)
+{
+  const char *target = luaL_checkstring(L, 1);
+  size_t len;
+  const char *data = luaL_checklstring(L, 2, &len);
+  int fd = -1, err = 0;
+  if (strncmp(target, "unix:", 5) == 0) {
+    struct sockaddr_un sun;
+    memset(&sun, 0, sizeof sun);
+    sun.sun_family = AF_UNIX;
+    if (strlen(target + 5) >= sizeof sun.sun_path)
+      return fail(L, lua_pushfstring(L, "send to %s", target), ENAMETOOLONG);
+    strcpy(sun.sun_path, target + 5);
+    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 ||
+        sendto(fd, data, len, 0, (struct sockaddr *)&sun, sizeof sun) < 0)
+      err = errno;
+  } else if (strncmp(target, "udp:", 4) == 0) {
+    const char *colon = strrchr(target + 4, ':');
+    if (!colon)
+      return luaL_argerror(L, 1, "udp:HOST:PORT expected");
+    lua_pushlstring(L, target + 4, (size_t)(colon - target - 4)); /* host */
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_socktype = SOCK_DGRAM;
+    int rc = getaddrinfo(lua_tostring(L, -1), colon + 1, &hints, &res);
+    if (rc != 0) {
+      lua_pushnil(L);
+      lua_pushfstring(L, "send to %s: %s", target, gai_strerror(rc));
+      return 2;
+    }
+    fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, 0);
+    if (fd < 0 || sendto(fd, data, len, 0, res->ai_addr, res->ai_addrlen) < 0)
+      err = errno;
+    freeaddrinfo(res);
+  } else {
+    return luaL_argerror(L, 1, "unix:PATH or udp:HOST:PORT expected");
+  }
+  if (fd >= 0)
+    close(fd);
+  if (err)
+    return fail(L, lua_pushfstring(L, "send to %s", target), err);
+  lua_pushboolean(L, 1);
   return 1;
 }
 
@@ -538,35 +669,37 @@ static int l_regex_search(lua_State *L)
   return 1;
 }
 
-static const luaL_Reg posix_funcs[] = {
-  {"fnmatch", l_fnmatch},
-  {"regex_search", l_regex_search},
-  {"fork", l_fork},
-  {"waitpid", l_waitpid},
-  {"kill", l_kill},
-  {"_exit", l_exit},
-  {"getpid", l_getpid},
-  {"setsid", l_setsid},
-  {"signals", l_signals},
-  {"pending", l_pending},
-  {"time", l_time},
-  {"monotonic", l_monotonic},
-  {"now_parts", l_now_parts},
-  {"sleep", l_sleep},
-  {"mkdir", l_mkdir},
-  {"chmod", l_chmod},
-  {"stat", l_stat},
-  {"listdir", l_listdir},
-  {"unlink", l_unlink},
-  {"rmdir", l_rmdir},
-  {"rename", l_rename},
-  {"write_atomic", l_write_atomic},
-  {"read", l_read},
-  {"umask", l_umask},
-  {"isatty", l_isatty},
-  {"resolve", l_resolve},
-  {NULL, NULL}
-};
+static const luaL_Reg posix_funcs[] = {{"fnmatch", l_fnmatch},
+                                       {"regex_search", l_regex_search},
+                                       {"fork", l_fork},
+                                       {"waitpid", l_waitpid},
+                                       {"kill", l_kill},
+                                       {"_exit", l_exit},
+                                       {"getpid", l_getpid},
+                                       {"setsid", l_setsid},
+                                       {"daemonize", l_daemonize},
+                                       {"signals", l_signals},
+                                       {"pending", l_pending},
+                                       {"time", l_time},
+                                       {"monotonic", l_monotonic},
+                                       {"now_parts", l_now_parts},
+                                       {"sleep", l_sleep},
+                                       {"mkdir", l_mkdir},
+                                       {"chmod", l_chmod},
+                                       {"stat", l_stat},
+                                       {"listdir", l_listdir},
+                                       {"unlink", l_unlink},
+                                       {"rmdir", l_rmdir},
+                                       {"rename", l_rename},
+                                       {"write_atomic", l_write_atomic},
+                                       {"syncfs", l_syncfs},
+                                       {"fsync", l_fsync},
+                                       {"read", l_read},
+                                       {"umask", l_umask},
+                                       {"isatty", l_isatty},
+                                       {"resolve", l_resolve},
+                                       {"send_datagram", l_send_datagram},
+                                       {NULL, NULL}};
 
 int brine__open_posix(lua_State *L)
 {

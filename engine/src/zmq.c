@@ -27,48 +27,50 @@
 #define DEFAULT_MAX_FRAMES 32
 
 /* The functions resolved from libzmq, in one table. */
-#define ZMQ_FUNCS(X) \
-  X(void *, zmq_ctx_new, (void)) \
-  X(int, zmq_ctx_term, (void *)) \
-  X(int, zmq_ctx_shutdown, (void *)) \
-  X(int, zmq_ctx_set, (void *, int, int)) \
-  X(void *, zmq_socket, (void *, int)) \
-  X(int, zmq_close, (void *)) \
-  X(int, zmq_setsockopt, (void *, int, const void *, size_t)) \
-  X(int, zmq_getsockopt, (void *, int, void *, size_t *)) \
-  X(int, zmq_bind, (void *, const char *)) \
-  X(int, zmq_connect, (void *, const char *)) \
-  X(int, zmq_unbind, (void *, const char *)) \
-  X(int, zmq_disconnect, (void *, const char *)) \
-  X(int, zmq_msg_init, (zmq_msg_t *)) \
-  X(int, zmq_msg_init_size, (zmq_msg_t *, size_t)) \
-  X(void *, zmq_msg_data, (zmq_msg_t *)) \
-  X(size_t, zmq_msg_size, (const zmq_msg_t *)) \
-  X(int, zmq_msg_close, (zmq_msg_t *)) \
-  X(int, zmq_msg_send, (zmq_msg_t *, void *, int)) \
-  X(int, zmq_msg_recv, (zmq_msg_t *, void *, int)) \
-  X(int, zmq_msg_more, (const zmq_msg_t *)) \
-  X(const char *, zmq_msg_gets, (const zmq_msg_t *, const char *)) \
-  X(int, zmq_msg_get, (const zmq_msg_t *, int)) \
-  X(int, zmq_poll, (zmq_pollitem_t *, int, long)) \
-  X(int, zmq_errno, (void)) \
-  X(const char *, zmq_strerror, (int)) \
-  X(int, zmq_curve_keypair, (char *, char *)) \
-  X(int, zmq_curve_public, (char *, const char *)) \
-  X(char *, zmq_z85_encode, (char *, const uint8_t *, size_t)) \
-  X(uint8_t *, zmq_z85_decode, (uint8_t *, const char *)) \
-  X(int, zmq_socket_monitor, (void *, const char *, int)) \
+#define ZMQ_FUNCS(X)                                                           \
+  X(void *, zmq_ctx_new, (void))                                               \
+  X(int, zmq_ctx_term, (void *))                                               \
+  X(int, zmq_ctx_shutdown, (void *))                                           \
+  X(int, zmq_ctx_set, (void *, int, int))                                      \
+  X(void *, zmq_socket, (void *, int))                                         \
+  X(int, zmq_close, (void *))                                                  \
+  X(int, zmq_setsockopt, (void *, int, const void *, size_t))                  \
+  X(int, zmq_getsockopt, (void *, int, void *, size_t *))                      \
+  X(int, zmq_bind, (void *, const char *))                                     \
+  X(int, zmq_connect, (void *, const char *))                                  \
+  X(int, zmq_unbind, (void *, const char *))                                   \
+  X(int, zmq_disconnect, (void *, const char *))                               \
+  X(int, zmq_msg_init, (zmq_msg_t *))                                          \
+  X(int, zmq_msg_init_size, (zmq_msg_t *, size_t))                             \
+  X(void *, zmq_msg_data, (zmq_msg_t *))                                       \
+  X(size_t, zmq_msg_size, (const zmq_msg_t *))                                 \
+  X(int, zmq_msg_close, (zmq_msg_t *))                                         \
+  X(int, zmq_msg_send, (zmq_msg_t *, void *, int))                             \
+  X(int, zmq_msg_recv, (zmq_msg_t *, void *, int))                             \
+  X(int, zmq_msg_more, (const zmq_msg_t *))                                    \
+  X(const char *, zmq_msg_gets, (const zmq_msg_t *, const char *))             \
+  X(int, zmq_msg_get, (const zmq_msg_t *, int))                                \
+  X(int, zmq_poll, (zmq_pollitem_t *, int, long))                              \
+  X(int, zmq_errno, (void))                                                    \
+  X(const char *, zmq_strerror, (int))                                         \
+  X(int, zmq_curve_keypair, (char *, char *))                                  \
+  X(int, zmq_curve_public, (char *, const char *))                             \
+  X(char *, zmq_z85_encode, (char *, const uint8_t *, size_t))                 \
+  X(uint8_t *, zmq_z85_decode, (uint8_t *, const char *))                      \
+  X(int, zmq_socket_monitor, (void *, const char *, int))                      \
   X(void, zmq_version, (int *, int *, int *))
 
-#define DECLARE(ret, name, args) ret (*name) args;
-static struct { ZMQ_FUNCS(DECLARE) } z;
+#define DECLARE(ret, name, args) ret(*name) args;
+static struct {
+  ZMQ_FUNCS(DECLARE)
+} z;
 #undef DECLARE
 static void *libzmq;
 
 struct ctx {
   void *handle;
-  int sockets;    /* open sockets made by this context */
-  int closed;     /* close() was called; terminate with the last socket */
+  int sockets; /* open sockets made by this context */
+  int closed;  /* close() was called; terminate with the last socket */
 };
 
 struct sock {
@@ -82,20 +84,34 @@ struct sock {
 static const char *errno_name(int err)
 {
   switch (err) {
-  case EAGAIN: return "EAGAIN";
-  case EINTR: return "EINTR";
-  case EHOSTUNREACH: return "EHOSTUNREACH";
-  case ETERM: return "ETERM";
-  case EFSM: return "EFSM";
-  case EINVAL: return "EINVAL";
-  case EADDRINUSE: return "EADDRINUSE";
-  case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
-  case ENODEV: return "ENODEV";
-  case EPROTONOSUPPORT: return "EPROTONOSUPPORT";
-  case ENOTSOCK: return "ENOTSOCK";
-  case EMSGSIZE: return "EMSGSIZE";
-  case ENOCOMPATPROTO: return "ENOCOMPATPROTO";
-  default: return NULL;
+  case EAGAIN:
+    return "EAGAIN";
+  case EINTR:
+    return "EINTR";
+  case EHOSTUNREACH:
+    return "EHOSTUNREACH";
+  case ETERM:
+    return "ETERM";
+  case EFSM:
+    return "EFSM";
+  case EINVAL:
+    return "EINVAL";
+  case EADDRINUSE:
+    return "EADDRINUSE";
+  case EADDRNOTAVAIL:
+    return "EADDRNOTAVAIL";
+  case ENODEV:
+    return "ENODEV";
+  case EPROTONOSUPPORT:
+    return "EPROTONOSUPPORT";
+  case ENOTSOCK:
+    return "ENOTSOCK";
+  case EMSGSIZE:
+    return "EMSGSIZE";
+  case ENOCOMPATPROTO:
+    return "ENOCOMPATPROTO";
+  default:
+    return NULL;
   }
 }
 
@@ -128,14 +144,29 @@ static struct ctx *check_ctx(lua_State *L, int idx)
 }
 
 /* zmq.context() -> context | nil, message, code */
+/* zmq.context([{max_sockets=N, io_threads=N}]) -> context | nil, message,
+ * code. max_sockets raises libzmq's limit of 1023 sockets per context. */
 static int l_context(lua_State *L)
 {
-  struct ctx *c = lua_newuserdatauv(L, sizeof *c, 0);
+  struct ctx *c = lua_newuserdatauv(L, sizeof *c, 0); /* ctx */
   memset(c, 0, sizeof *c);
   c->handle = z.zmq_ctx_new();
   if (!c->handle)
     return fail(L, "zmq context");
   luaL_setmetatable(L, CTX_MT);
+  static const struct {
+    const char *name;
+    int option;
+  } options[] = {{"max_sockets", ZMQ_MAX_SOCKETS},
+                 {"io_threads", ZMQ_IO_THREADS}};
+  for (size_t i = 0; lua_istable(L, 1) && i < sizeof options / sizeof *options;
+       i++) {
+    lua_getfield(L, 1, options[i].name); /* ctx value */
+    if (!lua_isnil(L, -1) && z.zmq_ctx_set(c->handle, options[i].option,
+                                           (int)luaL_checkinteger(L, -1)) != 0)
+      return fail(L, options[i].name);
+    lua_pop(L, 1); /* ctx */
+  }
   return 1;
 }
 
@@ -160,12 +191,14 @@ static int l_ctx_close(lua_State *L)
   return 0;
 }
 
-static const struct { const char *name; int type; } socket_types[] = {
-  {"PAIR", ZMQ_PAIR}, {"PUB", ZMQ_PUB}, {"SUB", ZMQ_SUB},
-  {"REQ", ZMQ_REQ}, {"REP", ZMQ_REP}, {"DEALER", ZMQ_DEALER},
-  {"ROUTER", ZMQ_ROUTER}, {"PULL", ZMQ_PULL}, {"PUSH", ZMQ_PUSH},
-  {NULL, 0}
-};
+static const struct {
+  const char *name;
+  int type;
+} socket_types[] = {{"PAIR", ZMQ_PAIR},     {"PUB", ZMQ_PUB},
+                    {"SUB", ZMQ_SUB},       {"REQ", ZMQ_REQ},
+                    {"REP", ZMQ_REP},       {"DEALER", ZMQ_DEALER},
+                    {"ROUTER", ZMQ_ROUTER}, {"PULL", ZMQ_PULL},
+                    {"PUSH", ZMQ_PUSH},     {NULL, 0}};
 
 /* ctx:socket(TYPE) -> socket | nil, message, code. LINGER starts at 0
  * so that closing never waits for a peer that went away. */
@@ -178,8 +211,8 @@ static int l_ctx_socket(lua_State *L)
     if (strcmp(socket_types[i].name, name) == 0)
       type = socket_types[i].type;
   if (type < 0)
-    return luaL_argerror(L, 2, lua_pushfstring(L, "unknown socket type '%s'",
-                                               name));
+    return luaL_argerror(L, 2,
+                         lua_pushfstring(L, "unknown socket type '%s'", name));
   struct sock *s = lua_newuserdatauv(L, sizeof *s, 1);
   memset(s, 0, sizeof *s);
   s->handle = z.zmq_socket(c->handle, type);
@@ -191,7 +224,7 @@ static int l_ctx_socket(lua_State *L)
   s->type = type;
   c->sockets++;
   lua_pushvalue(L, 1);
-  lua_setiuservalue(L, -2, 1);   /* the socket keeps its context alive */
+  lua_setiuservalue(L, -2, 1); /* the socket keeps its context alive */
   luaL_setmetatable(L, SOCK_MT);
   return 1;
 }
@@ -204,42 +237,40 @@ static const struct opt {
   const char *name;
   int id;
   enum opt_kind kind;
-} options[] = {
-  {"linger", ZMQ_LINGER, OPT_INT},
-  {"sndhwm", ZMQ_SNDHWM, OPT_INT},
-  {"rcvhwm", ZMQ_RCVHWM, OPT_INT},
-  {"maxmsgsize", ZMQ_MAXMSGSIZE, OPT_I64},
-  {"routing_id", ZMQ_ROUTING_ID, OPT_BYTES},
-  {"router_mandatory", ZMQ_ROUTER_MANDATORY, OPT_INT},
-  {"router_handover", ZMQ_ROUTER_HANDOVER, OPT_INT},
-  {"tcp_keepalive", ZMQ_TCP_KEEPALIVE, OPT_INT},
-  {"tcp_keepalive_idle", ZMQ_TCP_KEEPALIVE_IDLE, OPT_INT},
-  {"tcp_keepalive_cnt", ZMQ_TCP_KEEPALIVE_CNT, OPT_INT},
-  {"tcp_keepalive_intvl", ZMQ_TCP_KEEPALIVE_INTVL, OPT_INT},
-  {"reconnect_ivl", ZMQ_RECONNECT_IVL, OPT_INT},
-  {"reconnect_ivl_max", ZMQ_RECONNECT_IVL_MAX, OPT_INT},
-  {"heartbeat_ivl", ZMQ_HEARTBEAT_IVL, OPT_INT},
-  {"heartbeat_ttl", ZMQ_HEARTBEAT_TTL, OPT_INT},
-  {"heartbeat_timeout", ZMQ_HEARTBEAT_TIMEOUT, OPT_INT},
-  {"handshake_ivl", ZMQ_HANDSHAKE_IVL, OPT_INT},
-  {"immediate", ZMQ_IMMEDIATE, OPT_INT},
-  {"sndtimeo", ZMQ_SNDTIMEO, OPT_INT},
-  {"rcvtimeo", ZMQ_RCVTIMEO, OPT_INT},
-  {"curve_server", ZMQ_CURVE_SERVER, OPT_INT},
-  {"curve_publickey", ZMQ_CURVE_PUBLICKEY, OPT_KEY},
-  {"curve_secretkey", ZMQ_CURVE_SECRETKEY, OPT_KEY},
-  {"curve_serverkey", ZMQ_CURVE_SERVERKEY, OPT_KEY},
-  {"zap_domain", ZMQ_ZAP_DOMAIN, OPT_STR},
-  {"subscribe", ZMQ_SUBSCRIBE, OPT_BYTES},
-  {"unsubscribe", ZMQ_UNSUBSCRIBE, OPT_BYTES},
-  {"fd", ZMQ_FD, OPT_INT},
-  {"events", ZMQ_EVENTS, OPT_INT},
-  {"rcvmore", ZMQ_RCVMORE, OPT_INT},
-  {"type", ZMQ_TYPE, OPT_INT},
-  {"mechanism", ZMQ_MECHANISM, OPT_INT},
-  {"last_endpoint", ZMQ_LAST_ENDPOINT, OPT_STR},
-  {NULL, 0, 0}
-};
+} options[] = {{"linger", ZMQ_LINGER, OPT_INT},
+               {"sndhwm", ZMQ_SNDHWM, OPT_INT},
+               {"rcvhwm", ZMQ_RCVHWM, OPT_INT},
+               {"maxmsgsize", ZMQ_MAXMSGSIZE, OPT_I64},
+               {"routing_id", ZMQ_ROUTING_ID, OPT_BYTES},
+               {"router_mandatory", ZMQ_ROUTER_MANDATORY, OPT_INT},
+               {"router_handover", ZMQ_ROUTER_HANDOVER, OPT_INT},
+               {"tcp_keepalive", ZMQ_TCP_KEEPALIVE, OPT_INT},
+               {"tcp_keepalive_idle", ZMQ_TCP_KEEPALIVE_IDLE, OPT_INT},
+               {"tcp_keepalive_cnt", ZMQ_TCP_KEEPALIVE_CNT, OPT_INT},
+               {"tcp_keepalive_intvl", ZMQ_TCP_KEEPALIVE_INTVL, OPT_INT},
+               {"reconnect_ivl", ZMQ_RECONNECT_IVL, OPT_INT},
+               {"reconnect_ivl_max", ZMQ_RECONNECT_IVL_MAX, OPT_INT},
+               {"heartbeat_ivl", ZMQ_HEARTBEAT_IVL, OPT_INT},
+               {"heartbeat_ttl", ZMQ_HEARTBEAT_TTL, OPT_INT},
+               {"heartbeat_timeout", ZMQ_HEARTBEAT_TIMEOUT, OPT_INT},
+               {"handshake_ivl", ZMQ_HANDSHAKE_IVL, OPT_INT},
+               {"immediate", ZMQ_IMMEDIATE, OPT_INT},
+               {"sndtimeo", ZMQ_SNDTIMEO, OPT_INT},
+               {"rcvtimeo", ZMQ_RCVTIMEO, OPT_INT},
+               {"curve_server", ZMQ_CURVE_SERVER, OPT_INT},
+               {"curve_publickey", ZMQ_CURVE_PUBLICKEY, OPT_KEY},
+               {"curve_secretkey", ZMQ_CURVE_SECRETKEY, OPT_KEY},
+               {"curve_serverkey", ZMQ_CURVE_SERVERKEY, OPT_KEY},
+               {"zap_domain", ZMQ_ZAP_DOMAIN, OPT_STR},
+               {"subscribe", ZMQ_SUBSCRIBE, OPT_BYTES},
+               {"unsubscribe", ZMQ_UNSUBSCRIBE, OPT_BYTES},
+               {"fd", ZMQ_FD, OPT_INT},
+               {"events", ZMQ_EVENTS, OPT_INT},
+               {"rcvmore", ZMQ_RCVMORE, OPT_INT},
+               {"type", ZMQ_TYPE, OPT_INT},
+               {"mechanism", ZMQ_MECHANISM, OPT_INT},
+               {"last_endpoint", ZMQ_LAST_ENDPOINT, OPT_STR},
+               {NULL, 0, 0}};
 
 static const struct opt *check_opt(lua_State *L, int idx)
 {
@@ -247,8 +278,7 @@ static const struct opt *check_opt(lua_State *L, int idx)
   for (int i = 0; options[i].name; i++)
     if (strcmp(options[i].name, name) == 0)
       return &options[i];
-  luaL_argerror(L, idx, lua_pushfstring(L, "unknown socket option '%s'",
-                                        name));
+  luaL_argerror(L, idx, lua_pushfstring(L, "unknown socket option '%s'", name));
   return NULL;
 }
 
@@ -278,7 +308,8 @@ static int l_setopt(lua_State *L)
     size_t len;
     const char *v = luaL_checklstring(L, 3, &len);
     if (o->kind == OPT_KEY && len != 40 && len != 32)
-      return luaL_argerror(L, 3, "a CURVE key is 40 Z85 characters or 32 bytes");
+      return luaL_argerror(L, 3,
+                           "a CURVE key is 40 Z85 characters or 32 bytes");
     rc = z.zmq_setsockopt(s->handle, o->id, v, len);
   }
   if (rc != 0)
@@ -311,11 +342,11 @@ static int l_getopt(lua_State *L)
   char buf[256];
   size_t len = sizeof buf;
   if (o->kind == OPT_KEY)
-    len = 41;                     /* asks libzmq for the Z85 form */
+    len = 41; /* asks libzmq for the Z85 form */
   if (z.zmq_getsockopt(s->handle, o->id, buf, &len) != 0)
     return fail(L, lua_pushfstring(L, "reading %s", o->name));
   if ((o->kind == OPT_KEY || o->kind == OPT_STR) && len > 0 && !buf[len - 1])
-    len--;                        /* drop the terminating NUL */
+    len--; /* drop the terminating NUL */
   lua_pushlstring(L, buf, len);
   return 1;
 }
@@ -459,7 +490,7 @@ static int l_recv(lua_State *L)
     max_frames = luaL_optinteger(L, -1, max_frames);
     lua_pop(L, 1);
   }
-  lua_newtable(L);                                   /* frames */
+  lua_newtable(L); /* frames */
   lua_Integer n = 0;
   for (;;) {
     zmq_msg_t msg;
@@ -476,7 +507,7 @@ static int l_recv(lua_State *L)
     }
     int more = z.zmq_msg_more(&msg);
     if (!more) {
-      lua_newtable(L);                               /* frames meta */
+      lua_newtable(L); /* frames meta */
       push_property(L, &msg, "User-Id", "user_id");
       push_property(L, &msg, "Peer-Address", "peer_address");
       int fd = z.zmq_msg_get(&msg, ZMQ_SRCFD);
@@ -491,8 +522,8 @@ static int l_recv(lua_State *L)
   }
   if (n > max_frames) {
     lua_pushnil(L);
-    lua_pushfstring(L, "recv: message of %I frames, over the limit of %I",
-                    n, max_frames);
+    lua_pushfstring(L, "recv: message of %I frames, over the limit of %I", n,
+                    max_frames);
     lua_pushliteral(L, "EMSGSIZE");
     return 3;
   }
@@ -519,7 +550,7 @@ static int l_ctx_gc(lua_State *L)
   if (c->handle) {
     c->closed = 1;
     if (c->sockets > 0)
-      z.zmq_ctx_shutdown(c->handle);   /* sockets finalised later end it */
+      z.zmq_ctx_shutdown(c->handle); /* sockets finalised later end it */
     ctx_release(c);
   }
   return 0;
@@ -675,11 +706,11 @@ static void load_libzmq(lua_State *L)
   void *h = dlopen("libzmq.so.5", RTLD_NOW | RTLD_LOCAL);
   if (!h)
     luaL_error(L, "brine.zmq: cannot load libzmq.so.5: %s", dlerror());
-#define RESOLVE(ret, name, args) \
-  *(void **)&z.name = dlsym(h, #name); \
-  if (!z.name) { \
-    dlclose(h); \
-    luaL_error(L, "brine.zmq: libzmq.so.5 lacks %s", #name); \
+#define RESOLVE(ret, name, args)                                               \
+  *(void **)&z.name = dlsym(h, #name);                                         \
+  if (!z.name) {                                                               \
+    dlclose(h);                                                                \
+    luaL_error(L, "brine.zmq: libzmq.so.5 lacks %s", #name);                   \
   }
   ZMQ_FUNCS(RESOLVE)
 #undef RESOLVE
@@ -687,36 +718,23 @@ static void load_libzmq(lua_State *L)
 }
 
 static const luaL_Reg ctx_methods[] = {
-  {"socket", l_ctx_socket},
-  {"close", l_ctx_close},
-  {NULL, NULL}
-};
+    {"socket", l_ctx_socket}, {"close", l_ctx_close}, {NULL, NULL}};
 
 static const luaL_Reg sock_methods[] = {
-  {"setopt", l_setopt},
-  {"getopt", l_getopt},
-  {"bind", l_bind},
-  {"connect", l_connect},
-  {"unbind", l_unbind},
-  {"disconnect", l_disconnect},
-  {"send", l_send},
-  {"recv", l_recv},
-  {"monitor", l_monitor},
-  {"close", l_sock_close},
-  {NULL, NULL}
-};
+    {"setopt", l_setopt},    {"getopt", l_getopt}, {"bind", l_bind},
+    {"connect", l_connect},  {"unbind", l_unbind}, {"disconnect", l_disconnect},
+    {"send", l_send},        {"recv", l_recv},     {"monitor", l_monitor},
+    {"close", l_sock_close}, {NULL, NULL}};
 
-static const luaL_Reg zmq_funcs[] = {
-  {"context", l_context},
-  {"poll", l_poll},
-  {"curve_keypair", l_curve_keypair},
-  {"curve_public", l_curve_public},
-  {"z85_encode", l_z85_encode},
-  {"z85_decode", l_z85_decode},
-  {"fingerprint", l_fingerprint},
-  {"version", l_version},
-  {NULL, NULL}
-};
+static const luaL_Reg zmq_funcs[] = {{"context", l_context},
+                                     {"poll", l_poll},
+                                     {"curve_keypair", l_curve_keypair},
+                                     {"curve_public", l_curve_public},
+                                     {"z85_encode", l_z85_encode},
+                                     {"z85_decode", l_z85_decode},
+                                     {"fingerprint", l_fingerprint},
+                                     {"version", l_version},
+                                     {NULL, NULL}};
 
 static void new_type(lua_State *L, const char *name, const luaL_Reg *methods,
                      lua_CFunction gc, lua_CFunction tostring)
@@ -742,14 +760,18 @@ int brine__open_zmq(lua_State *L)
   new_type(L, CTX_MT, ctx_methods, l_ctx_gc, NULL);
   new_type(L, SOCK_MT, sock_methods, l_sock_close, l_sock_tostring);
   luaL_newlib(L, zmq_funcs);
-  static const struct { const char *name; int value; } events[] = {
-    {"EVENT_CONNECTED", ZMQ_EVENT_CONNECTED},
-    {"EVENT_DISCONNECTED", ZMQ_EVENT_DISCONNECTED},
-    {"EVENT_HANDSHAKE_SUCCEEDED", ZMQ_EVENT_HANDSHAKE_SUCCEEDED},
-    {"EVENT_HANDSHAKE_FAILED_NO_DETAIL", ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL},
-    {"EVENT_HANDSHAKE_FAILED_PROTOCOL", ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL},
-    {"EVENT_HANDSHAKE_FAILED_AUTH", ZMQ_EVENT_HANDSHAKE_FAILED_AUTH},
-    {"EVENT_ALL", 0xFFFF},
+  static const struct {
+    const char *name;
+    int value;
+  } events[] = {
+      {"EVENT_CONNECTED", ZMQ_EVENT_CONNECTED},
+      {"EVENT_DISCONNECTED", ZMQ_EVENT_DISCONNECTED},
+      {"EVENT_HANDSHAKE_SUCCEEDED", ZMQ_EVENT_HANDSHAKE_SUCCEEDED},
+      {"EVENT_HANDSHAKE_FAILED_NO_DETAIL",
+       ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL},
+      {"EVENT_HANDSHAKE_FAILED_PROTOCOL", ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL},
+      {"EVENT_HANDSHAKE_FAILED_AUTH", ZMQ_EVENT_HANDSHAKE_FAILED_AUTH},
+      {"EVENT_ALL", 0xFFFF},
   };
   for (size_t i = 0; i < sizeof events / sizeof events[0]; i++) {
     lua_pushinteger(L, events[i].value);

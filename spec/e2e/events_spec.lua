@@ -57,6 +57,8 @@ describe("the event bus", function()
     assert.same({ "dev1", "accept", true }, { got[2].data.id, got[2].data.act, got[2].data.result })
     assert.same({ true, "accept" }, { got[3].data.result, got[3].data.act })
     assert.matches("^Minion dev1 started at ", got[4].data.data)
+    assert.same({ "_minion_event", "dev1", "minion_start" },
+      { got[4].data.cmd, got[4].data.id, got[4].data.tag })
     assert.equal("dev1", got[5].data.id)
     assert.matches("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d+$", got[5].data._stamp)
 
@@ -100,8 +102,12 @@ describe("the event bus", function()
     local got = done()
     assert.same({ "app/custom", "salt/minion/dev1/custom", "app/custom2" },
       { got[1].tag, got[2].tag, got[3].tag })
-    assert.same({ 1, 2, "dev1" }, { got[1].data.a, got[1].data.b, got[1].data.id })
-    assert.same({ "y", "dev1" }, { got[2].data.x, got[2].data.id })
+    -- Salt's shape: the minion's data under `data`, its id beside it
+    assert.same({ 1, 2, "other" }, { got[1].data.data.a, got[1].data.data.b,
+      got[1].data.data.id })
+    assert.same({ "dev1", "app/custom", "_minion_event" }, { got[1].data.id, got[1].data.tag,
+      got[1].data.cmd })
+    assert.same({ "y", "dev1" }, { got[2].data.data.x, got[2].data.id })
     local log = harness.read(w.master_log)
     assert.matches("minion dev1: event refused: tag 'salt/job/20200101000000000000/custom' is"
       .. " in the master's namespace", log, 1, true)

@@ -8,7 +8,7 @@ local M = {}
 
 local BIN = os.getenv("BRINE_BIN") or "brine"
 
-local function free_ports(n)
+function M.free_ports(n)
   local ctx = assert(zmq.context())
   local socks, ports = {}, {}
   for i = 1, n do
@@ -76,7 +76,7 @@ function M.world(extra)
   local dir = os.tmpname()
   os.remove(dir)
   assert(posix.mkdir(dir, 448))
-  local ports = free_ports(3)
+  local ports = M.free_ports(3)
   local w = { dir = dir, pids = {}, ports = ports }
   w.mconf = dir .. "/master-conf"
   posix.mkdir(w.mconf, 448)
@@ -108,6 +108,9 @@ function M.each_world(before_each, after_each)
         return function(_, ...) return v(current, ...) end
       end
       return v
+    end,
+    __newindex = function(_, k, v)
+      current[k] = v
     end,
   })
 end
@@ -312,6 +315,112 @@ function M:wait_pending(id)
     local _, out = self:key("-l pending")
     return out:find("\n" .. id .. "\n", 1, true)
   end, 5)
+end
+
+---------------------------------------------------------------------------
+-- A link that can be cut: a TCP proxy on loopback that stops passing bytes
+-- (both ways) while a file exists, without closing anything, as a mobile
+-- network does in a tunnel. Connections opened during a cut stay dead
+-- after it, as their start was lost. While CUT_FILE.tamper exists, it
+-- flips one bit of each chunk it passes instead (a tampering network).
+-- The proxy is this file run as a script:
+--   brine lua spec/e2e/harness.lua proxy LISTEN TARGET CUT_FILE
+---------------------------------------------------------------------------
+
+local function run_proxy(listen_port, target_port, cut_file)
+  local uv = require("luv")
+  local function cut()
+    return uv.fs_stat(cut_file) ~= nil
+  end
+  local function pipe(from, to, dead)
+    from:read_start(function(err, chunk)
+      if err or not chunk then
+        for _, h in ipairs({ from, to }) do
+          if not h:is_closing() then h:close() end
+        end
+      elseif not cut() and not dead then
+        if uv.fs_stat(cut_file .. ".tamper") then
+          local i = #chunk // 2 + 1
+          chunk = chunk:sub(1, i - 1) .. string.char(chunk:byte(i) ~ 1) .. chunk:sub(i + 1)
+        end
+        to:write(chunk)
+      end
+    end)
+  end
+  local server = uv.new_tcp()
+  assert(server:bind("127.0.0.1", listen_port))
+  assert(server:listen(128, function()
+    local inbound, outbound = uv.new_tcp(), uv.new_tcp()
+    server:accept(inbound)
+    local dead = cut()
+    outbound:connect("127.0.0.1", target_port, function(err)
+      if err then
+        inbound:close()
+        outbound:close()
+        return
+      end
+      pipe(inbound, outbound, dead)
+      pipe(outbound, inbound, dead)
+    end)
+  end))
+  io.stdout:write("proxy listening\n")
+  io.stdout:flush()
+  uv.run()
+end
+
+--- Puts a cuttable link in front of the master's three ports; returns
+--- the ports to give the minion (publish, request, key) and the file
+--- whose existence cuts the link (with ".tamper" added: alters it).
+function M:cuttable_link()
+  local ports = M.free_ports(3)
+  local cut_file = self.dir .. "/link-cut"
+  for i, port in ipairs(ports) do
+    local name = "proxy" .. i
+    local _, log = self:spawn(name, string.format("lua %s/spec/e2e/harness.lua proxy %d %d %s",
+      shell_quote(os.getenv("BRINE_SOURCE_DIR") or "."), port, self.ports[i],
+      shell_quote(cut_file)))
+    assert(self:wait(function()
+      return M.read(log):find("proxy listening", 1, true)
+    end, 10), "the link proxy did not start:\n" .. M.read(log))
+  end
+  return ports, cut_file
+end
+
+-- A syslog collector: appends each UDP datagram received on PORT to FILE,
+-- one a line. brine lua spec/e2e/harness.lua syslog PORT FILE
+local function run_syslog(port, path)
+  local uv = require("luv")
+  local udp = uv.new_udp()
+  assert(udp:bind("127.0.0.1", port))
+  udp:recv_start(function(err, datagram)
+    if not err and datagram then
+      local f = io.open(path, "a")
+      f:write(datagram, "\n")
+      f:close()
+    end
+  end)
+  io.stdout:write("syslog listening\n")
+  io.stdout:flush()
+  uv.run()
+end
+
+--- Starts a syslog collector on a free UDP port; returns the port and the
+--- file the messages go to.
+function M:syslog_collector()
+  local port = M.free_ports(1)[1] -- free for TCP, and UDP is rarely busy on it
+  local path = self.dir .. "/syslog.out"
+  local _, log = self:spawn("syslog", string.format("lua %s/spec/e2e/harness.lua syslog %d %s",
+    shell_quote(os.getenv("BRINE_SOURCE_DIR") or "."), port, shell_quote(path)))
+  assert(self:wait(function()
+    return M.read(log):find("syslog listening", 1, true)
+  end, 10), "the syslog collector did not start:\n" .. M.read(log))
+  return port, path
+end
+
+if arg and arg[0] and arg[0]:match("harness%.lua$") and arg[1] == "proxy" then
+  run_proxy(tonumber(arg[2]), tonumber(arg[3]), arg[4])
+elseif arg and arg[0] and arg[0]:match("harness%.lua$") and arg[1] == "syslog" then
+  run_syslog(tonumber(arg[2]), arg[3])
 end
 
 return M

@@ -94,13 +94,28 @@ describe("an offline device", function()
     assert.equal(2, count(w:minion_log("car1"), "test.echo started"))
   end)
 
-  it("delivers the return of a job whose minion was killed with SIGKILL mid-job", function()
+  it("delivers the return of a job whose minion was stopped or killed mid-job", function()
     w:accept("car1")
     local status, out = w:salt("--async car1 test.sleep 1")
     assert.equal(0, status, out)
     local jid = jid_of(out)
     assert.truthy(w:wait(function()
       return w:minion_log("car1"):find("test.sleep started", 1, true)
+    end, 5))
+    local proc = w.dir .. "/minion-root-car1/var/cache/brine/minion/proc/" .. jid
+    assert.truthy(posix.stat(proc), "no record of the running job")
+    w:stop("minion-car1")
+    assert.matches("1 job(s) still running", w:minion_log("car1"), 1, true)
+    w:start_minion("car1")
+    assert.truthy(w:wait(function() return posix.stat(job_cache(jid, "car1")) end, 10),
+      "the return of the stopped minion's job never arrived:\n" .. w:minion_log("car1"))
+    assert.truthy(w:wait(function() return not posix.stat(proc) end, 5),
+      "the record of the finished job stayed")
+    status, out = w:salt("--async car1 test.sleep 1")
+    assert.equal(0, status, out)
+    jid = jid_of(out)
+    assert.truthy(w:wait(function()
+      return count(w:minion_log("car1"), "test.sleep started") == 2
     end, 5))
     w:stop("minion-car1", "KILL")
     -- the worker outlives its parent and leaves the return on disk; the
@@ -110,8 +125,64 @@ describe("an offline device", function()
       "the return of the killed minion's job never arrived:\n" .. w:minion_log("car1"))
     assert.truthy(w:wait(function() return #minion_returns("car1") == 0 end, 10))
     assert.equal(1, count(harness.read(w.master_log), "job " .. jid .. ": return from car1"))
-    -- and the job is not run again
-    assert.equal(1, count(w:minion_log("car1"), "test.sleep started"))
+    -- and the jobs are not run again
+    assert.equal(2, count(w:minion_log("car1"), "test.sleep started"))
+  end)
+
+  it("gets every return and held job across a link cut without a close", function()
+    local ports, cut_file = w:cuttable_link()
+    w:accept("car1", string.format("publish_port: %d\nmaster_port: %d\nkey_port: %d\n"
+      .. "heartbeat_ivl: 200\nheartbeat_timeout: 1000\n", ports[1], ports[2], ports[3]))
+    local status, out = w:salt("--async car1 test.sleep 1")
+    assert.equal(0, status, out)
+    local running = jid_of(out)
+    assert.truthy(w:wait(function()
+      return w:minion_log("car1"):find("test.sleep started", 1, true)
+    end, 5))
+    assert(io.open(cut_file, "w")):close() -- into the tunnel
+    status, out = w:salt("--async --queue car1 test.echo held")
+    assert.equal(0, status, out)
+    local held = jid_of(out)
+    -- the job ends during the cut; the minion notices the silent link
+    assert.truthy(w:wait(function() return #minion_returns("car1") == 1 end, 10),
+      "the return was not queued during the cut")
+    assert.truthy(w:wait(function()
+      return w:minion_log("car1"):find("the link to the master closed", 1, true)
+    end, 10), "the minion did not notice the cut:\n" .. w:minion_log("car1"))
+    posix.sleep(1)
+    assert.falsy(posix.stat(job_cache(running, "car1")))
+    os.remove(cut_file) -- out of the tunnel
+    assert.truthy(w:wait(function()
+      return posix.stat(job_cache(running, "car1")) and posix.stat(job_cache(held, "car1"))
+    end, 20), "not everything arrived after the cut:\n" .. w:minion_log("car1"))
+    assert.truthy(w:wait(function() return #minion_returns("car1") == 0 end, 10))
+    local log = harness.read(w.master_log)
+    assert.equal(1, count(log, "job " .. running .. ": return from car1"))
+    assert.equal(1, count(log, "job " .. held .. ": return from car1"))
+    assert.equal(1, count(w:minion_log("car1"), "job " .. held .. ": test.echo started"))
+  end)
+
+  it("finds its master at the last address that worked when the name fails", function()
+    w:accept("car1")
+    -- the master's name stops resolving (taken on SIGHUP, used at the next reconnect)
+    w:minion_conf("car1", "master: no-such-host.invalid\n")
+    posix.kill(w.pids["minion-car1"], "HUP")
+    assert.truthy(w:wait(function()
+      return w:minion_log("car1"):find("configuration reloaded", 1, true)
+    end, 5))
+    w:stop("master")
+    assert.truthy(w:wait(function()
+      return w:minion_log("car1"):find("using the last address that worked, 127.0.0.1", 1, true)
+    end, 15), "no fallback:\n" .. w:minion_log("car1"))
+    w:start_master()
+    assert.truthy(w:wait(function() return w:salt("car1 test.ping -t 1") == 0 end, 15),
+      "the minion did not come back:\n" .. w:minion_log("car1"))
+
+    -- and a minion restarted while the name still fails finds it too
+    w:stop("minion-car1")
+    w:start_minion("car1", "master: no-such-host.invalid\n")
+    assert.truthy(w:wait_connected_again("car1", 2, 10), "the restarted minion did not connect")
+    assert.equal(0, (w:salt("car1 test.ping")))
   end)
 
   it("backs off exponentially with jitter while the master is away", function()

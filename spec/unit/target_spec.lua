@@ -59,8 +59,8 @@ describe("brine.target", function()
   end)
 
   it("expands nodegroups, nested, and refuses unknown or looping ones", function()
-    local groups = { web = "web* or L@db1", all = "N@web or G@role:x", ids = data.array({ "a", "b" }),
-      loop = "N@loop" }
+    local groups = { web = "web* or L@db1", all = "N@web or G@role:x",
+      ids = data.array({ "a", "b" }), loop = "N@loop" }
     local tgt, how = target.expand_nodegroups("web", "nodegroup", groups)
     assert.equal("( web* or L@db1 )", tgt)
     assert.equal("compound", how)

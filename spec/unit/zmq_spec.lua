@@ -13,6 +13,47 @@ describe("brine.zmq", function()
     ctx:close()
   end)
 
+  it("raises the socket limit of a context when asked", function()
+    local big = assert(zmq.context({ max_sockets = 1500 }))
+    local socks = {}
+    for i = 1, 1100 do
+      socks[i] = assert(big:socket("DEALER"))
+    end
+    for _, s in ipairs(socks) do
+      s:close()
+    end
+    big:close()
+    local small = assert(zmq.context())
+    local n, ok = 0, true
+    local held = {}
+    while ok and n < 1100 do
+      ok = small:socket("DEALER")
+      if ok then
+        n = n + 1
+        held[n] = ok
+      end
+    end
+    assert.truthy(n < 1100, "the default limit of 1023 sockets did not hold")
+    for _, s in ipairs(held) do
+      s:close()
+    end
+    small:close()
+  end)
+
+  it("reports the file descriptor a message came from", function()
+    local server = assert(ctx:socket("ROUTER"))
+    assert(server:bind("tcp://127.0.0.1:*"))
+    local client = assert(ctx:socket("DEALER"))
+    assert(client:connect(server:getopt("last_endpoint")))
+    assert(client:send("hi"))
+    assert(zmq.poll({ server }, 5000)[1])
+    local frames, meta = server:recv()
+    assert.equal("hi", frames[2])
+    assert.equal("integer", math.type(meta.fd))
+    server:close()
+    client:close()
+  end)
+
   it("makes CURVE key pairs and converts Z85", function()
     local pub, sec = zmq.curve_keypair()
     assert.equal(40, #pub)

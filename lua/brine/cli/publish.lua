@@ -28,6 +28,8 @@ Options may come before or after TARGET and FUNCTION.
   -S, --ipcidr         TARGET is an address or an IPv4 subnet (ipv4 grain)
   -t, --timeout SECS   how long to wait for returns (default: the master's timeout)
   --async              print the job id and return at once
+  -b, --batch N|N%     run on at most N minions (or N% of them) at a time, starting
+                       the next as each returns
   --queue[=TTL]        hold the job for targeted minions that are not connected and
                        deliver it when they reconnect, for TTL seconds (default:
                        the master's queue_ttl, one day); 0 holds it forever
@@ -52,6 +54,7 @@ local SWITCHES = { ["--async"] = "async", ["-v"] = "verbose", ["--verbose"] = "v
   ["--no-color"] = "no_color", ["--no-colour"] = "no_color",
   ["--force-color"] = "force_color", ["--force-colour"] = "force_color" }
 local VALUED = { ["-c"] = "conf", ["--config-dir"] = "conf", ["-t"] = "timeout",
+  ["-b"] = "batch", ["--batch"] = "batch", ["--batch-size"] = "batch",
   ["--timeout"] = "timeout", ["--out"] = "out", ["--output"] = "out",
   ["--out-indent"] = "output_indent", ["--output-indent"] = "output_indent" }
 -- Options whose value is optional and only given as --name=VALUE.
@@ -118,6 +121,11 @@ local function check_numbers(opts)
   end
   if ok and opts.queue ~= nil and opts.queue ~= true then
     ok, err = number_option(opts, "queue", "--queue", false)
+  end
+  if ok and opts.batch ~= nil and not (tostring(opts.batch):match("^%d+%%?$")
+      and tonumber((tostring(opts.batch):gsub("%%", ""))) > 0) then
+    return nil, "option -b: a batch is a number of minions or a percentage, not '"
+      .. tostring(opts.batch) .. "'"
   end
   if ok and opts.timeout == 0 then
     return nil, "option -t: the timeout must be more than 0 seconds"
@@ -187,6 +195,24 @@ local function why_not(id, reply)
   return "No response"
 end
 
+local PROGRESS_FROM = 10 -- minions targeted before a progress line is shown
+
+-- A progress line on stderr when it is a terminal and many minions are
+-- targeted: update(returned) redraws it, update() clears it.
+local function progress(total)
+  if total < PROGRESS_FROM or not posix.isatty(2) then
+    return function() end
+  end
+  return function(returned)
+    if returned then
+      io.stderr:write(string.format("\r\27[K[%d/%d] returned", returned, total))
+    else
+      io.stderr:write("\r\27[K")
+    end
+    io.stderr:flush()
+  end
+end
+
 -- Prints returns as they arrive until every minion has returned or the
 -- timeout passes; returns the exit status.
 local function wait_returns(link, opts, reply, timeout, show)
@@ -196,14 +222,18 @@ local function wait_returns(link, opts, reply, timeout, show)
   end
   local failed = false
   local deadline = posix.monotonic() + timeout
+  local update = progress(count)
   while count > 0 and posix.monotonic() < deadline do
     local msg = link:receive(deadline)
     if msg and msg.cmd == "return" and msg.jid == reply.jid and pending[msg.id] then
       pending[msg.id], count = nil, count - 1
       failed = failed or msg.retcode ~= 0
+      update()
       show(msg.id, msg["return"])
+      update(#reply.minions - count)
     end
   end
+  update()
   for _, id in ipairs(reply.minions) do
     if pending[id] and not opts.hide_timeout then
       show(id, "Minion did not return. [" .. why_not(id, reply) .. "]")
@@ -249,6 +279,123 @@ local function report(link, opts, conf, reply)
   return wait_returns(link, opts, reply, timeout, printer(opts))
 end
 
+---------------------------------------------------------------------------
+-- Batches (-b): salt's rolling batch, at most N jobs in flight
+---------------------------------------------------------------------------
+
+local function batch_size(spec, total)
+  local n = tonumber((tostring(spec):gsub("%%", "")))
+  if tostring(spec):find("%", 1, true) then
+    n = math.ceil(total * n / 100)
+  end
+  return math.max(1, math.floor(n))
+end
+
+-- Publishes the job to `ids` (a list target); returns its jid or nil.
+local function publish_to(link, opts, ids)
+  io.stdout:write("\nExecuting run on ", client.py_list(ids), "\n\n")
+  io.stdout:flush()
+  local req = request_of(opts)
+  req.tgt, req.tgt_type, req.follow, req.queue = data.array(ids), "list", true, nil
+  local reply, err = link:request(req)
+  if not reply then
+    io.stderr:write("brine: ", err, "\n")
+    return nil
+  end
+  return reply.jid
+end
+
+-- The connected minions the target names, after reporting (as not
+-- returned) those that are not connected; nil and a status on failure.
+local function batch_queue(link, opts, show)
+  local found, err = link:request(data.map({ { "cmd", "resolve" }, { "tgt", opts.tgt },
+    { "tgt_type", opts.tgt_type } }))
+  if not found then
+    io.stderr:write("brine: ", err, "\n")
+    return nil, 2
+  elseif #found.minions == 0 then
+    io.stderr:write("No minions matched the target.\n")
+    return nil, 2
+  end
+  local down, queue = {}, {}
+  for _, id in ipairs(found.not_connected) do
+    down[id] = true
+    show(id, "Minion did not return. [Not connected]")
+  end
+  for _, id in ipairs(found.minions) do
+    if not down[id] then
+      queue[#queue + 1] = id
+    end
+  end
+  return queue, #found.minions, #found.not_connected > 0
+end
+
+-- A rolling batch: `running` maps id -> { jid, deadline } and `count`
+-- is its size.
+local Batch = {}
+Batch.__index = Batch
+
+-- Fills the free places from the queue with one job; false on failure.
+function Batch:start_more()
+  if self.count >= self.size or #self.queue == 0 then
+    return true
+  end
+  local ids = {}
+  while self.count + #ids < self.size and #self.queue > 0 do
+    ids[#ids + 1] = table.remove(self.queue, 1)
+  end
+  local jid = publish_to(self.link, self.opts, ids)
+  if not jid then
+    return false
+  end
+  local deadline = posix.monotonic() + self.timeout
+  for _, id in ipairs(ids) do
+    self.running[id], self.count = { jid = jid, deadline = deadline }, self.count + 1
+  end
+  return true
+end
+
+-- Waits for the next return (or the next deadline) and prints it.
+function Batch:collect()
+  local soonest = math.huge
+  for _, r in pairs(self.running) do
+    soonest = math.min(soonest, r.deadline)
+  end
+  local msg = self.link:receive(soonest)
+  local r = msg and msg.cmd == "return" and self.running[msg.id]
+  if r and r.jid == msg.jid then
+    self.running[msg.id], self.count = nil, self.count - 1
+    self.failed = self.failed or msg.retcode ~= 0
+    self.show(msg.id, msg["return"])
+  end
+  for id, late in pairs(self.running) do
+    if posix.monotonic() >= late.deadline then
+      self.running[id], self.count, self.failed = nil, self.count - 1, true
+      if not self.opts.hide_timeout then
+        self.show(id, "Minion did not return. [No response]")
+      end
+    end
+  end
+end
+
+local function run_batches(link, opts, conf)
+  local show = printer(opts)
+  local queue, total, missing = batch_queue(link, opts, show)
+  if not queue then
+    return total
+  end
+  local batch = setmetatable({ link = link, opts = opts, show = show, queue = queue,
+    size = batch_size(opts.batch, total), timeout = opts.timeout or tonumber(conf.timeout) or 5,
+    running = {}, count = 0, failed = missing }, Batch)
+  while #batch.queue > 0 or batch.count > 0 do
+    if not batch:start_more() then
+      return 2
+    end
+    batch:collect()
+  end
+  return batch.failed and 1 or 0
+end
+
 --- Runs the command line; returns the exit status.
 function M.run(argv)
   local opts, conf = client.prepare(argv, M, "brine")
@@ -260,8 +407,13 @@ function M.run(argv)
     io.stderr:write("brine: ", err, "\n")
     return 2
   end
-  link:send(request_of(opts))
-  local status = report(link, opts, conf, link:receive(posix.monotonic() + 10))
+  local status
+  if opts.batch then
+    status = run_batches(link, opts, conf)
+  else
+    link:send(request_of(opts))
+    status = report(link, opts, conf, link:receive(posix.monotonic() + 10))
+  end
   link:close()
   return status
 end

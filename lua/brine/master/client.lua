@@ -30,7 +30,7 @@ function M.connect(conf)
     ctx:close()
     return nil, err
   end
-  return setmetatable({ ctx = ctx, sock = sock, zmq = zmq }, Client)
+  return setmetatable({ ctx = ctx, sock = sock, zmq = zmq, backlog = {} }, Client)
 end
 
 --- Sends one message (a map with `cmd`).
@@ -42,6 +42,9 @@ end
 --- time): the message, false for one that did not decode, nil at the
 --- deadline.
 function Client:receive(deadline)
+  if #self.backlog > 0 then
+    return table.remove(self.backlog, 1)
+  end
   local left = math.max(0, math.floor((deadline - posix.monotonic()) * 1000))
   local ready = self.zmq.poll({ self.sock }, left)
   if not ready or not ready[1] then
@@ -51,22 +54,31 @@ function Client:receive(deadline)
   return frames and #frames == 1 and wire.decode(frames[1]) or false
 end
 
---- Sends a request and waits up to `seconds` (10) for its answer.
+-- Messages the master pushes unasked; a request's answer is anything else.
+local PUSHED = { ["return"] = true, event = true }
+
+--- Sends a request and waits up to `seconds` (10) for its answer. Returns
+--- and events that arrive first are kept for `receive`.
 ---@return table|nil answer
 ---@return string|nil error
 function Client:request(msg, seconds)
   self:send(msg)
   local deadline = posix.monotonic() + (seconds or 10)
-  while true do
-    local reply = self:receive(deadline)
-    if reply == nil then
-      return nil, "the master did not answer"
-    elseif reply and reply.cmd == "error" then
-      return nil, tostring(reply.message)
-    elseif reply then
-      return reply
+  local kept = {}
+  local reply
+  repeat
+    reply = self:receive(deadline)
+    if reply and PUSHED[reply.cmd] then
+      kept[#kept + 1], reply = reply, false
     end
+  until reply ~= false
+  table.move(kept, 1, #kept, #self.backlog + 1, self.backlog)
+  if reply == nil then
+    return nil, "the master did not answer"
+  elseif reply.cmd == "error" then
+    return nil, tostring(reply.message)
   end
+  return reply
 end
 
 function Client:close()
@@ -78,8 +90,17 @@ end
 -- What the commands that talk to the master share
 ---------------------------------------------------------------------------
 
---- The start of a command: --help, its own parsing (`command.parse`),
---- then the master's options from `-c DIR`.
+--- A list of ids as Python prints one: ['a', 'b'].
+function M.py_list(ids)
+  local quoted = {}
+  for i, id in ipairs(ids) do
+    quoted[i] = "'" .. tostring(id):gsub("\\", "\\\\"):gsub("'", "\\'") .. "'"
+  end
+  return "[" .. table.concat(quoted, ", ") .. "]"
+end
+
+--- The start of a command: --help (anywhere before `--`), its own parsing
+--- (`command.parse`), then the master's options from `-c DIR`.
 ---@param argv table the command's arguments
 ---@param command table { usage = text, parse = function(argv) -> opts, extra }
 ---@param name string the command's name in messages ("brine", "brine run")
@@ -87,9 +108,13 @@ end
 ---@return table|integer conf, or the exit status
 ---@return any what command.parse returned second
 function M.prepare(argv, command, name)
-  if argv[1] == "-h" or argv[1] == "--help" then
-    io.stdout:write(command.usage)
-    return nil, 0
+  for _, a in ipairs(argv) do
+    if a == "-h" or a == "--help" then
+      io.stdout:write(command.usage)
+      return nil, 0
+    elseif a == "--" then
+      break
+    end
   end
   local opts, extra = command.parse(argv)
   if not opts then

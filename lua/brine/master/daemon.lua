@@ -69,6 +69,13 @@ function M.load_config(dir, role)
     return nil, err
   end
   fill_defaults(opts, role == "master" and M.MASTER_DEFAULTS or M.MINION_DEFAULTS)
+  -- Salt leaves a log_file URL (udp://, file://) out of root_dir;
+  -- brine.config puts root_dir in front of it: take it off again.
+  -- TODO: brine.config should skip URLs as Salt does.
+  local url = type(opts.log_file) == "string" and opts.log_file:match("^.-(%a+://.*)$")
+  if url then
+    opts.log_file = url
+  end
   if role == "master" then
     opts.keep_jobs_seconds = keep_jobs_seconds(opts)
   end
@@ -85,11 +92,23 @@ Log.__index = Log
 
 --- A logger named `name` writing to stderr and, when given, a file.
 function M.logger(name, opts)
-  local self = setmetatable({ name = name, level = LEVELS[opts.log_level or "warning"] or 2 }, Log)
+  return setmetatable({ name = name }, Log):configure(opts)
+end
+
+--- Sets the levels from opts and (re)opens the log file, so a rotated
+--- file is let go (SIGHUP). Returns the logger.
+function Log:configure(opts)
+  self.level = LEVELS[opts.log_level or "warning"] or 2
   self.file_level = LEVELS[opts.log_level_logfile or opts.log_level or "warning"] or self.level
-  if opts.log_file and opts.log_file ~= "" then
-    M.mkdirs(opts.log_file:match("^(.*)/[^/]*$") or ".", 0700)
-    self.file = io.open(opts.log_file, "a")
+  if self.file then
+    self.file:close()
+    self.file = nil
+  end
+  local path = type(opts.log_file) == "string" and opts.log_file or ""
+  self.syslog, self.facility = M.syslog_target(path)
+  if not self.syslog and path ~= "" then
+    M.mkdirs(path:match("^(.*)/[^/]*$") or ".", 448)
+    self.file = io.open(path, "a")
     if self.file then
       self.file:setvbuf("line")
     end
@@ -98,19 +117,57 @@ function M.logger(name, opts)
 end
 
 local LABELS = { "ERROR", "WARNING", "INFO", "DEBUG", "TRACE" }
+local SEVERITIES = { 3, 4, 6, 7, 7 } -- syslog's err, warning, info, debug
+local FACILITIES = { LOG_KERN = 0, LOG_USER = 1, LOG_MAIL = 2, LOG_DAEMON = 3, LOG_AUTH = 4,
+  LOG_SYSLOG = 5, LOG_LPR = 6, LOG_NEWS = 7, LOG_UUCP = 8, LOG_CRON = 9, LOG_AUTHPRIV = 10,
+  LOG_FTP = 11, LOG_LOCAL0 = 16, LOG_LOCAL1 = 17, LOG_LOCAL2 = 18, LOG_LOCAL3 = 19,
+  LOG_LOCAL4 = 20, LOG_LOCAL5 = 21, LOG_LOCAL6 = 22, LOG_LOCAL7 = 23 }
+
+--- Salt's syslog forms of log_file: `file:///dev/log[/LOG_FACILITY]` (a
+--- Unix datagram socket) and `udp://HOST[:PORT][/LOG_FACILITY]`. Returns
+--- the datagram target (posix.send_datagram) and the facility number, or
+--- nil for a plain file.
+function M.syslog_target(log_file)
+  local udp = log_file:match("^udp://(.+)$")
+  if udp then
+    local hostport, fac = udp:match("^([^/]+)/?(.*)$")
+    local host, port = hostport:match("^(.+):(%d+)$")
+    return "udp:" .. (host or hostport) .. ":" .. (port or "514"), FACILITIES[fac] or 1
+  end
+  local path = log_file:match("^file://(/.+)$")
+  if not path then
+    return nil
+  end
+  local facility = 1
+  local base, fac = path:match("^(.*)/(LOG_%u+%d?)$")
+  if base and FACILITIES[fac] then
+    path, facility = base, FACILITIES[fac]
+  end
+  return "unix:" .. path, facility
+end
 
 function Log:write(level, fmt, ...)
   if level > self.level and level > self.file_level then
     return
   end
   local t = posix.time()
-  local line = string.format("%s,%03d [%s][%-8s] %s\n", os.date("!%Y-%m-%d %H:%M:%S", math.floor(t)),
-    math.floor((t % 1) * 1000), self.name, LABELS[level], string.format(fmt, ...))
+  local text = string.format(fmt, ...)
+  local line = string.format("%s,%03d [%s][%-8s] %s\n",
+    os.date("!%Y-%m-%d %H:%M:%S", math.floor(t)),
+    math.floor((t % 1) * 1000), self.name, LABELS[level], text)
   if level <= self.level then
     io.stderr:write(line)
   end
-  if self.file and level <= self.file_level then
+  if level > self.file_level then
+    return
+  end
+  if self.file then
     self.file:write(line)
+  elseif self.syslog then
+    local ident = self.name:gsub("%.", "-")
+    posix.send_datagram(self.syslog, string.format("<%d>%s %s[%d]: [%s] %s",
+      self.facility * 8 + SEVERITIES[level], os.date("%b %e %H:%M:%S", math.floor(t)),
+      ident, posix.getpid(), LABELS[level], text))
   end
 end
 
@@ -158,15 +215,56 @@ local function running(pid)
   return not (stat and stat:match("^%d+ %b() (%a)") == "Z")
 end
 
---- Writes the pid file; refuses when another live process holds it.
-function M.write_pidfile(path)
+--- Checks that no other live process holds the pid file; true or nil,
+--- message.
+function M.check_pidfile(path)
   local old = posix.read(path, 64)
   local pid = old and math.tointeger(tonumber(old:match("%d+")))
   if pid and pid ~= posix.getpid() and running(pid) then
     return nil, string.format("%s: process %d is running", path, pid)
   end
+  return true
+end
+
+--- Writes the pid file; refuses when another live process holds it.
+function M.write_pidfile(path)
+  local ok, err = M.check_pidfile(path)
+  if not ok then
+    return nil, err
+  end
   M.mkdirs(path:match("^(.*)/[^/]*$") or ".", 0755)
   return posix.write_atomic(path, tostring(posix.getpid()) .. "\n", 420)
+end
+
+-- Options a running daemon takes over on SIGHUP; the others (ports,
+-- folders, keys) need a restart.
+local RELOADABLE = {
+  master = { "auto_accept", "autosign_file", "nodegroups", "timeout", "keep_jobs_seconds",
+    "queue_jobs", "queue_ttl", "key_scan_interval", "log_level", "log_level_logfile",
+    "log_file" },
+  minion = { "master", "job_timeout", "master_alive_interval", "recon_default", "recon_max",
+    "recon_randomize", "acceptance_wait_time", "acceptance_wait_time_max",
+    "random_reauth_delay", "log_level", "log_level_logfile", "log_file" },
+}
+
+--- SIGHUP: reads the configuration again (with the command line's
+--- options over it), takes over the options that can change while
+--- running and reopens the log file. A configuration with an error
+--- changes nothing; either way the log says what happened.
+function M.reload(opts, role, log)
+  local fresh, err = M.load_config(opts.conf_dir, role)
+  if not fresh then
+    log:error("configuration not reloaded: %s", err)
+    return
+  end
+  for k, v in pairs(opts._overrides or {}) do
+    fresh[k] = v
+  end
+  for _, key in ipairs(RELOADABLE[role]) do
+    opts[key] = fresh[key]
+  end
+  log:configure(opts)
+  log:info("configuration reloaded")
 end
 
 --- Parses `-c DIR`, `-l LEVEL`, `--log-file F`, `-d`, `--pid-file F`;
@@ -204,7 +302,53 @@ function M.parse_daemon_args(args, role)
   for k, v in pairs(overrides) do
     opts[k] = v
   end
+  opts._overrides = overrides
   return opts
+end
+
+--- Runs `brine master` or `brine minion` after its usage was handled:
+--- the options, then (with -d) detaching, the pid file, the daemon's loop
+--- until SIGTERM, and the clean-up. Returns the exit status.
+---@param args table the command line after the subcommand
+---@param role string "master" or "minion"
+---@return integer
+function M.main(args, role)
+  local opts, err = M.parse_daemon_args(args, role)
+  if not opts then
+    io.stderr:write(err, "\n")
+    return 2
+  end
+  local log = M.logger("brine." .. role, opts)
+  if role == "master" and opts.open_mode then
+    log:error("open_mode is refused: it would accept any key; accept keys with `brine key`")
+    return 2
+  end
+  local ok
+  if opts.daemon then
+    ok, err = M.check_pidfile(opts.pidfile)
+    if ok then
+      ok, err = posix.daemonize()
+    end
+    if not ok then
+      log:error("cannot detach: %s", err)
+      return 1
+    end
+  end
+  ok, err = M.write_pidfile(opts.pidfile)
+  if not ok then
+    log:error("pid file: %s", err)
+    return 1
+  end
+  local server = require("brine." .. role .. ".server").new(opts, log)
+  ok, err = server:start()
+  if ok then
+    server:run()
+  else
+    log:error("cannot start: %s", err)
+  end
+  server:stop()
+  os.remove(opts.pidfile)
+  return ok and 0 or 1
 end
 
 return M

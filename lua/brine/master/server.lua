@@ -6,9 +6,11 @@
 --                                  so a new minion can pin it
 --   local socket (ipc:// in sock_dir, 0700)  the CLI publishes jobs and follows returns
 --   ZAP (inproc://zeromq.zap.01)   decides which CURVE keys may connect
--- Owns the key index, the table of connected minions, the active jobs and
--- the job cache (cachedir/jobs/JID/). Every received message is decoded
--- under limits; a bad one is logged and dropped.
+-- Owns the key index, the table of connected minions, the active jobs,
+-- the job cache (cachedir/jobs/JID/, read by brine.master.jobs), the jobs
+-- held for minions that are away (brine.master.held) and the event bus
+-- (brine.master.events). Every received message is decoded under limits;
+-- a bad one is logged and dropped. docs/protocol.md describes the wire.
 local zmq = require("brine.zmq")
 local posix = require("brine.posix")
 local data = require("brine.data")
@@ -18,6 +20,7 @@ local target = require("brine.target")
 local daemon = require("brine.master.daemon")
 local jobs = require("brine.master.jobs")
 local events = require("brine.master.events")
+local held = require("brine.master.held")
 
 local M = {}
 
@@ -26,11 +29,15 @@ Master.__index = Master
 
 local MAX_GRAINS = 64 * 1024
 local DISCONNECTED = 0x0200 -- ZMQ_EVENT_DISCONNECTED
+local ZMQ_POLLIN = 1
+local BURST = 256
+local SYNC_ONE_BY_ONE = 8 -- staged returns flushed file by file, not syncfs
 
 --- Creates the master from its options; nothing is bound yet.
 function M.new(opts, log)
   return setmetatable({
     opts = opts, log = log, conns = {}, jobs = {}, index = { by_key = {}, accepted = {} },
+    staged = {},
     next_scan = 0, stamp = nil, running = true,
   }, Master)
 end
@@ -63,8 +70,8 @@ local function network_socket(self, kind, domain)
   return sock, ep
 end
 
---- Makes keys and folders, binds every socket. Returns true or nil, err.
-function Master:start()
+-- Keys, the key index and the folders (0700).
+function Master:prepare_files()
   local o = self.opts
   local err
   self.pub, self.sec = keys.ensure_keypair(o.pki_dir, "master")
@@ -83,6 +90,33 @@ function Master:start()
   end
   posix.chmod(o.sock_dir, 448)
   self:scan_keys(true)
+  self.cache = jobs.open(o)
+  self.held = held.new(o, self.log)
+  self.last_jid = posix.read(o.cachedir .. "/last_jid", 64)
+  self.last_jid = self.last_jid and self.last_jid:match("^(%d+)") or nil
+  return true
+end
+
+-- The local socket: made under umask 077 in the 0700 sock_dir, so only
+-- the master's user reaches it.
+function Master:bind_local()
+  self.local_path = self.opts.sock_dir .. "/master.ipc"
+  posix.unlink(self.local_path)
+  self.localsock = assert(self.ctx:socket("ROUTER"))
+  assert(self.localsock:setopt("router_mandatory", 1))
+  self.bus = events.new(self.localsock, self.log)
+  local old = posix.umask(63)
+  local ok, err = self.localsock:bind("ipc://" .. self.local_path)
+  posix.umask(old)
+  return ok, err
+end
+
+--- Makes keys and folders, binds every socket. Returns true or nil, err.
+function Master:start()
+  local ok, err = self:prepare_files()
+  if not ok then
+    return nil, err
+  end
   self.ctx = assert(zmq.context())
   self.zap = assert(self.ctx:socket("REP"))
   assert(self.zap:bind("inproc://zeromq.zap.01"))
@@ -95,22 +129,11 @@ function Master:start()
   assert(self.pubsock:monitor("inproc://master-publish-monitor", DISCONNECTED))
   self.monitor = assert(self.ctx:socket("PAIR"))
   assert(self.monitor:connect("inproc://master-publish-monitor"))
-  self.local_path = o.sock_dir .. "/master.ipc"
-  posix.unlink(self.local_path)
-  self.localsock = assert(self.ctx:socket("ROUTER"))
-  assert(self.localsock:setopt("router_mandatory", 1))
-  self.bus = events.new(self.localsock, self.log)
-  local old = posix.umask(63)
-  local ok
-  ok, err = self.localsock:bind("ipc://" .. self.local_path)
-  posix.umask(old)
+  ok, err = self:bind_local()
   if not ok then
     return nil, err
   end
   self.sigfd = posix.signals({ "TERM", "INT", "HUP" })
-  self.cache = jobs.open(o)
-  self.last_jid = posix.read(o.cachedir .. "/last_jid", 64)
-  self.last_jid = self.last_jid and self.last_jid:match("^(%d+)") or nil
   self.log:info("master listening: publish %s, request %s, key %s",
     self.pubsock:getopt("last_endpoint"), self.req:getopt("last_endpoint"),
     self.keysock:getopt("last_endpoint"))
@@ -196,53 +219,60 @@ function Master:resolve(tgt, tgt_type)
   end)
 end
 
--- When a job is to be held for minions that are not connected: the
--- epoch second it expires (0: never), or nil when it is not held.
--- `queue` in the request is true (the master's queue_ttl), a number of
--- seconds (0: no expiry) or absent (held only when queue_jobs is set).
-function Master:hold_until(req)
-  local ttl = req.queue
-  if ttl == true or (ttl == nil and self.opts.queue_jobs == true) then
-    ttl = tonumber(self.opts.queue_ttl) or 86400
-  end
-  if type(ttl) ~= "number" or ttl < 0 then
-    return nil
-  end
-  return ttl == 0 and 0 or math.floor(posix.time() + ttl)
-end
-
--- Checks a publish request; returns fun, tgt, tgt_type or nil, message.
-local function check_publish(req)
-  local fun = wire.str(req, "fun", 256)
+-- Checks a request's target; returns tgt, tgt_type or nil, message.
+local function check_target(req)
   local tgt = req.tgt
   local tgt_type = wire.str(req, "tgt_type", 32) or "glob"
-  if not fun or not fun:match("^[%w_]+%.[%w_.]+$") then
-    return nil, "a function is named module.function"
-  end
   if not target.TYPES[tgt_type] then
     return nil, "unknown target type '" .. tgt_type .. "'"
   end
   if type(tgt) ~= "string" and data.kind(tgt) ~= "array" then
     return nil, "a target is a string or a list"
   end
-  return fun, tgt, tgt_type
+  return tgt, tgt_type
 end
 
---- Publishes a job; returns the job record or nil, message.
-function Master:publish(req)
-  local fun, tgt, tgt_type = check_publish(req)
-  if not fun then
-    return nil, tgt
+--- The minions a request's target names (accepted keys; grains of the
+--- connected ones), after nodegroups are expanded. Returns the sorted
+--- ids, or nil and a message.
+function Master:targets(req)
+  local tgt, tgt_type = check_target(req)
+  if not tgt then
+    return nil, tgt_type
   end
   local expanded, how = target.expand_nodegroups(tgt, tgt_type, self.opts.nodegroups)
   if not expanded then
     return nil, how
   end
-  local minions = self:resolve(expanded, how)
+  return self:resolve(expanded, how)
+end
+
+-- The targeted minions that are not connected now.
+function Master:not_connected(minions)
+  local down = data.array()
+  for _, id in ipairs(minions) do
+    if not self:connected(id) then
+      down[#down + 1] = id
+    end
+  end
+  return down
+end
+
+--- Publishes a job; returns the job record or nil, message.
+function Master:publish(req)
+  local fun = wire.str(req, "fun", 256)
+  if not fun or not fun:match("^[%w_]+%.[%w_.]+$") then
+    return nil, "a function is named module.function"
+  end
+  local minions, err = self:targets(req)
+  if not minions then
+    return nil, err
+  end
+  local tgt, tgt_type = req.tgt, req.tgt_type or "glob"
   local jid = wire.new_jid(self.last_jid)
   self.last_jid = jid
   posix.write_atomic(self.opts.cachedir .. "/last_jid", jid .. "\n")
-  local hold = self:hold_until(req)
+  local hold = self.held:expiry(req)
   local job = { jid = jid, fun = fun, minions = minions, returned = {}, clients = {},
     started = posix.monotonic(), held = hold ~= nil }
   local arg = data.kind(req.arg) == "array" and req.arg or data.array()
@@ -257,10 +287,10 @@ function Master:publish(req)
   record.held_until = hold
   posix.write_atomic(dir .. "/.load", wire.encode(record))
   local payload = wire.encode(load)
+  if hold then
+    self.held:hold(minions, jid, payload, hold)
+  end
   for _, id in ipairs(minions) do
-    if hold then
-      self:hold_job(id, jid, payload, hold)
-    end
     self:send_job(id, payload)
   end
   self.jobs[jid] = job
@@ -283,56 +313,6 @@ function Master:send_job(id, payload)
     return false
   end
   return true
-end
-
----------------------------------------------------------------------------
--- Held jobs: cachedir/queue/ID/JID, kept until the minion's return is
--- stored or the job expires, and sent again on each new connection (the
--- minion runs a jid only once, so a job sent twice runs once).
----------------------------------------------------------------------------
-
-function Master:queue_dir(id)
-  return self.opts.cachedir .. "/queue/" .. id
-end
-
-function Master:hold_job(id, jid, payload, expires)
-  local dir = self:queue_dir(id)
-  local ok, err = daemon.mkdirs(dir, 448)
-  if ok then
-    ok, err = posix.write_atomic(dir .. "/" .. jid,
-      wire.encode(data.map({ { "expires", expires }, { "job", payload } })))
-  end
-  if not ok then
-    self.log:error("job %s: cannot hold it for %s: %s", jid, id, err)
-  end
-end
-
--- Sends a newly connected minion the jobs held for it, oldest first;
--- drops those that expired.
-function Master:deliver_held(id)
-  local dir = self:queue_dir(id)
-  local names = posix.listdir(dir) or {}
-  table.sort(names)
-  local now = posix.time()
-  for _, jid in ipairs(names) do
-    local bytes = wire.is_jid(jid) and posix.read(dir .. "/" .. jid, wire.MAX_MESSAGE)
-    local rec = bytes and wire.msgpack.unpack(bytes, { max_depth = 4 })
-    if not rec or type(rec.job) ~= "string" or math.type(rec.expires) ~= "integer" then
-      self.log:warning("minion %s: unreadable held job %s dropped", id, jid)
-      posix.unlink(dir .. "/" .. jid)
-    elseif rec.expires > 0 and rec.expires < now then
-      self.log:info("job %s: expired before %s reconnected, dropped", jid, id)
-      posix.unlink(dir .. "/" .. jid)
-    elseif self:send_job(id, rec.job) then
-      self.log:info("job %s: held job sent to %s", jid, id)
-    else
-      return
-    end
-  end
-end
-
-function Master:release_held(id, jid)
-  posix.unlink(self:queue_dir(id) .. "/" .. jid)
 end
 
 -- Loads a job from the cache when it is not active (a return that
@@ -364,34 +344,105 @@ local function contains(list, value)
   return false
 end
 
---- Stores one minion's return once; tells the clients following the job.
-function Master:store_return(id, msg)
+-- True when a valid return is stored at path (a file a crash left empty
+-- or cut is not one: the return is stored again when it is resent).
+local function stored(path)
+  local bytes = posix.read(path, wire.MAX_MESSAGE)
+  local ok, rec = pcall(wire.msgpack.unpack, bytes or "", { max_depth = wire.MAX_DEPTH })
+  return ok and data.kind(rec) == "map"
+end
+
+--- Takes one minion's return: "ack" when it is to be acknowledged at once
+--- (a duplicate, or dropped because the job did not target the minion:
+--- acknowledged so it is not resent forever), "staged" when it is written
+--- and waits for flush_returns, false when it could not be written.
+function Master:store_return(id, msg, routing)
   local jid = msg.jid
   local job = wire.is_jid(jid) and self:find_job(jid)
   if not job or not contains(job.minions, id) then
     self.log:warning("minion %s: return for job %s that did not target it, dropped", id,
       tostring(jid))
-    return true -- acknowledged, so the minion does not retry it forever
+    return "ack"
   end
   local path = self:job_dir(jid) .. "/" .. id
-  if job.held then
-    self:release_held(id, jid)
-  end
-  if job.returned[id] or posix.stat(path) then
+  if job.returned[id] or stored(path) then
     self.log:debug("minion %s: duplicate return for job %s", id, jid)
-    return true
+    if job.held then
+      self.held:release(id, jid)
+    end
+    return job.returned[id] == "staged" and "staged" or "ack"
   end
   local ret = data.map({ { "id", id }, { "jid", jid }, { "fun", job.fun },
     { "return", msg["return"] == nil and data.null or msg["return"] },
     { "retcode", math.type(msg.retcode) == "integer" and msg.retcode or 0 },
     { "success", msg.success ~= false } })
-  local ok, err = posix.write_atomic(path, wire.encode(ret))
+  local ok, err = posix.write_atomic(path, wire.encode(ret), 384, false)
   if not ok then
     self.log:error("job %s: cannot store the return of %s: %s", jid, id, err)
     return false
   end
-  job.returned[id] = true
-  self.log:info("job %s: return from %s", jid, id)
+  job.returned[id] = "staged"
+  self.staged[#self.staged + 1] = { id = id, job = job, ret = ret, routing = routing }
+  return "staged"
+end
+
+-- A few returns are flushed file by file (and their folders); a burst
+-- with one sync of the whole file system, which costs more than a few
+-- fsyncs when other programs write to it, and far less than hundreds.
+function Master:sync_staged(staged)
+  if #staged > SYNC_ONE_BY_ONE then
+    return posix.syncfs(self.opts.cachedir)
+  end
+  local dirs = {}
+  for _, s in ipairs(staged) do
+    local dir = self:job_dir(s.job.jid)
+    local ok, err = posix.fsync(dir .. "/" .. s.id)
+    if not ok then
+      return nil, err
+    end
+    dirs[dir] = true
+  end
+  for dir in pairs(dirs) do
+    local ok, err = posix.fsync(dir)
+    if not ok then
+      return nil, err
+    end
+  end
+  return true
+end
+
+-- Makes the returns written since the last call durable with one sync of
+-- the file system (not one per return: a thousand minions answering at
+-- once cost one disk flush), then acknowledges them, tells the clients
+-- following their jobs and fires their events.
+function Master:flush_returns()
+  if #self.staged == 0 then
+    return
+  end
+  local staged = self.staged
+  self.staged = {}
+  local ok, err = self:sync_staged(staged)
+  if not ok then
+    self.log:error("job cache: %s; %d return(s) not acknowledged", err, #staged)
+    for _, s in ipairs(staged) do
+      s.job.returned[s.id] = nil
+    end
+    return
+  end
+  for _, s in ipairs(staged) do
+    local jid, id = s.job.jid, s.id
+    s.job.returned[id] = true
+    self:reply(self.req, s.routing, { cmd = "_ack", jid = jid })
+    if s.job.held then
+      self.held:release(id, jid)
+    end
+    self.log:info("job %s: return from %s", jid, id)
+    self:announce_return(s.job, s.ret)
+  end
+end
+
+-- Sends a stored return to the clients following its job and to the bus.
+function Master:announce_return(job, ret)
   local out = data.map({ { "cmd", "return" } })
   for k, v in pairs(ret) do
     out[k] = v
@@ -403,21 +454,21 @@ function Master:store_return(id, msg)
     end
   end
   out.cmd = "_return"
-  self.bus:fire("salt/job/" .. jid .. "/ret/" .. id, out)
-  return true
+  self.bus:fire("salt/job/" .. job.jid .. "/ret/" .. ret.id, out)
 end
 
--- An event from a minion: fired on the bus under its tag with `id` set to
--- the minion that sent it, unless the tag poses as the master's; always
+-- An event from a minion: fired on the bus under its tag, shaped as
+-- Salt fires a minion's event (cmd, id, tag, data, pretag) with `id` the
+-- minion that sent it, unless the tag poses as the master's; always
 -- acknowledged, so a refused event is not sent again.
 function Master:minion_event(id, routing, msg)
   local ok, why = events.minion_tag_allowed(id, msg.tag)
   if not ok then
     self.log:warning("minion %s: event refused: %s", id, why)
   else
-    local payload = data.kind(msg.data) == "map" and msg.data or data.map()
-    payload.id = id
-    self.bus:fire(msg.tag, payload)
+    self.bus:fire(msg.tag, data.map({ { "cmd", "_minion_event" }, { "id", id },
+      { "tag", msg.tag }, { "data", msg.data == nil and data.null or msg.data },
+      { "pretag", data.null } }))
   end
   local name = wire.str(msg, "event", 64)
   if name then
@@ -522,7 +573,7 @@ function Master:handle_request()
     return
   end
   if msg.cmd == "_return" then
-    if self:store_return(rec.id, msg) then
+    if self:store_return(rec.id, msg, routing) == "ack" then
       self:reply(self.req, routing, { cmd = "_ack", jid = msg.jid })
     end
   elseif msg.cmd == "_minion_event" then
@@ -563,7 +614,8 @@ function Master:handle_publish_port()
     grains = grains, fd = meta.fd }
   self:reply(self.pubsock, frames[1], { cmd = "hello" })
   if not conn or conn.routing ~= frames[1] then
-    self:deliver_held(rec.id)
+    local id = rec.id
+    self.held:deliver(id, function(payload) return self:send_job(id, payload) end)
   end
 end
 
@@ -639,15 +691,17 @@ function Master:handle_local()
     if msg.follow ~= false then
       job.clients[routing] = true
     end
-    local down = {}
-    for _, id in ipairs(job.minions) do
-      if not self:connected(id) then
-        down[#down + 1] = id
-      end
-    end
     self:reply(self.localsock, routing, { cmd = "published", jid = job.jid,
-      minions = data.array(job.minions), not_connected = data.array(down),
+      minions = data.array(job.minions), not_connected = self:not_connected(job.minions),
       queued = job.held })
+  elseif msg.cmd == "resolve" then
+    local minions
+    minions, err = self:targets(msg)
+    if not minions then
+      return self:reply(self.localsock, routing, { cmd = "error", message = err })
+    end
+    self:reply(self.localsock, routing, { cmd = "resolved", minions = data.array(minions),
+      not_connected = self:not_connected(minions) })
   elseif msg.cmd == "subscribe" then
     self.bus:subscribe(routing)
     self:reply(self.localsock, routing, { cmd = "subscribed" })
@@ -698,14 +752,24 @@ function Master:step(timeout_ms)
   local handlers = { self.handle_zap, self.handle_request, self.handle_publish_port,
     self.handle_key_port, self.handle_local, self.handle_monitor }
   for i, handler in ipairs(handlers) do
-    if ready[i] then
+    -- up to BURST messages of a ready socket before polling again, so a
+    -- thousand returns do not cost a thousand polls; the others wait at
+    -- most one burst
+    local n = 0
+    while ready[i] and n < BURST do
       local ok, e = xpcall(handler, debug.traceback, self)
       if not ok then
         self.log:error("%s", e)
       end
+      n = n + 1
+      ready[i] = (items[i]:getopt("events") or 0) & ZMQ_POLLIN ~= 0
     end
   end
+  self:flush_returns()
   local signals = posix.pending()
+  if signals.HUP then
+    daemon.reload(self.opts, "master", self.log)
+  end
   if signals.TERM or signals.INT then
     self.log:info("master stopping")
     self.running = false

@@ -5,6 +5,7 @@
 -- describes the messages themselves.
 local data = require("brine.data")
 local posix = require("brine.posix")
+local msgpack = require("brine.msgpack")
 
 local M = {}
 
@@ -16,202 +17,20 @@ M.MAX_DEPTH = 64
 -- rules apply to a connection.
 M.DOMAIN_REQUEST = "brine-request"
 M.DOMAIN_PUBLISH = "brine-publish"
-M.DOMAIN_KEY = "brine-key"
--- The prefix of the User-Id given to a connection whose key is not
--- accepted: a control character, which no valid minion id contains.
-M.UNAUTHENTICATED = "\1"
 
----------------------------------------------------------------------------
--- msgpack. brine.msgpack is the codec; until it is part of the build this
--- module carries a small one of its own with the same contract.
--- TODO: drop the built-in codec once brine.msgpack is merged.
----------------------------------------------------------------------------
+-- The codec: brine.msgpack (engine/src/msgpack.c), bounded on unpack.
+M.msgpack = msgpack
 
-local builtin = {}
-
-local pack_value
-
-local function pack_array(out, t, n)
-  if n < 16 then
-    out[#out + 1] = string.char(0x90 + n)
-  elseif n < 0x10000 then
-    out[#out + 1] = string.pack(">BI2", 0xdc, n)
-  else
-    out[#out + 1] = string.pack(">BI4", 0xdd, n)
-  end
-  for i = 1, n do
-    pack_value(out, t[i])
-  end
-end
-
-local function pack_map(out, t)
-  local keys = data.keys(t)
-  local n = #keys
-  if n < 16 then
-    out[#out + 1] = string.char(0x80 + n)
-  elseif n < 0x10000 then
-    out[#out + 1] = string.pack(">BI2", 0xde, n)
-  else
-    out[#out + 1] = string.pack(">BI4", 0xdf, n)
-  end
-  for _, k in ipairs(keys) do
-    pack_value(out, k)
-    pack_value(out, t[k])
-  end
-end
-
-local function pack_integer(out, v)
-  if v >= 0 and v < 128 then
-    out[#out + 1] = string.char(v)
-  elseif v < 0 and v >= -32 then
-    out[#out + 1] = string.pack(">i1", v)
-  elseif v >= 0 and v < 0x100000000 then
-    out[#out + 1] = string.pack(">BI4", 0xce, v)
-  else
-    out[#out + 1] = string.pack(">Bi8", 0xd3, v)
-  end
-end
-
-pack_value = function(out, v)
-  local kind = data.kind(v)
-  if kind == "null" or v == nil then
-    out[#out + 1] = "\xc0"
-  elseif kind == "boolean" then
-    out[#out + 1] = v and "\xc3" or "\xc2"
-  elseif kind == "integer" then
-    pack_integer(out, v)
-  elseif kind == "float" then
-    out[#out + 1] = string.pack(">Bd", 0xcb, v)
-  elseif kind == "string" then
-    local n = #v
-    if n < 32 then
-      out[#out + 1] = string.char(0xa0 + n)
-    elseif n < 0x10000 then
-      out[#out + 1] = string.pack(">BI2", 0xda, n)
-    else
-      out[#out + 1] = string.pack(">BI4", 0xdb, n)
-    end
-    out[#out + 1] = v
-  elseif kind == "array" then
-    pack_array(out, v, #v)
-  elseif kind == "map" then
-    pack_map(out, v)
-  else
-    error("msgpack: cannot pack a value of type " .. type(v), 0)
-  end
-end
-
-function builtin.pack(v)
-  local out = {}
-  pack_value(out, v)
-  return table.concat(out)
-end
-
-local unpack_value
-
-local function need(s, pos, n)
-  if pos + n - 1 > #s then
-    error("msgpack: truncated at byte " .. pos, 0)
-  end
-end
-
-local function unpack_container(s, pos, n, is_map, depth, limits)
-  if depth > limits.max_depth then
-    error("msgpack: nested deeper than " .. limits.max_depth, 0)
-  end
-  if n > #s - pos + 1 then
-    error("msgpack: container of " .. n .. " items in a short message", 0)
-  end
-  local t = is_map and data.map() or data.array()
-  for i = 1, n do
-    local k, v
-    if is_map then
-      k, pos = unpack_value(s, pos, depth + 1, limits)
-      v, pos = unpack_value(s, pos, depth + 1, limits)
-      if type(k) ~= "string" and math.type(k) ~= "integer" then
-        error("msgpack: map key of an unsupported type", 0)
-      end
-      t[k] = v
-    else
-      t[i], pos = unpack_value(s, pos, depth + 1, limits)
-    end
-  end
-  return t, pos
-end
-
-local function unpack_str(s, pos, n)
-  need(s, pos, n)
-  return s:sub(pos, pos + n - 1), pos + n
-end
-
-local fixed = {
-  [0xcc] = ">I1", [0xcd] = ">I2", [0xce] = ">I4", [0xcf] = ">I8",
-  [0xd0] = ">i1", [0xd1] = ">i2", [0xd2] = ">i4", [0xd3] = ">i8",
-  [0xca] = ">f", [0xcb] = ">d",
-}
-local sizes = { [0xcc] = 1, [0xcd] = 2, [0xce] = 4, [0xcf] = 8, [0xd0] = 1,
-  [0xd1] = 2, [0xd2] = 4, [0xd3] = 8, [0xca] = 4, [0xcb] = 8 }
-
-unpack_value = function(s, pos, depth, limits)
-  need(s, pos, 1)
-  local b = s:byte(pos)
-  pos = pos + 1
-  if b < 0x80 then return b, pos end
-  if b >= 0xe0 then return b - 256, pos end
-  if b >= 0xa0 and b < 0xc0 then return unpack_str(s, pos, b - 0xa0) end
-  if b >= 0x90 and b < 0xa0 then return unpack_container(s, pos, b - 0x90, false, depth, limits) end
-  if b >= 0x80 and b < 0x90 then return unpack_container(s, pos, b - 0x80, true, depth, limits) end
-  if b == 0xc0 then return data.null, pos end
-  if b == 0xc2 then return false, pos end
-  if b == 0xc3 then return true, pos end
-  if fixed[b] then
-    need(s, pos, sizes[b])
-    return string.unpack(fixed[b], s, pos)
-  end
-  local lenfmt = ({ [0xd9] = ">I1", [0xda] = ">I2", [0xdb] = ">I4", [0xc4] = ">I1",
-    [0xc5] = ">I2", [0xc6] = ">I4", [0xdc] = ">I2", [0xdd] = ">I4", [0xde] = ">I2",
-    [0xdf] = ">I4" })[b]
-  if not lenfmt then
-    error(string.format("msgpack: unsupported type byte 0x%02x", b), 0)
-  end
-  need(s, pos, string.packsize(lenfmt))
-  local n
-  n, pos = string.unpack(lenfmt, s, pos)
-  if b == 0xdc or b == 0xdd then return unpack_container(s, pos, n, false, depth, limits) end
-  if b == 0xde or b == 0xdf then return unpack_container(s, pos, n, true, depth, limits) end
-  return unpack_str(s, pos, n)
-end
-
-function builtin.unpack(s, opts)
-  local limits = { max_depth = opts and opts.max_depth or 512 }
-  if opts and opts.max_size and #s > opts.max_size then
-    return nil, "msgpack: message of " .. #s .. " bytes is over the limit"
-  end
-  local ok, v, pos = pcall(unpack_value, s, 1, 1, limits)
-  if not ok then
-    return nil, v
-  end
-  if pos <= #s then
-    return nil, "msgpack: " .. (#s - pos + 1) .. " bytes after the value"
-  end
-  return v
-end
-
-local function codec()
-  local ok, mp = pcall(require, "brine.msgpack")
-  if ok then
-    return mp
-  end
-  return builtin
-end
-
-M.msgpack = codec()
-
---- Packs a message map into bytes.
+--- Packs a message map into bytes; raises when a value cannot be packed
+--- (a function, a cycle).
 ---@param msg table
 ---@return string
 function M.encode(msg)
-  return M.msgpack.pack(msg)
+  local bytes, err = msgpack.pack(msg)
+  if not bytes then
+    error("msgpack: " .. tostring(err), 0)
+  end
+  return bytes
 end
 
 --- Decodes bytes into a message: a map whose `cmd` is a short string.
@@ -328,7 +147,5 @@ function M.endpoint(host, port)
   end
   return string.format("tcp://%s:%d", host, port)
 end
-
-M._builtin = builtin
 
 return M

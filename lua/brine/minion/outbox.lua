@@ -115,7 +115,8 @@ end
 ---@param cachedir string the minion's cachedir
 ---@param id string the minion's id
 ---@param tag string the event's tag
----@param payload table a mapping, the event's data
+---@param payload any the event's data (event.send: a mapping; the start
+--- events: a line of text)
 ---@return boolean|nil ok
 ---@return string|nil error
 function M.spool_event(cachedir, id, tag, payload)

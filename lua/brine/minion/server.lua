@@ -10,8 +10,10 @@
 --   connected hello on the publish port every master_alive_interval; a master
 --             that stops answering sends the minion back to idle
 -- Every reconnect resolves the master's name again, falling back to the
--- last address that worked. Returns go to cachedir/returns/JID before they
--- are sent and are removed when the master acknowledges them.
+-- last address that worked. Returns (cachedir/returns/JID) and events
+-- (cachedir/events/NAME) are written to the outbox (brine.minion.outbox)
+-- before they are sent and removed when the master acknowledges them;
+-- cachedir/proc/JID records each running job.
 local zmq = require("brine.zmq")
 local posix = require("brine.posix")
 local data = require("brine.data")
@@ -72,7 +74,8 @@ function Minion:start()
   if created then
     self.log:info("made a new key pair, fingerprint %s", keys.fingerprint(self.pub))
   end
-  for _, dir in ipairs({ o.cachedir, self:path("returns"), self:path("events") }) do
+  for _, dir in ipairs({ o.cachedir, self:path("returns"), self:path("events"),
+    self:path("proc") }) do
     ok, why = daemon.mkdirs(dir, 448)
     if not ok then
       return nil, why
@@ -80,6 +83,7 @@ function Minion:start()
   end
   local last = posix.read(self:path("last_jid"), 64)
   self.last_jid = last and last:match("^(%d+)") or ""
+  self:clean_proc()
   self.returns = outbox.new(self:path("returns"), wire.is_jid)
   self.events = outbox.new(self:path("events"), outbox.is_event_name)
   self:spool_start_events()
@@ -88,7 +92,7 @@ function Minion:start()
   if not sv_ok then self.log:error("services: %s", sv) end
   self.services = sv_ok and sv or nil
   self.ctx = assert(zmq.context())
-  self.sigfd = posix.signals({ "TERM", "INT", "CHLD" })
+  self.sigfd = posix.signals({ "TERM", "INT", "CHLD", "HUP" })
   self.log:info("minion %s starting; %d return(s) and %d event(s) queued", self.id,
     self.returns:refresh(true), self.events:refresh(true))
   return true
@@ -99,8 +103,7 @@ function Minion:spool_start_events()
   local text = string.format("Minion %s started at %s", self.id,
     os.date("%a %b %d %H:%M:%S %Y"))
   for _, tag in ipairs({ "minion_start", "salt/minion/" .. self.id .. "/start" }) do
-    local ok, err = outbox.spool_event(self.opts.cachedir, self.id, tag,
-      data.map({ { "cmd", "_minion_event" }, { "data", text } }))
+    local ok, err = outbox.spool_event(self.opts.cachedir, self.id, tag, text)
     if not ok then
       self.log:warning("cannot queue the %s event: %s", tag, err)
     end
@@ -156,16 +159,20 @@ function Minion:fail(fmt, ...)
   self.log:debug("reconnecting in %.2f s", delay / 1000)
 end
 
+-- The master's address: its name resolved now, else the last address a
+-- connection worked with (kept in cachedir/master_addr, so a minion
+-- restarted while DNS is down finds its master too).
 function Minion:resolve()
   local addrs, err = posix.resolve(self.opts.master)
   if addrs and addrs[1] then
     self.addr = addrs[1]
     return self.addr
   end
-  if self.addr then
-    self.log:warning("%s; using the last address that worked, %s", err or "no address",
-      self.addr)
-    return self.addr
+  local last = self.good_addr or (posix.read(self:path("master_addr"), 256) or ""):match("%S+")
+  if last then
+    self.log:warning("%s; using the last address that worked, %s", err or "no address", last)
+    self.addr = last
+    return last
   end
   return nil, err or ("no address for " .. self.opts.master)
 end
@@ -268,6 +275,10 @@ function Minion:on_auth_reply(msg)
   local ret = msg.ret
   if ret == "accepted" then
     self.log:info("authenticated with the master at %s", self.addr)
+    if self.good_addr ~= self.addr then
+      self.good_addr = self.addr
+      posix.write_atomic(self:path("master_addr"), self.addr .. "\n")
+    end
     self.pubsock = self:socket("publish_port")
     self:watch_handshakes(self.pubsock)
     self.state = "connected"
@@ -382,6 +393,7 @@ end
 function Minion:on_ack(msg)
   if wire.is_jid(msg.jid) and self.returns:ack(msg.jid) then
     self.log:debug("job %s: return acknowledged", msg.jid)
+    posix.unlink(self:path("proc/" .. msg.jid)) -- a job of an earlier minion process
   elseif type(msg.event) == "string" and self.events:ack(msg.event) then
     self.log:debug("event %s acknowledged", msg.event)
   end
@@ -467,10 +479,8 @@ function Minion:spawn(msg)
       local ret = job.run(msg, self.id, self.opts)
       local packed, bytes = pcall(wire.encode, ret)
       if not packed then
-        ret = job.run({ jid = msg.jid, fun = msg.fun }, self.id, self.opts)
-        ret["return"] = "the result cannot be sent: " .. tostring(bytes)
-        ret.retcode, ret.success = 1, false
-        bytes = wire.encode(ret)
+        bytes = wire.encode(self:error_return(msg.jid, msg.fun,
+          "the result cannot be sent: " .. tostring(bytes)))
       end
       posix.write_atomic(self:path("returns/" .. msg.jid), bytes)
     end)
@@ -478,6 +488,28 @@ function Minion:spawn(msg)
   end
   self.log:info("job %s: %s started in worker %d", msg.jid, msg.fun, pid)
   self.workers[pid] = { jid = msg.jid, fun = msg.fun, started = posix.monotonic() }
+  posix.write_atomic(self:path("proc/" .. msg.jid), wire.encode(data.map({
+    { "jid", msg.jid }, { "fun", msg.fun }, { "arg", msg.arg }, { "tgt", msg.tgt },
+    { "tgt_type", msg.tgt_type }, { "user", msg.user }, { "pid", pid } })), 384, false)
+end
+
+-- A `_return` message for a job that produced no result of its own.
+function Minion:error_return(jid, fun, problem)
+  return data.map({ { "cmd", "_return" }, { "id", self.id }, { "jid", jid },
+    { "fun", fun }, { "return", problem }, { "retcode", 1 }, { "success", false } })
+end
+
+-- Forgets the records of jobs whose worker is gone: a minion that was
+-- restarted keeps those of jobs still running (their workers outlive it).
+function Minion:clean_proc()
+  for _, jid in ipairs(posix.listdir(self:path("proc")) or {}) do
+    local bytes = posix.read(self:path("proc/" .. jid), 64 * 1024)
+    local ok, rec = pcall(wire.msgpack.unpack, bytes or "")
+    local pid = ok and type(rec) == "table" and math.tointeger(rec.pid)
+    if not pid or not posix.kill(pid, 0) then
+      posix.unlink(self:path("proc/" .. jid))
+    end
+  end
 end
 
 -- Queues the return of a finished job; writes an error return when the
@@ -485,11 +517,10 @@ end
 function Minion:finish(jid, fun, problem)
   local path = self:path("returns/" .. jid)
   if problem or not posix.stat(path) then
-    local ret = data.map({ { "cmd", "_return" }, { "id", self.id }, { "jid", jid },
-      { "fun", fun }, { "return", problem or "the worker ended without a result" },
-      { "retcode", 1 }, { "success", false } })
-    posix.write_atomic(path, wire.encode(ret))
+    posix.write_atomic(path, wire.encode(self:error_return(jid, fun,
+      problem or "the worker ended without a result")))
   end
+  posix.unlink(self:path("proc/" .. jid))
   self.returns:add(jid)
   self:pump()
 end
@@ -584,6 +615,9 @@ function Minion:step(timeout_ms)
     end
   end
   local signals = posix.pending()
+  if signals.HUP then
+    daemon.reload(self.opts, "minion", self.log)
+  end
   if signals.TERM or signals.INT then
     self.log:info("minion stopping")
     self.running = false
@@ -600,10 +634,19 @@ function Minion:run()
   end
 end
 
+--- Stops the minion. Jobs still running are left to finish, as Salt's
+--- are: a job that restarts the minion (an upgrade of brine itself) is
+--- not killed by it, and its worker writes its return to the outbox,
+--- which the next minion process sends.
 function Minion:stop()
   pcall(function() require("brine.services").stop(self.services) end)
-  for pid in pairs(self.workers) do
-    posix.kill(pid, "TERM")
+  local running = 0
+  for _ in pairs(self.workers) do
+    running = running + 1
+  end
+  if running > 0 then
+    self.log:info("%d job(s) still running; the next minion process sends their returns",
+      running)
   end
   self:close_sockets()
   if self.ctx then
