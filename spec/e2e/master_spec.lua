@@ -88,6 +88,23 @@ describe("brine master and minion", function()
     assert.equal(1, status, out)
   end)
 
+  it("targets the grains a minion's jobs see, the grains: option and custom modules too",
+    function()
+      assert(posix.mkdir(w.dir .. "/edge-mods", 448))
+      assert(posix.mkdir(w.dir .. "/edge-mods/_grains", 448))
+      local f = assert(io.open(w.dir .. "/edge-mods/_grains/site.lua", "w"))
+      f:write("local M = {}\nfunction M.site() return { site = 'depot-7' } end\nreturn M\n")
+      f:close()
+      w:accept("edge1", "grains:\n  roles:\n    - gateway\n"
+        .. "module_dirs:\n  - " .. w.dir .. "/edge-mods\n")
+      local status, out = w:salt("-G 'roles:gateway' test.echo by-role")
+      assert.equal(0, status, out)
+      assert.equal("edge1:\n    by-role\n", out)
+      status, out = w:salt("-G 'site:depot-*' test.echo by-site")
+      assert.equal(0, status, out)
+      assert.equal("edge1:\n    by-site\n", out)
+    end)
+
   it("accepts the keys of minions named in autosign_file, unless others may write it",
     function()
       local path = w.dir .. "/autosign.conf"

@@ -305,15 +305,21 @@ end
 -- Connected
 ---------------------------------------------------------------------------
 
+-- The grains the master keeps for targeting: the minion's whole grains as
+-- its jobs see them (core, custom _grains modules, the static file, the
+-- grains: option), with problems logged and skipped.
 function Minion:grains()
-  local ok, grains = pcall(require, "brine.grains")
-  if ok and type(grains) == "table" and grains.core then
-    local got, value = pcall(grains.core)
-    if got and type(value) == "table" then
-      value.id = self.id
-      return value
+  local ok, value, problems = pcall(function()
+    return require("brine.grains.minion").load(self.opts)
+  end)
+  if ok and type(value) == "table" then
+    for _, problem in ipairs(problems or {}) do
+      self.log:error("grains: %s", problem)
     end
+    value.id = self.id
+    return value
   end
+  self.log:error("grains: %s", tostring(value))
   return data.map({ { "id", self.id } })
 end
 
