@@ -198,7 +198,7 @@ end
 
 --- Prefixes each path option with root_dir, as Salt does: absolute paths
 --- move under root_dir, relative ones are taken relative to it, a path
---- already under root_dir stays.
+--- already under root_dir and a URL stay.
 ---@param opts table
 function M.apply_root_dir(opts)
   local root = opts.root_dir
@@ -208,8 +208,9 @@ function M.apply_root_dir(opts)
   root = root:gsub("/+$", "")
   for _, name in ipairs(PATH_OPTIONS) do
     local path = opts[name]
+    -- a URL (log_file: udp://host:514, file:///dev/log) is not a path
     if type(path) == "string" and path ~= "" and path ~= root
-        and path:sub(1, #root + 1) ~= root .. "/" then
+        and path:sub(1, #root + 1) ~= root .. "/" and not path:match("^%a[%w+.-]*://") then
       if path:sub(1, 1) == "/" then
         opts[name] = root .. path
       else

@@ -51,6 +51,19 @@ describe("brine.config", function()
     assert.equal("/srv/root/var/log/brine/minion", o.log_file)
   end)
 
+  it("leaves a log_file URL out of root_dir, as Salt does", function()
+    local o = config.defaults("minion")
+    o.root_dir = "/srv/root"
+    o.log_file = "udp://loghost:514/LOG_USER"
+    config.finish(o)
+    assert.equal("udp://loghost:514/LOG_USER", o.log_file)
+    o = config.defaults("master")
+    o.root_dir = "/srv/root"
+    o.log_file = "file:///dev/log"
+    config.finish(o)
+    assert.equal("file:///dev/log", o.log_file)
+  end)
+
   it("accepts a missing default folder and refuses a missing named one", function()
     local o = assert(config.load("/no/such/brine/dir", "minion", false))
     assert.equal("salt", o.master)

@@ -69,13 +69,6 @@ function M.load_config(dir, role)
     return nil, err
   end
   fill_defaults(opts, role == "master" and M.MASTER_DEFAULTS or M.MINION_DEFAULTS)
-  -- Salt leaves a log_file URL (udp://, file://) out of root_dir;
-  -- brine.config puts root_dir in front of it: take it off again.
-  -- TODO: brine.config should skip URLs as Salt does.
-  local url = type(opts.log_file) == "string" and opts.log_file:match("^.-(%a+://.*)$")
-  if url then
-    opts.log_file = url
-  end
   if role == "master" then
     opts.keep_jobs_seconds = keep_jobs_seconds(opts)
   end
