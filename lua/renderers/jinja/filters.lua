@@ -996,12 +996,33 @@ end
 filters.max = function(_, v, args, kwargs) return extreme("lst_max", v, args, kwargs, 1) end
 filters.min = function(_, v, args, kwargs) return extreme("lst_min", v, args, kwargs, -1) end
 
-filters.tojson = function(_, v, args, kwargs)
-  local a = bind("tojson", args, kwargs, { "indent" })
+-- The JSON text of template value v under encoder options opts. Plain
+-- data (the usual case) is encoded as it is; anything else (Markup,
+-- tuples, undefined values, big integers) goes through M.plain first,
+-- which converts it or raises as Jinja would.
+local strict_opts = setmetatable({}, { __mode = "k" })
+function M.to_json(v, opts)
   local json = require("brine.json")
-  local opts = { ensure_ascii = true, sort_keys = false }
-  if a[1] ~= nil and a[1] ~= null then opts.indent = as_int(a[1]) end
-  local s = json.encode(M.plain(v), opts)
+  local strict = strict_opts[opts]
+  if not strict then
+    strict = { strict = true }
+    for k, x in pairs(opts) do strict[k] = x end
+    strict_opts[opts] = strict
+  end
+  local s = json.encode(v, strict)
+  if s then return s end
+  return json.encode(M.plain(v), opts)
+end
+
+local TOJSON_OPTS = { ensure_ascii = true, sort_keys = false }
+filters.tojson = function(_, v, args, kwargs)
+  local opts = TOJSON_OPTS
+  if (args.n or #args) ~= 0 or next(kwargs) ~= nil then
+    local a = bind("tojson", args, kwargs, { "indent" })
+    opts = { ensure_ascii = true, sort_keys = false }
+    if a[1] ~= nil and a[1] ~= null then opts.indent = as_int(a[1]) end
+  end
+  local s = M.to_json(v, opts)
   s = s:gsub("[<>&']", { ["<"] = "\\u003c", [">"] = "\\u003e", ["&"] = "\\u0026",
     ["'"] = "\\u0027" })
   return pyval.markup(s)
