@@ -1011,7 +1011,10 @@ function M.to_json(v, opts)
   end
   local s = json.encode(v, strict)
   if s then return s end
-  return json.encode(M.plain(v), opts)
+  local err
+  s, err = json.encode(M.plain(v), opts)
+  if not s then raise("TypeError", "cannot write as JSON: " .. tostring(err)) end
+  return s
 end
 
 local TOJSON_OPTS = { ensure_ascii = true, sort_keys = false }

@@ -218,6 +218,7 @@ end
 local function percent_simple(fmt, values)
   local convs = simple_specs(fmt)
   if not convs or #convs == 0 then return nil end
+  if #convs == 1 and mtype(values) == "integer" then return string.format(fmt, values) end
   local args = kind(values) == "tuple" and values or { values }
   if #args ~= #convs then return nil end
   for i = 1, #convs do

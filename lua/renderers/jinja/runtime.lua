@@ -110,10 +110,11 @@ function R.str(v)
 end
 
 -- Joins a loop's output pieces into one, so a long loop holds few pieces,
--- and stops a render whose output grows past the limit.
+-- and stops a render whose output grows past the limit. The slots above 1
+-- are left as they are: the next pieces overwrite them, and only o[1..n]
+-- is ever read.
 function R.compact(S, o, n)
   local s = concat(o, "", 1, n)
-  for i = n, 2, -1 do o[i] = nil end
   o[1] = s
   if #s > M.MAX_OUTPUT then too_big() end
   return 1
@@ -317,7 +318,13 @@ function R.filter(S, name, value, args, kwargs)
   local env = S.env
   local fn = env.filters[name]
   if not fn then raise("TemplateRuntimeError", "No filter named '" .. name .. "' found.") end
-  if not env.accepts_undefined[name] then check_undefined_args(value, args, kwargs) end
+  if not env.accepts_undefined[name] then
+    if args == R.NOARGS and kwargs == R.NOKW then -- `x | f`, the usual case
+      if is_undefined(value) then pyval.str(value) end
+    else
+      check_undefined_args(value, args, kwargs)
+    end
+  end
   local r = fn(env, value, args, kwargs)
   if r == nil then return null end
   return r

@@ -910,7 +910,9 @@ local function install_serializers(F, lib)
       opts = { sort_keys = a[1] == nil or truthy(a[1]), ensure_ascii = false }
       if a[2] ~= nil and a[2] ~= null then opts.indent = lib.as_int(a[2]) end
     end
-    return pyval.markup(methods.strip(lib.to_json(v, opts)))
+    -- json.dumps' text never starts or ends with whitespace, so Salt's
+    -- strip() is left out.
+    return pyval.markup(lib.to_json(v, opts))
   end
   F.python = function(_, v) return pyval.markup(methods.strip(lib.pformat(v))) end
   F.xml = function(_, v) return pyval.markup(require("renderers.jinja.salt_xml").format(v)) end
