@@ -1001,8 +1001,10 @@ filters.min = function(_, v, args, kwargs) return extreme("lst_min", v, args, kw
 -- tuples, undefined values, big integers) goes through M.plain first,
 -- which converts it or raises as Jinja would.
 local strict_opts = setmetatable({}, { __mode = "k" })
+local json_lib
 function M.to_json(v, opts)
-  local json = require("brine.json")
+  local json = json_lib or require("brine.json")
+  json_lib = json
   local strict = strict_opts[opts]
   if not strict then
     strict = { strict = true }

@@ -227,13 +227,13 @@ function Env:_render(T, vars, extra_templates)
   if extra_templates then
     for k, v in pairs(extra_templates) do S.templates[k] = v end
   end
-  local vf = runtime.frame(S.globals)
+  local vf = runtime.top_frame(S.globals)
   if vars then
     for k, v in pairs(vars) do rawset(vf, k, v) end
   end
   local saved = self.name
   self.name = T.name
-  local ok, out = xpcall(runtime.run, runtime.handler, S, T, runtime.frame(vf))
+  local ok, out = xpcall(runtime.run, runtime.handler, S, T, runtime.top_frame(vf))
   self.name = saved
   if not ok then
     local all = { T }

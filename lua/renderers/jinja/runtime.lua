@@ -40,6 +40,12 @@ end
 R.frame = frame
 M.frame = frame
 
+-- A frame over a parent that gets no other child (the frames a render
+-- starts with): its own metatable, without the weak table's bookkeeping.
+function M.top_frame(parent)
+  return setmetatable({}, { __index = parent })
+end
+
 function R.lookup(f, name)
   local v = f[name]
   if v == nil then return undefined(name) end
