@@ -547,6 +547,7 @@ struct enc {
   lua_State *L;
   int buf_slot;          /* stack slot of the userdata holding the output */
   int array_mt_slot;     /* stack slot of the data arrays' metatable */
+  int name_key_slot;     /* stack slots of "__name" and "brine.map" */
   char *buf;
   size_t len, cap;
   const char *indent, *item_sep, *key_sep;
@@ -743,20 +744,32 @@ static int put_float(struct enc *e, double x)
 
 static int put_integer(struct enc *e, lua_Integer v)
 {
-  char out[32];
-  put(e, out, (size_t)snprintf(out, sizeof out, LUA_INTEGER_FMT, v));
+  char out[24];
+  char *p = out + sizeof out;
+  /* the magnitude as unsigned, so that the smallest integer negates */
+  lua_Unsigned m = v < 0 ? 0u - (lua_Unsigned)v : (lua_Unsigned)v;
+  do {
+    *--p = (char)('0' + m % 10);
+    m /= 10;
+  } while (m);
+  if (v < 0)
+    *--p = '-';
+  put(e, p, (size_t)(out + sizeof out - p));
   return 0;
 }
 
 /* A table whose metatable is named "brine.map" is a data map, whatever
- * its keys (brine__kind would take keys 1..n for an array). */
-static int is_data_map(lua_State *L, int idx)
+ * its keys (brine__kind would take keys 1..n for an array). The strings
+ * "__name" and "brine.map" wait on the stack, so that this costs a raw
+ * lookup and a pointer comparison (short strings are interned). */
+static int is_data_map(const struct enc *e, int idx)
 {
+  lua_State *L = e->L;
   if (!lua_getmetatable(L, idx))
     return 0;
-  lua_getfield(L, -1, "__name");
-  const char *name = lua_tostring(L, -1);
-  int yes = name && strcmp(name, "brine.map") == 0;
+  lua_pushvalue(L, e->name_key_slot);
+  lua_rawget(L, -2);
+  int yes = lua_rawequal(L, -1, e->name_key_slot + 1);
   lua_pop(L, 2);
   return yes;
 }
@@ -1008,7 +1021,7 @@ static int encode_value(struct enc *e, int idx)
     return 0;
   }
   case LUA_TTABLE:
-    if (is_data_map(L, idx))
+    if (is_data_map(e, idx))
       return encode_map(e, idx);
     if (is_data_array(e, idx))
       return encode_array(e, idx);
@@ -1133,6 +1146,9 @@ static int l_encode(lua_State *L)
   read_encode_opts(L, e);
   luaL_getmetatable(L, "brine.array");
   e->array_mt_slot = lua_gettop(L);
+  lua_pushliteral(L, "__name");
+  e->name_key_slot = lua_gettop(L);
+  lua_pushliteral(L, "brine.map");
   lua_pushnil(L);                 /* the slot of a grown output buffer */
   e->buf_slot = lua_gettop(L);
   e->buf = e->first_buf;
