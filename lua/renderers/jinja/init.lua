@@ -132,7 +132,12 @@ function Env:get_template(S, name, ignore_missing)
     if type(base) ~= "string" then base = "." end
     full = normpath(base .. "/" .. name) or name
   end
-  local T = S.templates[full]
+  local templates = S.templates
+  if not templates then -- made on the first include, import or extends
+    templates = {}
+    S.templates = templates
+  end
+  local T = templates[full]
   if not T then
     local text, path = self:load_file(full)
     if not text then
@@ -140,7 +145,7 @@ function Env:get_template(S, name, ignore_missing)
       pyval.raise("TemplateNotFound", name)
     end
     T = M.compile(text, path)
-    S.templates[full] = T
+    templates[full] = T
     if not relative then
       local dir = path:match("^(.*)/[^/]*$") or ""
       rawset(S.globals, "tplfile", path)
@@ -222,9 +227,9 @@ M.format_error = format_error
 
 -- Renders compiled template T with vars; returns text or nil, message, err.
 function Env:_render(T, vars, extra_templates)
-  local S = { env = self, depth = 0, output = 0, modules = {}, templates = {} }
-  S.globals = runtime.frame(self.globals)
+  local S = { env = self, depth = 0, output = 0, globals = runtime.frame(self.globals) }
   if extra_templates then
+    S.templates = {}
     for k, v in pairs(extra_templates) do S.templates[k] = v end
   end
   local vf = runtime.top_frame(S.globals)
@@ -237,7 +242,7 @@ function Env:_render(T, vars, extra_templates)
   self.name = saved
   if not ok then
     local all = { T }
-    for _, t in pairs(S.templates) do all[#all + 1] = t end
+    for _, t in pairs(S.templates or {}) do all[#all + 1] = t end
     return nil, format_error(out, all), out
   end
   if T.final_newline then out = out .. "\n" end

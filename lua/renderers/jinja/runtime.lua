@@ -599,6 +599,7 @@ function self_reference(ctx)
 end
 
 local function register_blocks(ctx, tpl)
+  if next(tpl.blocks) == nil then return end
   for name, fn in pairs(tpl.blocks) do
     local list = ctx.blocks[name]
     if not list then
@@ -690,10 +691,15 @@ end
 function R.import(S, ctx, f, name, with_context)
   local tpl = resolve(S, name, false)
   if with_context then return make_module(S, tpl, f, true) end
-  local cached = S.modules[tpl]
+  local modules = S.modules
+  if not modules then -- made on the first import
+    modules = {}
+    S.modules = modules
+  end
+  local cached = modules[tpl]
   if not cached then
     cached = make_module(S, tpl, f, false)
-    S.modules[tpl] = cached
+    modules[tpl] = cached
   end
   return cached
 end
