@@ -1005,7 +1005,7 @@ local json_lib
 function M.to_json(v, opts)
   local json = json_lib or require("brine.json")
   json_lib = json
-  local strict = strict_opts[opts]
+  local strict = opts.strict_variant or strict_opts[opts]
   if not strict then
     strict = { strict = true }
     for k, x in pairs(opts) do strict[k] = x end
@@ -1019,10 +1019,20 @@ function M.to_json(v, opts)
   return s
 end
 
-local TOJSON_OPTS = { ensure_ascii = true, sort_keys = false }
+-- Options the filters use again and again carry their strict variant.
+function M.json_opts(opts)
+  opts.strict_variant = { strict = true }
+  for k, x in pairs(opts) do
+    if k ~= "strict_variant" then opts.strict_variant[k] = x end
+  end
+  return opts
+end
+
+local NO_KWARGS = pyval.NO_KWARGS
+local TOJSON_OPTS = M.json_opts({ ensure_ascii = true, sort_keys = false })
 filters.tojson = function(_, v, args, kwargs)
   local opts = TOJSON_OPTS
-  if (args.n or #args) ~= 0 or next(kwargs) ~= nil then
+  if (args.n or #args) ~= 0 or (kwargs ~= NO_KWARGS and next(kwargs) ~= nil) then
     local a = bind("tojson", args, kwargs, { "indent" })
     opts = { ensure_ascii = true, sort_keys = false }
     if a[1] ~= nil and a[1] ~= null then opts.indent = as_int(a[1]) end

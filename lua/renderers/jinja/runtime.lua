@@ -290,6 +290,7 @@ end
 
 R.NOKW = pyval.NO_KWARGS or setmetatable({}, { __newindex = function() error("read-only") end })
 R.NOARGS = setmetatable({ n = 0 }, { __newindex = function() error("read-only") end })
+local NOKW, NOARGS = R.NOKW, R.NOARGS
 
 function R.extend_args(args, extra)
   for _, v in ipairs(pyval.iter(extra)) do
@@ -325,7 +326,7 @@ function R.filter(S, name, value, args, kwargs)
   local fn = env.filters[name]
   if not fn then raise("TemplateRuntimeError", "No filter named '" .. name .. "' found.") end
   if not env.accepts_undefined[name] then
-    if args == R.NOARGS and kwargs == R.NOKW then -- `x | f`, the usual case
+    if args == NOARGS and kwargs == NOKW then -- `x | f`, the usual case
       if is_undefined(value) then pyval.str(value) end
     else
       check_undefined_args(value, args, kwargs)
