@@ -112,6 +112,10 @@ EXPR.bin = function(self, n)
     -- Python's `-2 ** x`, which Python reads as -(2 ** x): so do we
     return "R.op.neg(R.op.pow(" .. self:expr(a.a) .. ", " .. self:expr(n.b) .. "))"
   end
+  if n.op == "mod" and a.t == "const" and type(a.value) == "string"
+      and require("renderers.jinja.py_format").is_one_int_format(a.value) then
+    return "R.percent_int(" .. self:expr(a) .. ", " .. self:expr(n.b) .. ")"
+  end
   return "R.op." .. n.op .. "(" .. self:expr(a) .. ", " .. self:expr(n.b) .. ")"
 end
 

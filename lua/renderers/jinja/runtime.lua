@@ -134,6 +134,15 @@ end
 
 function R.join(o, n) return concat(o, "", 1, n) end
 
+-- `'%02d' % x` with a literal format of one %d conversion (the compiler
+-- checks): string.format for an integer, the usual case; Python's rules
+-- for anything else.
+local format, mtype = string.format, math.type
+function R.percent_int(fmt, v)
+  if mtype(v) == "integer" then return format(fmt, v) end
+  return pyval.mod(fmt, v)
+end
+
 R.op = {
   add = pyval.add, sub = pyval.sub, mul = pyval.mul, truediv = pyval.truediv,
   floordiv = pyval.floordiv, mod = pyval.mod, pow = pyval.pow, neg = pyval.neg,
