@@ -301,10 +301,16 @@ end
 ---  crlf=true}
 function M.new_environment(opts)
   opts = opts or {}
+  -- The library's filters and tests are read through, not copied: an
+  -- environment holds only the caller's own, which keeps each one small
+  -- (and the collector's work with many of them).
   local env = setmetatable({ root = opts.root, salt = opts.salt, opts = opts.opts,
-    crlf = opts.crlf ~= false, repr = pyval.repr, filters = {}, tests = {},
+    crlf = opts.crlf ~= false, repr = pyval.repr,
+    filters = setmetatable({}, { __index = builtin.filters }),
+    tests = setmetatable({}, { __index = builtin.tests }),
     checked = setmetatable({}, { __mode = "k" }), -- templates whose filters are known
-    accepts_undefined = {} }, Env)
+    accepts_undefined = setmetatable({}, { __index = (builtin.filters or {}).accepts_undefined
+                                                     or builtin.accepts_undefined }) }, Env)
   env.undefined = function(name, hint) return pyval.undefined(name, hint) end
   local bound_render = Env.render_string
   env.render_string = function(a, b, c, d)
@@ -317,15 +323,8 @@ function M.new_environment(opts)
     if a == env then return Env.load_file(env, b) end
     return Env.load_file(env, a)
   end
-  for k, v in pairs(builtin.filters or {}) do env.filters[k] = v end
-  for k, v in pairs(builtin.tests or {}) do env.tests[k] = v end
   for k, v in pairs(opts.filters_extra or {}) do env.filters[k] = v end
   for k, v in pairs(opts.tests_extra or {}) do env.tests[k] = v end
-  for k, v in pairs((builtin.filters or {}).accepts_undefined or builtin.accepts_undefined
-                    or {}) do
-    env.accepts_undefined[k] = v
-  end
-  env.filters.accepts_undefined = nil
   local globals = {}
   for k, g in pairs(builtin.globals or {}) do
     globals[k] = function(args, kwargs) return g(env, args, kwargs) end
