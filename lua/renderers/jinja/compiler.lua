@@ -406,7 +406,9 @@ function C:loop_code(n, items_expr, depth_expr)
     self:emit("return " .. self:test_expr(n.test))
     self:emit("end)")
   end
-  local uses_loop = n.recursive or names_var(n.body, "loop")
+  -- a name comes from the source text as it is, so a source without the
+  -- word needs no walk of the body
+  local uses_loop = n.recursive or (self.mentions_loop and names_var(n.body, "loop"))
   if uses_loop then
     self:emit("local L = R.loop(S, items, " .. depth_expr .. ", "
       .. (n.recursive and "rec" or "nil") .. ")")
@@ -584,7 +586,8 @@ function M.compile(source)
   check_utf8(source)
   local tree = parser.parse(source)
   local self = setmetatable({ code = {}, lmap = {}, line = 1, ntmp = 0,
-                              uses = { filters = {}, tests = {} } }, C)
+                              uses = { filters = {}, tests = {} },
+                              mentions_loop = source:find("loop", 1, true) ~= nil }, C)
   self:emit("local R = R; local NULL = R.NULL; local math_mininteger = R.MININT; "
     .. "local type = R.type")
   self:emit("local T = { blocks = {} }")
