@@ -926,7 +926,8 @@ static int encode_map_string_keys(struct enc *e, int idx)
 {
   lua_State *L = e->L;
   lua_Integer n = brine__count(L, idx);
-  struct str_key small[32];
+  /* small: this frame is live at each level of a nesting up to 1000 deep */
+  struct str_key small[16];
   struct str_key *ks = small;
   if (n > (lua_Integer)(sizeof small / sizeof small[0]))
     ks = lua_newuserdatauv(L, (size_t)n * sizeof *ks, 0);   /* scratch */
