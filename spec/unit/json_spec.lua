@@ -228,6 +228,19 @@ describe("brine.json.encode", function()
       { sort_keys = true }))
   end)
 
+  it("sorts keys at every level of a nesting 1000 deep and refuses one level more", function()
+    local function nest(levels)
+      local v = data.map({ { "z", 1 }, { "a", 2 } })
+      for _ = 2, levels do v = data.map({ { "z", v }, { "a", 0 } }) end
+      return v
+    end
+    local s = json.encode(nest(1000), { sort_keys = true })
+    assert.equal(string.rep('{"a": 0, "z": ', 999) .. '{"a": 2, "z": 1}' .. string.rep("}", 999), s)
+    local none, err = json.encode(nest(1001), { sort_keys = true })
+    assert.is_nil(none)
+    assert.matches("nesting deeper than 1000 levels", err)
+  end)
+
   it("refuses, under strict, tables that are neither data maps nor data arrays", function()
     local ok = data.map({ { "a", data.array({ 1, data.map() }) } })
     assert.equal('{"a": [1, {}]}', json.encode(ok, { strict = true }))
