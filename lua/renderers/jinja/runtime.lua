@@ -400,6 +400,19 @@ end
 
 -- Macros -------------------------------------------------------------------
 
+-- What a macro call needs of its macro that never changes: the set of
+-- parameters with defaults and the name recursion errors use. Made on the
+-- first call (the compiled code sets defaults_names after R.macro).
+local function macro_fixed(m)
+  local has_default = {}
+  for _, d in ipairs(m.defaults_names or {}) do has_default[d] = true end
+  m.has_default = has_default
+  m.label = "macro '" .. m.name .. "'"
+  return has_default
+end
+
+local NO_KEYS = {}
+
 local function macro_call(m, args, kwargs)
   local S = m.S
   local f = frame(m.frame)
@@ -410,15 +423,15 @@ local function macro_call(m, args, kwargs)
       .. " argument(s)")
   end
   for i = 1, math.min(nargs, #names) do rawset(f, names[i], args[i]) end
-  local extra = {}
-  for i = #names + 1, nargs do extra[#extra + 1] = args[i] end
-  local kw = data.map()
-  local order = korders[kwargs]
-  local keys = order
-  if not keys then
-    keys = {}
-    for k in pairs(kwargs) do keys[#keys + 1] = k end
-    table.sort(keys)
+  local kw = m.catch_kwargs and data.map()
+  local keys = NO_KEYS
+  if next(kwargs) ~= nil then
+    keys = korders[kwargs]
+    if not keys then
+      keys = {}
+      for k in pairs(kwargs) do keys[#keys + 1] = k end
+      table.sort(keys)
+    end
   end
   local caller
   for _, k in ipairs(keys) do
@@ -437,19 +450,22 @@ local function macro_call(m, args, kwargs)
       raise("TypeError", "macro '" .. m.name .. "' takes no keyword argument '" .. k .. "'")
     end
   end
-  local has_default = {}
-  for _, d in ipairs(m.defaults_names or {}) do has_default[d] = true end
+  local has_default = m.has_default or macro_fixed(m)
   for _, a in ipairs(names) do
     if rawget(f, a) == nil and not has_default[a] then
       rawset(f, a, undefined(a, "parameter '" .. a .. "' was not provided"))
     end
   end
-  if m.catch_varargs then rawset(f, "varargs", data.tuple(extra)) end
+  if m.catch_varargs then
+    local extra = {}
+    for i = #names + 1, nargs do extra[#extra + 1] = args[i] end
+    rawset(f, "varargs", data.tuple(extra))
+  end
   if m.catch_kwargs then rawset(f, "kwargs", kw) end
   if m.catch_caller then
     rawset(f, "caller", caller or undefined("caller", "No caller defined"))
   end
-  enter(S, "macro '" .. m.name .. "'")
+  enter(S, m.label)
   count_steps(S, MACRO_STEPS)
   local out = m.body(S, f)
   leave(S)
