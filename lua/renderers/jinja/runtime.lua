@@ -149,10 +149,15 @@ R.op = {
   pos = pyval.pos,
 }
 
+-- `a ~ b ~ c`: items is the fresh list the compiled code builds, so its
+-- pieces become strings in place.
 function R.concat(items)
-  local parts = {}
-  for i, v in ipairs(items) do parts[i] = R.str(v) end
-  return concat(parts)
+  local n = 0
+  for i, v in ipairs(items) do
+    if type(v) ~= "string" then items[i] = R.str(v) elseif #v > M.MAX_OUTPUT then too_big() end
+    n = i
+  end
+  return concat(items, "", 1, n)
 end
 
 function R.and_(a, b)
@@ -422,7 +427,8 @@ local function macro_call(m, args, kwargs)
     raise("TypeError", "macro '" .. m.name .. "' takes not more than " .. #names
       .. " argument(s)")
   end
-  for i = 1, math.min(nargs, #names) do rawset(f, names[i], args[i]) end
+  local nnames = #names
+  for i = 1, nargs < nnames and nargs or nnames do rawset(f, names[i], args[i]) end
   local kw = m.catch_kwargs and data.map()
   local keys = NO_KEYS
   if next(kwargs) ~= nil then
@@ -434,7 +440,8 @@ local function macro_call(m, args, kwargs)
     end
   end
   local caller
-  for _, k in ipairs(keys) do
+  for ki = 1, #keys do
+    local k = keys[ki]
     local v = kwargs[k]
     if k == "caller" and m.catch_caller then
       caller = v
@@ -451,7 +458,8 @@ local function macro_call(m, args, kwargs)
     end
   end
   local has_default = m.has_default or macro_fixed(m)
-  for _, a in ipairs(names) do
+  for i = 1, nnames do
+    local a = names[i]
     if rawget(f, a) == nil and not has_default[a] then
       rawset(f, a, undefined(a, "parameter '" .. a .. "' was not provided"))
     end
