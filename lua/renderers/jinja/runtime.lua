@@ -109,8 +109,22 @@ function R.autoescape(on, v)
   return R.str(v)
 end
 
+local format, mtype = string.format, math.type
+local MARKUP_MT = getmetatable(pyval.markup(""))
+
+-- pyval.str, with the two values printed most (integers and the Markup
+-- that filters such as |json return) taken first.
 function R.str(v)
-  if type(v) ~= "string" then v = pyval.str(v) end
+  local t = type(v)
+  if t ~= "string" then
+    if t == "number" and mtype(v) == "integer" then
+      v = tostring(v)
+    elseif getmetatable(v) == MARKUP_MT then
+      v = v.s
+    else
+      v = pyval.str(v)
+    end
+  end
   if #v > M.MAX_OUTPUT then too_big() end
   return v
 end
@@ -137,7 +151,6 @@ function R.join(o, n) return concat(o, "", 1, n) end
 -- `'%02d' % x` with a literal format of one %d conversion (the compiler
 -- checks): string.format for an integer, the usual case; Python's rules
 -- for anything else.
-local format, mtype = string.format, math.type
 function R.percent_int(fmt, v)
   if mtype(v) == "integer" then return format(fmt, v) end
   return pyval.mod(fmt, v)
