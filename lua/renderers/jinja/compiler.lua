@@ -261,9 +261,43 @@ end
 
 STMT.data = function(self, n) self:write(q(n.value)) end
 
+-- Expressions made only of literals and operators: their value is the
+-- same on every render, whatever the context or environment.
+local PURE = { const = true, none = true, list = true, tuple = true, dict = true, bin = true,
+               unary = true, concat = true, ["not"] = true, ["and"] = true, ["or"] = true,
+               cond = true, compare = true }
+
+local function is_pure(node)
+  if type(node) ~= "table" then return true end
+  if node.t and not PURE[node.t] then return false end
+  for _, v in pairs(node) do
+    if type(v) == "table" and not is_pure(v) then return false end
+  end
+  return true
+end
+
+-- Folded text longer than this is left to the render (it would bloat the
+-- compiled chunk, and the output limit is checked there).
+local FOLD_MAX = 256
+
+-- The text `{{ e }}` prints for a pure expression, computed now as the
+-- render would; nil when it raises (the render raises it then, with its
+-- line) or is long.
+function C:fold(e)
+  local chunk = load("local R = R; local NULL = R.NULL; local math_mininteger = R.MININT; "
+    .. "local type = R.type; return R.str(" .. e .. ")", "=fold", "t",
+    { R = require("renderers.jinja.runtime").R })
+  local ok, text = pcall(chunk)
+  if ok and type(text) == "string" and #text <= FOLD_MAX then return text end
+end
+
 STMT.output = function(self, n)
   if n.expr.t == "const" and type(n.expr.value) == "string" and not self.autoescape then
     return self:write(q(n.expr.value))
+  end
+  if not self.autoescape and is_pure(n.expr) then
+    local text = self:fold(self:expr(n.expr))
+    if text then return self:write(q(text)) end
   end
   local e = self:expr(n.expr)
   if self.autoescape then
