@@ -18,6 +18,7 @@
 #include <float.h>
 #include <locale.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -545,17 +546,21 @@ struct path_step {
 struct enc {
   lua_State *L;
   int buf_slot;          /* stack slot of the userdata holding the output */
+  int array_mt_slot;     /* stack slot of the data arrays' metatable */
+  int name_key_slot;     /* stack slots of "__name" and "brine.map" */
   char *buf;
   size_t len, cap;
   const char *indent, *item_sep, *key_sep;
   size_t indent_len, item_len, key_len;
-  int pretty, sort_keys, ensure_ascii, allow_nan, escape_html;
+  int pretty, sort_keys, ensure_ascii, allow_nan, escape_html, strict;
   int depth;
-  struct path_step path[ENC_MAX_DEPTH];
   char err[256];
+  char first_buf[512];   /* the output until it outgrows this */
+  struct path_step path[ENC_MAX_DEPTH];  /* last: never cleared as a whole */
 };
 
-/* Makes room for n more bytes. The output lives in a Lua userdata so that
+/* Makes room for n more bytes. The output starts in the encoder's own
+ * buffer (on the C stack); past that it lives in a Lua userdata so that
  * an error raised mid-way (out of memory, a failing __pairs) leaks
  * nothing; growing replaces it with a bigger one. */
 static void reserve(struct enc *e, size_t n)
@@ -739,21 +744,43 @@ static int put_float(struct enc *e, double x)
 
 static int put_integer(struct enc *e, lua_Integer v)
 {
-  char out[32];
-  put(e, out, (size_t)snprintf(out, sizeof out, LUA_INTEGER_FMT, v));
+  char out[24];
+  char *p = out + sizeof out;
+  /* the magnitude as unsigned, so that the smallest integer negates */
+  lua_Unsigned m = v < 0 ? 0u - (lua_Unsigned)v : (lua_Unsigned)v;
+  do {
+    *--p = (char)('0' + m % 10);
+    m /= 10;
+  } while (m);
+  if (v < 0)
+    *--p = '-';
+  put(e, p, (size_t)(out + sizeof out - p));
   return 0;
 }
 
 /* A table whose metatable is named "brine.map" is a data map, whatever
- * its keys (brine__kind would take keys 1..n for an array). */
-static int is_data_map(lua_State *L, int idx)
+ * its keys (brine__kind would take keys 1..n for an array). The strings
+ * "__name" and "brine.map" wait on the stack, so that this costs a raw
+ * lookup and a pointer comparison (short strings are interned). */
+static int is_data_map(const struct enc *e, int idx)
 {
+  lua_State *L = e->L;
   if (!lua_getmetatable(L, idx))
     return 0;
-  lua_getfield(L, -1, "__name");
-  const char *name = lua_tostring(L, -1);
-  int yes = name && strcmp(name, "brine.map") == 0;
+  lua_pushvalue(L, e->name_key_slot);
+  lua_rawget(L, -2);
+  int yes = lua_rawequal(L, -1, e->name_key_slot + 1);
   lua_pop(L, 2);
+  return yes;
+}
+
+/* Is the table at idx a data array (metatable "brine.array")? */
+static int is_data_array(const struct enc *e, int idx)
+{
+  if (!lua_getmetatable(e->L, idx))
+    return 0;
+  int yes = lua_rawequal(e->L, -1, e->array_mt_slot);
+  lua_pop(e->L, 1);
   return yes;
 }
 
@@ -851,8 +878,9 @@ static int encode_pair(struct enc *e, int k, int first)
   return encode_value(e, k + 1);
 }
 
-/* Keys of the table at the top, sorted (numbers before strings), for
- * sort_keys; registered once in the registry. */
+/* Keys of the table at idx, sorted (numbers before strings), for
+ * sort_keys when some key is not a string; registered once in the
+ * registry. */
 static const char SORT_KEYS_CODE[] =
   "local t = ... local ks = {} for k in next, t do ks[#ks + 1] = k end "
   "table.sort(ks, function(a, b) local ta, tb = type(a), type(b) "
@@ -874,9 +902,67 @@ static void push_sorted_keys(lua_State *L, int idx)
   lua_call(L, 1, 1);                          /* keys */
 }
 
+struct str_key {
+  const char *s;
+  size_t n;
+};
+
+/* Byte order, which is Lua's string order in the C locale brine runs in,
+ * and Python's code point order for UTF-8 text. */
+static int str_key_cmp(const void *pa, const void *pb)
+{
+  const struct str_key *a = pa, *b = pb;
+  int c = memcmp(a->s, b->s, a->n < b->n ? a->n : b->n);
+  if (c != 0)
+    return c;
+  return (a->n > b->n) - (a->n < b->n);
+}
+
+/* Writes the pairs of the map at idx in key order when every key is a
+ * string (the usual case), sorting in C: the keys stay anchored by the
+ * map itself while their pointers are sorted. Returns -2 when some key is
+ * not a string, for the general path below. */
+static int encode_map_string_keys(struct enc *e, int idx)
+{
+  lua_State *L = e->L;
+  lua_Integer n = brine__count(L, idx);
+  /* small: this frame is live at each level of a nesting up to 1000 deep */
+  struct str_key small[16];
+  struct str_key *ks = small;
+  if (n > (lua_Integer)(sizeof small / sizeof small[0]))
+    ks = lua_newuserdatauv(L, (size_t)n * sizeof *ks, 0);   /* scratch */
+  int scratch = ks != small;
+  lua_Integer i = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) != LUA_TSTRING) {
+      lua_pop(L, 1 + scratch);
+      return -2;
+    }
+    ks[i].s = lua_tolstring(L, -1, &ks[i].n);
+    i++;
+  }
+  qsort(ks, (size_t)n, sizeof *ks, str_key_cmp);
+  for (i = 0; i < n; i++) {
+    lua_pushlstring(L, ks[i].s, ks[i].n);     /* k */
+    lua_pushvalue(L, -1);
+    lua_rawget(L, idx);                       /* k v */
+    if (encode_pair(e, lua_gettop(L) - 1, i == 0) < 0)
+      return -1;
+    lua_pop(L, 2);
+  }
+  if (scratch)
+    lua_pop(L, 1);
+  return n > 0;
+}
+
 static int encode_map_sorted(struct enc *e, int idx)
 {
   lua_State *L = e->L;
+  int fast = encode_map_string_keys(e, idx);
+  if (fast != -2)
+    return fast;
   push_sorted_keys(L, idx);                   /* keys */
   int keys = lua_gettop(L);
   lua_Integer n = (lua_Integer)lua_rawlen(L, keys);
@@ -928,8 +1014,23 @@ static int encode_map(struct enc *e, int idx)
 static int encode_value(struct enc *e, int idx)
 {
   lua_State *L = e->L;
-  if (lua_type(L, idx) == LUA_TTABLE && is_data_map(L, idx))
-    return encode_map(e, idx);
+  switch (lua_type(L, idx)) {   /* the common cases without brine__kind */
+  case LUA_TSTRING: {
+    size_t n;
+    const char *s = lua_tolstring(L, idx, &n);
+    put_string(e, s, n);
+    return 0;
+  }
+  case LUA_TTABLE:
+    if (is_data_map(e, idx))
+      return encode_map(e, idx);
+    if (is_data_array(e, idx))
+      return encode_array(e, idx);
+    if (e->strict)
+      return enc_fail(e, "not a data map or array");
+    break;
+  default: break;
+  }
   enum brine_kind kind = brine__kind(L, idx);
   switch (kind) {
   case BRINE_NULL: put(e, "null", 4); return 0;
@@ -1023,6 +1124,7 @@ static void read_encode_opts(lua_State *L, struct enc *e)
   e->ensure_ascii = opt_bool(L, 2, "ensure_ascii", 1);
   e->allow_nan = opt_bool(L, 2, "allow_nan", 1);
   e->escape_html = opt_bool(L, 2, "escape_html", 0);
+  e->strict = opt_bool(L, 2, "strict", 0);
   opt_indent(L, 2, e);
   if (e->pretty) {
     e->item_sep = ",";
@@ -1036,15 +1138,22 @@ static int l_encode(lua_State *L)
 {
   luaL_checkany(L, 1);
   lua_settop(L, 2);
-  /* a userdata, so that an error raised mid-way frees it too */
-  struct enc *e = lua_newuserdatauv(L, sizeof *e, 0);
-  memset(e, 0, sizeof *e);
+  /* on the C stack, so that an error raised mid-way leaves nothing behind;
+   * path[] is written before it is read, so only the rest is cleared */
+  struct enc enc_, *e = &enc_;
+  memset(e, 0, offsetof(struct enc, first_buf));
   e->L = L;
   /* the options' strings stay on the stack while e points into them */
   read_encode_opts(L, e);
-  e->buf = lua_newuserdatauv(L, 256, 0);
+  luaL_getmetatable(L, "brine.array");
+  e->array_mt_slot = lua_gettop(L);
+  lua_pushliteral(L, "__name");
+  e->name_key_slot = lua_gettop(L);
+  lua_pushliteral(L, "brine.map");
+  lua_pushnil(L);                 /* the slot of a grown output buffer */
   e->buf_slot = lua_gettop(L);
-  e->cap = 256;
+  e->buf = e->first_buf;
+  e->cap = sizeof e->first_buf;
   lua_pushvalue(L, 1);
   int rc = encode_value(e, lua_gettop(L));
   if (rc == 0)

@@ -267,6 +267,15 @@ describe("Salt's replacements of Jinja filters", function()
       f("tojson", map({ "b", 1 }, { "a", L({ true, null, "x<y" }) })) .. " "
       .. f("tojson", "it's") .. " " .. f("tojson", map({ "k", "é" })))
   end)
+
+  it("tojson converts tuples and Markup, and refuses keys JSON cannot write", function()
+    if not have("brine.json") then return end
+    assert.equal('[1, "a\\u003cb"]', f("tojson", T({ 1, P.markup("a<b") })))
+    local ok, err = pcall(f, "tojson", data.map({ { T({ 1, 2 }), 1 } }))
+    assert.is_false(ok)
+    assert.equal("TypeError", err.class)
+    assert.matches("keys must be str, int, float, bool or None", err.message, 1, true)
+  end)
 end)
 
 describe("Salt's filters", function()

@@ -215,6 +215,41 @@ describe("brine.json.encode", function()
     assert.equal(SAMPLE_INDENT2_SORTED_UTF8, json.encode(decode_ok(SAMPLE_TEXT), opts))
   end)
 
+  it("sorts string keys by code point, however many, and mixed keys numbers first", function()
+    -- Expected texts from json.dumps(..., sort_keys=True, ensure_ascii=False).
+    local m = data.map({ { "b", 1 }, { "\u{e9}", 2 }, { "ab", 3 }, { "a", 4 }, { "B", 5 } })
+    assert.equal('{"B": 5, "a": 4, "ab": 3, "b": 1, "\u{e9}": 2}',
+      json.encode(m, { sort_keys = true, ensure_ascii = false }))
+    local many, want = data.map(), {}
+    for i = 40, 1, -1 do many[string.format("k%02d", i)] = i end
+    for i = 1, 40 do want[i] = string.format('"k%02d": %d', i, i) end
+    assert.equal("{" .. table.concat(want, ", ") .. "}", json.encode(many, { sort_keys = true }))
+    assert.equal('{"2": 1, "a": 2}', json.encode(data.map({ { "a", 2 }, { 2, 1 } }),
+      { sort_keys = true }))
+  end)
+
+  it("sorts keys at every level of a nesting 1000 deep and refuses one level more", function()
+    local function nest(levels)
+      local v = data.map({ { "z", 1 }, { "a", 2 } })
+      for _ = 2, levels do v = data.map({ { "z", v }, { "a", 0 } }) end
+      return v
+    end
+    local s = json.encode(nest(1000), { sort_keys = true })
+    assert.equal(string.rep('{"a": 0, "z": ', 999) .. '{"a": 2, "z": 1}' .. string.rep("}", 999), s)
+    local none, err = json.encode(nest(1001), { sort_keys = true })
+    assert.is_nil(none)
+    assert.matches("nesting deeper than 1000 levels", err)
+  end)
+
+  it("refuses, under strict, tables that are neither data maps nor data arrays", function()
+    local ok = data.map({ { "a", data.array({ 1, data.map() }) } })
+    assert.equal('{"a": [1, {}]}', json.encode(ok, { strict = true }))
+    local s, err = json.encode(data.map({ { "a", { 1 } } }), { strict = true })
+    assert.is_nil(s)
+    assert.equal("at a: not a data map or array", err)
+    assert.equal('{"a": [1]}', json.encode(data.map({ { "a", { 1 } } })))
+  end)
+
   it("keeps insertion order of data maps and sorts plain tables", function()
     assert.equal('{"z": 1, "a": 2}', json.encode(data.map({ { "z", 1 }, { "a", 2 } })))
     assert.equal('{"a": 2, "z": 1}', json.encode({ z = 1, a = 2 }))

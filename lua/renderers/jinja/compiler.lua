@@ -112,6 +112,10 @@ EXPR.bin = function(self, n)
     -- Python's `-2 ** x`, which Python reads as -(2 ** x): so do we
     return "R.op.neg(R.op.pow(" .. self:expr(a.a) .. ", " .. self:expr(n.b) .. "))"
   end
+  if n.op == "mod" and a.t == "const" and type(a.value) == "string"
+      and require("renderers.jinja.py_format").is_one_int_format(a.value) then
+    return "R.percent_int(" .. self:expr(a) .. ", " .. self:expr(n.b) .. ")"
+  end
   return "R.op." .. n.op .. "(" .. self:expr(a) .. ", " .. self:expr(n.b) .. ")"
 end
 
@@ -257,9 +261,43 @@ end
 
 STMT.data = function(self, n) self:write(q(n.value)) end
 
+-- Expressions made only of literals and operators: their value is the
+-- same on every render, whatever the context or environment.
+local PURE = { const = true, none = true, list = true, tuple = true, dict = true, bin = true,
+               unary = true, concat = true, ["not"] = true, ["and"] = true, ["or"] = true,
+               cond = true, compare = true }
+
+local function is_pure(node)
+  if type(node) ~= "table" then return true end
+  if node.t and not PURE[node.t] then return false end
+  for _, v in pairs(node) do
+    if type(v) == "table" and not is_pure(v) then return false end
+  end
+  return true
+end
+
+-- Folded text longer than this is left to the render (it would bloat the
+-- compiled chunk, and the output limit is checked there).
+local FOLD_MAX = 256
+
+-- The text `{{ e }}` prints for a pure expression, computed now as the
+-- render would; nil when it raises (the render raises it then, with its
+-- line) or is long.
+function C:fold(e)
+  local chunk = load("local R = R; local NULL = R.NULL; local math_mininteger = R.MININT; "
+    .. "local type = R.type; return R.str(" .. e .. ")", "=fold", "t",
+    { R = require("renderers.jinja.runtime").R })
+  local ok, text = pcall(chunk)
+  if ok and type(text) == "string" and #text <= FOLD_MAX then return text end
+end
+
 STMT.output = function(self, n)
   if n.expr.t == "const" and type(n.expr.value) == "string" and not self.autoescape then
     return self:write(q(n.expr.value))
+  end
+  if not self.autoescape and is_pure(n.expr) then
+    local text = self:fold(self:expr(n.expr))
+    if text then return self:write(q(text)) end
   end
   local e = self:expr(n.expr)
   if self.autoescape then
@@ -402,7 +440,9 @@ function C:loop_code(n, items_expr, depth_expr)
     self:emit("return " .. self:test_expr(n.test))
     self:emit("end)")
   end
-  local uses_loop = n.recursive or names_var(n.body, "loop")
+  -- a name comes from the source text as it is, so a source without the
+  -- word needs no walk of the body
+  local uses_loop = n.recursive or (self.mentions_loop and names_var(n.body, "loop"))
   if uses_loop then
     self:emit("local L = R.loop(S, items, " .. depth_expr .. ", "
       .. (n.recursive and "rec" or "nil") .. ")")
@@ -580,7 +620,8 @@ function M.compile(source)
   check_utf8(source)
   local tree = parser.parse(source)
   local self = setmetatable({ code = {}, lmap = {}, line = 1, ntmp = 0,
-                              uses = { filters = {}, tests = {} } }, C)
+                              uses = { filters = {}, tests = {} },
+                              mentions_loop = source:find("loop", 1, true) ~= nil }, C)
   self:emit("local R = R; local NULL = R.NULL; local math_mininteger = R.MININT; "
     .. "local type = R.type")
   self:emit("local T = { blocks = {} }")

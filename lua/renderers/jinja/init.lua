@@ -132,7 +132,12 @@ function Env:get_template(S, name, ignore_missing)
     if type(base) ~= "string" then base = "." end
     full = normpath(base .. "/" .. name) or name
   end
-  local T = S.templates[full]
+  local templates = S.templates
+  if not templates then -- made on the first include, import or extends
+    templates = {}
+    S.templates = templates
+  end
+  local T = templates[full]
   if not T then
     local text, path = self:load_file(full)
     if not text then
@@ -140,7 +145,7 @@ function Env:get_template(S, name, ignore_missing)
       pyval.raise("TemplateNotFound", name)
     end
     T = M.compile(text, path)
-    S.templates[full] = T
+    templates[full] = T
     if not relative then
       local dir = path:match("^(.*)/[^/]*$") or ""
       rawset(S.globals, "tplfile", path)
@@ -222,22 +227,22 @@ M.format_error = format_error
 
 -- Renders compiled template T with vars; returns text or nil, message, err.
 function Env:_render(T, vars, extra_templates)
-  local S = { env = self, depth = 0, output = 0, modules = {}, templates = {} }
-  S.globals = runtime.frame(self.globals)
+  local S = { env = self, depth = 0, output = 0, globals = runtime.frame(self.globals) }
   if extra_templates then
+    S.templates = {}
     for k, v in pairs(extra_templates) do S.templates[k] = v end
   end
-  local vf = runtime.frame(S.globals)
+  local vf = runtime.top_frame(S.globals)
   if vars then
     for k, v in pairs(vars) do rawset(vf, k, v) end
   end
   local saved = self.name
   self.name = T.name
-  local ok, out = xpcall(runtime.run, runtime.handler, S, T, runtime.frame(vf))
+  local ok, out = xpcall(runtime.run, runtime.handler, S, T, runtime.top_frame(vf))
   self.name = saved
   if not ok then
     local all = { T }
-    for _, t in pairs(S.templates) do all[#all + 1] = t end
+    for _, t in pairs(S.templates or {}) do all[#all + 1] = t end
     return nil, format_error(out, all), out
   end
   if T.final_newline then out = out .. "\n" end
@@ -296,10 +301,16 @@ end
 ---  crlf=true}
 function M.new_environment(opts)
   opts = opts or {}
+  -- The library's filters and tests are read through, not copied: an
+  -- environment holds only the caller's own, which keeps each one small
+  -- (and the collector's work with many of them).
   local env = setmetatable({ root = opts.root, salt = opts.salt, opts = opts.opts,
-    crlf = opts.crlf ~= false, repr = pyval.repr, filters = {}, tests = {},
+    crlf = opts.crlf ~= false, repr = pyval.repr,
+    filters = setmetatable({}, { __index = builtin.filters }),
+    tests = setmetatable({}, { __index = builtin.tests }),
     checked = setmetatable({}, { __mode = "k" }), -- templates whose filters are known
-    accepts_undefined = {} }, Env)
+    accepts_undefined = setmetatable({}, { __index = (builtin.filters or {}).accepts_undefined
+                                                     or builtin.accepts_undefined }) }, Env)
   env.undefined = function(name, hint) return pyval.undefined(name, hint) end
   local bound_render = Env.render_string
   env.render_string = function(a, b, c, d)
@@ -312,15 +323,8 @@ function M.new_environment(opts)
     if a == env then return Env.load_file(env, b) end
     return Env.load_file(env, a)
   end
-  for k, v in pairs(builtin.filters or {}) do env.filters[k] = v end
-  for k, v in pairs(builtin.tests or {}) do env.tests[k] = v end
   for k, v in pairs(opts.filters_extra or {}) do env.filters[k] = v end
   for k, v in pairs(opts.tests_extra or {}) do env.tests[k] = v end
-  for k, v in pairs((builtin.filters or {}).accepts_undefined or builtin.accepts_undefined
-                    or {}) do
-    env.accepts_undefined[k] = v
-  end
-  env.filters.accepts_undefined = nil
   local globals = {}
   for k, g in pairs(builtin.globals or {}) do
     globals[k] = function(args, kwargs) return g(env, args, kwargs) end

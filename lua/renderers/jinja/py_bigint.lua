@@ -140,7 +140,8 @@ local function mul(a, b)
       k = k + 1
     end
   end
-  return new(a.neg ~= b.neg, out)
+  -- trimmed, so that the squarings in pow() do not double zero limbs
+  return trim(new(a.neg ~= b.neg, out))
 end
 
 local function is_float(v) return math.type(v) == "float" end

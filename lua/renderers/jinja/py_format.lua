@@ -213,11 +213,19 @@ local function simple_specs(fmt)
   return convs
 end
 
+---True when fmt is a simple format with exactly one %d conversion, so
+---that `fmt % i` for an integer i is string.format(fmt, i).
+function M.is_one_int_format(fmt)
+  local convs = simple_specs(fmt)
+  return convs and #convs == 1 or false
+end
+
 -- The fast path of M.percent for simple %d formats given integers; nil
 -- when it does not apply.
 local function percent_simple(fmt, values)
   local convs = simple_specs(fmt)
   if not convs or #convs == 0 then return nil end
+  if #convs == 1 and mtype(values) == "integer" then return string.format(fmt, values) end
   local args = kind(values) == "tuple" and values or { values }
   if #args ~= #convs then return nil end
   for i = 1, #convs do

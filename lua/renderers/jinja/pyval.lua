@@ -958,11 +958,7 @@ end
 ---a string's characters).
 function M.iter(v)
   local k = kind(v)
-  if k == "list" or k == "tuple" then
-    local out = {}
-    for i = 1, #v do out[i] = v[i] end
-    return out
-  end
+  if k == "list" or k == "tuple" then return table.move(v, 1, #v, 1, {}) end
   if k == "dict" then return keys(v) end
   if k == "str" then return chars(v) end
   if k == "markup" then return chars(v.s) end

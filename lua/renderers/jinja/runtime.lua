@@ -40,6 +40,12 @@ end
 R.frame = frame
 M.frame = frame
 
+-- A frame over a parent that gets no other child (the frames a render
+-- starts with): its own metatable, without the weak table's bookkeeping.
+function M.top_frame(parent)
+  return setmetatable({}, { __index = parent })
+end
+
 function R.lookup(f, name)
   local v = f[name]
   if v == nil then return undefined(name) end
@@ -103,17 +109,32 @@ function R.autoescape(on, v)
   return R.str(v)
 end
 
+local format, mtype = string.format, math.type
+local MARKUP_MT = getmetatable(pyval.markup(""))
+
+-- pyval.str, with the two values printed most (integers and the Markup
+-- that filters such as |json return) taken first.
 function R.str(v)
-  if type(v) ~= "string" then v = pyval.str(v) end
+  local t = type(v)
+  if t ~= "string" then
+    if t == "number" and mtype(v) == "integer" then
+      v = tostring(v)
+    elseif getmetatable(v) == MARKUP_MT then
+      v = v.s
+    else
+      v = pyval.str(v)
+    end
+  end
   if #v > M.MAX_OUTPUT then too_big() end
   return v
 end
 
 -- Joins a loop's output pieces into one, so a long loop holds few pieces,
--- and stops a render whose output grows past the limit.
+-- and stops a render whose output grows past the limit. The slots above 1
+-- are left as they are: the next pieces overwrite them, and only o[1..n]
+-- is ever read.
 function R.compact(S, o, n)
   local s = concat(o, "", 1, n)
-  for i = n, 2, -1 do o[i] = nil end
   o[1] = s
   if #s > M.MAX_OUTPUT then too_big() end
   return 1
@@ -127,16 +148,29 @@ end
 
 function R.join(o, n) return concat(o, "", 1, n) end
 
+-- `'%02d' % x` with a literal format of one %d conversion (the compiler
+-- checks): string.format for an integer, the usual case; Python's rules
+-- for anything else.
+function R.percent_int(fmt, v)
+  if mtype(v) == "integer" then return format(fmt, v) end
+  return pyval.mod(fmt, v)
+end
+
 R.op = {
   add = pyval.add, sub = pyval.sub, mul = pyval.mul, truediv = pyval.truediv,
   floordiv = pyval.floordiv, mod = pyval.mod, pow = pyval.pow, neg = pyval.neg,
   pos = pyval.pos,
 }
 
+-- `a ~ b ~ c`: items is the fresh list the compiled code builds, so its
+-- pieces become strings in place.
 function R.concat(items)
-  local parts = {}
-  for i, v in ipairs(items) do parts[i] = R.str(v) end
-  return concat(parts)
+  local n = 0
+  for i, v in ipairs(items) do
+    if type(v) ~= "string" then items[i] = R.str(v) elseif #v > M.MAX_OUTPUT then too_big() end
+    n = i
+  end
+  return concat(items, "", 1, n)
 end
 
 function R.and_(a, b)
@@ -283,6 +317,7 @@ end
 
 R.NOKW = pyval.NO_KWARGS or setmetatable({}, { __newindex = function() error("read-only") end })
 R.NOARGS = setmetatable({ n = 0 }, { __newindex = function() error("read-only") end })
+local NOKW, NOARGS = R.NOKW, R.NOARGS
 
 function R.extend_args(args, extra)
   for _, v in ipairs(pyval.iter(extra)) do
@@ -317,7 +352,13 @@ function R.filter(S, name, value, args, kwargs)
   local env = S.env
   local fn = env.filters[name]
   if not fn then raise("TemplateRuntimeError", "No filter named '" .. name .. "' found.") end
-  if not env.accepts_undefined[name] then check_undefined_args(value, args, kwargs) end
+  if not env.accepts_undefined[name] then
+    if args == NOARGS and kwargs == NOKW then -- `x | f`, the usual case
+      if is_undefined(value) then pyval.str(value) end
+    else
+      check_undefined_args(value, args, kwargs)
+    end
+  end
   local r = fn(env, value, args, kwargs)
   if r == nil then return null end
   return r
@@ -377,6 +418,19 @@ end
 
 -- Macros -------------------------------------------------------------------
 
+-- What a macro call needs of its macro that never changes: the set of
+-- parameters with defaults and the name recursion errors use. Made on the
+-- first call (the compiled code sets defaults_names after R.macro).
+local function macro_fixed(m)
+  local has_default = {}
+  for _, d in ipairs(m.defaults_names or {}) do has_default[d] = true end
+  m.has_default = has_default
+  m.label = "macro '" .. m.name .. "'"
+  return has_default
+end
+
+local NO_KEYS = {}
+
 local function macro_call(m, args, kwargs)
   local S = m.S
   local f = frame(m.frame)
@@ -386,19 +440,21 @@ local function macro_call(m, args, kwargs)
     raise("TypeError", "macro '" .. m.name .. "' takes not more than " .. #names
       .. " argument(s)")
   end
-  for i = 1, math.min(nargs, #names) do rawset(f, names[i], args[i]) end
-  local extra = {}
-  for i = #names + 1, nargs do extra[#extra + 1] = args[i] end
-  local kw = data.map()
-  local order = korders[kwargs]
-  local keys = order
-  if not keys then
-    keys = {}
-    for k in pairs(kwargs) do keys[#keys + 1] = k end
-    table.sort(keys)
+  local nnames = #names
+  for i = 1, nargs < nnames and nargs or nnames do rawset(f, names[i], args[i]) end
+  local kw = m.catch_kwargs and data.map()
+  local keys = NO_KEYS
+  if next(kwargs) ~= nil then
+    keys = korders[kwargs]
+    if not keys then
+      keys = {}
+      for k in pairs(kwargs) do keys[#keys + 1] = k end
+      table.sort(keys)
+    end
   end
   local caller
-  for _, k in ipairs(keys) do
+  for ki = 1, #keys do
+    local k = keys[ki]
     local v = kwargs[k]
     if k == "caller" and m.catch_caller then
       caller = v
@@ -414,19 +470,23 @@ local function macro_call(m, args, kwargs)
       raise("TypeError", "macro '" .. m.name .. "' takes no keyword argument '" .. k .. "'")
     end
   end
-  local has_default = {}
-  for _, d in ipairs(m.defaults_names or {}) do has_default[d] = true end
-  for _, a in ipairs(names) do
+  local has_default = m.has_default or macro_fixed(m)
+  for i = 1, nnames do
+    local a = names[i]
     if rawget(f, a) == nil and not has_default[a] then
       rawset(f, a, undefined(a, "parameter '" .. a .. "' was not provided"))
     end
   end
-  if m.catch_varargs then rawset(f, "varargs", data.tuple(extra)) end
+  if m.catch_varargs then
+    local extra = {}
+    for i = #names + 1, nargs do extra[#extra + 1] = args[i] end
+    rawset(f, "varargs", data.tuple(extra))
+  end
   if m.catch_kwargs then rawset(f, "kwargs", kw) end
   if m.catch_caller then
     rawset(f, "caller", caller or undefined("caller", "No caller defined"))
   end
-  enter(S, "macro '" .. m.name .. "'")
+  enter(S, m.label)
   count_steps(S, MACRO_STEPS)
   local out = m.body(S, f)
   leave(S)
@@ -586,6 +646,7 @@ function self_reference(ctx)
 end
 
 local function register_blocks(ctx, tpl)
+  if next(tpl.blocks) == nil then return end
   for name, fn in pairs(tpl.blocks) do
     local list = ctx.blocks[name]
     if not list then
@@ -677,10 +738,15 @@ end
 function R.import(S, ctx, f, name, with_context)
   local tpl = resolve(S, name, false)
   if with_context then return make_module(S, tpl, f, true) end
-  local cached = S.modules[tpl]
+  local modules = S.modules
+  if not modules then -- made on the first import
+    modules = {}
+    S.modules = modules
+  end
+  local cached = modules[tpl]
   if not cached then
     cached = make_module(S, tpl, f, false)
-    S.modules[tpl] = cached
+    modules[tpl] = cached
   end
   return cached
 end

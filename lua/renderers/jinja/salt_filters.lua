@@ -902,12 +902,18 @@ local function install_serializers(F, lib)
     local flow = a[1] == nil and true or truthy(a[1])
     return pyval.markup(yaml_dump(v, flow))
   end
+  local JSON_OPTS = lib.json_opts({ sort_keys = true, ensure_ascii = false })
+  local NO_KWARGS = pyval.NO_KWARGS
   F.json = function(_, v, args, kwargs)
-    local a = bind("format_json", args, kwargs, { "sort_keys", "indent" })
-    local opts = { sort_keys = a[1] == nil or truthy(a[1]), ensure_ascii = false }
-    if a[2] ~= nil and a[2] ~= null then opts.indent = lib.as_int(a[2]) end
-    local s = require("brine.json").encode(lib.plain(v), opts)
-    return pyval.markup(methods.strip(s))
+    local opts = JSON_OPTS
+    if (args.n or #args) ~= 0 or (kwargs ~= NO_KWARGS and next(kwargs) ~= nil) then
+      local a = bind("format_json", args, kwargs, { "sort_keys", "indent" })
+      opts = { sort_keys = a[1] == nil or truthy(a[1]), ensure_ascii = false }
+      if a[2] ~= nil and a[2] ~= null then opts.indent = lib.as_int(a[2]) end
+    end
+    -- json.dumps' text never starts or ends with whitespace, so Salt's
+    -- strip() is left out.
+    return pyval.markup(lib.to_json(v, opts))
   end
   F.python = function(_, v) return pyval.markup(methods.strip(lib.pformat(v))) end
   F.xml = function(_, v) return pyval.markup(require("renderers.jinja.salt_xml").format(v)) end

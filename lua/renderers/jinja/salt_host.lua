@@ -8,7 +8,8 @@
 -- libsodium, so a `seed` argument makes them repeatable within brine but
 -- they never equal the numbers Python's Mersenne Twister would draw.
 local pyval = require("renderers.jinja.pyval")
-local net = require("renderers.jinja.salt_net")
+-- the IP helpers load when a filter first needs them, as in salt_filters
+local function net() return require("renderers.jinja.salt_net") end
 
 local M = {}
 
@@ -100,14 +101,14 @@ end
 local function in_networks(values, networks)
   local nets = {}
   for _, n in ipairs(pyval.iter(networks)) do
-    local p = net.parse(pyval.str(n), true)
+    local p = net().parse(pyval.str(n), true)
     if p then nets[#nets + 1] = pyval.str(n) end
   end
   local out = {}
   for _, v in ipairs(pyval.iter(values)) do
     for _, n in ipairs(nets) do
       -- an address is listed once per network holding it, as in Salt
-      if net.in_network(pyval.str(v), n) then out[#out + 1] = v end
+      if net().in_network(pyval.str(v), n) then out[#out + 1] = v end
     end
   end
   return list(out)
