@@ -44,14 +44,16 @@ describe("the event bus", function()
 
   it("shows a minion's key, its authentication and its start", function()
     local done = follow("count=5")
-    w:accept("dev1")
-    local got = done()
+    -- a pending minion asks again every acceptance_wait_time: long enough
+    -- here that a loaded machine accepts the key before a second request
+    w:accept("dev1", "acceptance_wait_time: 2\n")
+    local got, text = done()
     local tags = {}
     for i, e in ipairs(got) do
       tags[i] = e.tag
     end
     assert.same({ "salt/auth", "salt/key", "salt/auth", "minion_start",
-      "salt/minion/dev1/start" }, tags)
+      "salt/minion/dev1/start" }, tags, text)
     assert.same({ false, "pend", "dev1" }, { got[1].data.result, got[1].data.act, got[1].data.id })
     assert.equal(40, #got[1].data.pub)
     assert.same({ "dev1", "accept", true }, { got[2].data.id, got[2].data.act, got[2].data.result })
