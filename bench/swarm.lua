@@ -6,7 +6,9 @@
 -- speaks the protocol of docs/protocol.md: `_auth` on the request port,
 -- `hello` with grains on the publish port, the periodic hello, and a
 -- `_return` for every job it is sent, after the checks a minion makes.
--- So each one is a distinct authenticated peer to the master.
+-- So each one is a distinct authenticated peer to the master. When one
+-- process may not hold enough open files (4 per minion), the minions past
+-- the first slice run in further processes (see "Parts" below).
 --
 -- Prints, for each N: the time to connect the swarm; the time from
 -- publishing `test.ping` to '*' (through the master's local socket, as
@@ -17,8 +19,9 @@
 -- (message payloads) and by the kernel (TCP payload, from `ss`).
 -- Figures only: never a pass/fail test.
 --
--- Usage: brine lua bench/swarm.lua [N...]    (default 100 1000; BRINE_SWARM="100 1000 10000")
--- BRINE_BIN names the brine that runs the master (default: brine on PATH).
+-- Usage: brine lua bench/swarm.lua [N...]   (default 100 1000, or BRINE_SWARM="100 10000")
+-- BRINE_BIN names the brine that runs the master (default: brine on PATH);
+-- bench/README.md says what is counted and the other variables.
 local uv = require("luv")
 local zmq = require("brine.zmq")
 local posix = require("brine.posix")
@@ -32,14 +35,18 @@ local harness = dofile("spec/e2e/harness.lua")
 local PER_CONTEXT = 400  -- minions per ZeroMQ context: 2 sockets each, libzmq allows 1023
 local CONNECTING = 100   -- minions handshaking at once while the swarm connects
 local FDS_PER_MINION = 4 -- two TCP links and two socket mailboxes (eventfd)
-local HEARTBEAT_S = 5    -- ZeroMQ heartbeat interval of every link (wire.common_options)
+local IDLE_S = 5         -- the idle window: one heartbeat period of every link
 local POLLIN = 1         -- ZMQ_POLLIN in ZMQ_EVENTS
 local TARGETS = { [1000] = 1.0, [10000] = 5.0 } -- seconds until every return is in
 local TARGET_KIB = 10    -- master memory per idle minion
 local SALT_50_CLI = 4.6  -- seconds: Salt's CLI, test.ping to 50 minions (measured here)
 local SALT_1_CLI = 0.9   -- and to one minion
 
-local MINION = daemon.MINION_DEFAULTS -- the options a minion runs with unless configured
+-- The options a minion runs with unless configured; BRINE_SWARM_HEARTBEAT_MS
+-- changes the ZeroMQ heartbeat interval of every link, the master's too
+-- (its `heartbeat_ivl` option; 0: none), to show what heartbeats cost.
+local HEARTBEAT_MS = math.tointeger(tonumber(os.getenv("BRINE_SWARM_HEARTBEAT_MS")))
+local MINION = setmetatable({ heartbeat_ivl = HEARTBEAT_MS }, { __index = daemon.MINION_DEFAULTS })
 
 ---------------------------------------------------------------------------
 -- Arguments, limits
@@ -269,6 +276,9 @@ function Swarm:on_request(m, frames)
     -- counted by jid: acks may come before the client learns the jid
     self.acks[msg.jid] = (self.acks[msg.jid] or 0) + 1
     self.last_ack_at = posix.monotonic()
+    if self.acks[msg.jid] == #self.minions and self.on_all_acked then
+      self.on_all_acked(msg.jid, self.last_ack_at)
+    end
   end
 end
 
@@ -314,19 +324,27 @@ local function bind(self, method)
   return function(m, frames) return method(self, m, frames) end
 end
 
---- A swarm of n minions with fresh key pairs, not connected yet.
-function Swarm.new(n, w, master_pub, minion_opts)
-  local self = setmetatable({ minions = {}, contexts = {}, connected = 0, results = {}, acks = {},
-    master_pub = master_pub, minion_opts = minion_opts,
-    ports = { publish = w.ports[1], request = w.ports[2] } }, Swarm)
+--- n fresh key pairs under the ids swarm-00001, ...
+local function make_keys(n)
+  local keys = {}
+  for i = 1, n do
+    local pub, sec = zmq.curve_keypair()
+    keys[i] = { id = string.format("swarm-%05d", i), pub = pub, sec = sec }
+  end
+  return keys
+end
+
+--- A swarm of minions with the given keys ({id, pub, sec}), not connected
+--- yet, for the master at `ports` (publish, request) with key master_pub.
+function Swarm.new(keys, ports, master_pub, minion_opts)
+  local self = setmetatable({ minions = {}, contexts = {}, connected = 0, results = {}, jobs_in = 0,
+    acks = {}, master_pub = master_pub, minion_opts = minion_opts, ports = ports }, Swarm)
   self.on_request = bind(self, Swarm.on_request)
   self.on_publish_port = bind(self, Swarm.on_publish_port)
   local got, grains = pcall(function() return require("brine.grains").core() end)
   self.base_grains = got and type(grains) == "table" and grains or data.map()
-  for i = 1, n do
-    local pub, sec = zmq.curve_keypair()
-    self.minions[i] = { id = string.format("swarm-%05d", i), pub = pub, sec = sec,
-      last_jid = "" }
+  for i, k in ipairs(keys) do
+    self.minions[i] = { id = k.id, pub = k.pub, sec = k.sec, last_jid = "" }
   end
   return self
 end
@@ -349,9 +367,9 @@ end
 
 -- Writes every key as accepted (pki_dir/minions/ID, 0600), as
 -- `brine key -A` would, without a sync per file.
-function Swarm:accept_keys(pki)
+local function accept_keys(pki, keys)
   local old = posix.umask(63)
-  for _, m in ipairs(self.minions) do
+  for _, m in ipairs(keys) do
     local path = pki .. "/minions/" .. m.id
     local f = assert(io.open(path .. ".tmp1", "w"))
     f:write(m.pub, "\n")
@@ -410,7 +428,11 @@ function Swarm:open_publish_links()
     m.pubsock = self:socket(m, self.ports.publish, self.on_publish_port)
     self:send(m, m.pubsock, { cmd = "hello", id = m.id, grains = self:grains(m.id) })
     m.next_hello = posix.monotonic() + math.random() * MINION.master_alive_interval
-  end, function() return self.connected end, "the publish links")
+  end, function() return self.connected end, function()
+    local t = tcp_totals({ self.ports.publish })
+    return string.format("the publish links (%d of %d of this process up; the master has %s"
+      .. " links on its publish port)", self.connected, #self.minions, t and t.links or "?")
+  end)
   self.hello_timer = uv.new_timer()
   self.hello_timer:start(1000, 1000, guard(function() self:hellos() end))
   return took
@@ -475,18 +497,20 @@ end
 -- the master answered the publish, the last job reached the swarm, the
 -- master stored the last return (its _ack reached the minion) and the
 -- client had every return (`client` nil when it did not: `missing`).
-local function ping(lc, swarm, n)
+local function ping(lc, swarm, parts, n)
   lc.returns, lc.published, swarm.jid, swarm.jobs_in = 0, nil, nil, 0
   local t0 = posix.monotonic()
   send(lc.sock, wire.encode(data.map({ { "cmd", "publish" }, { "tgt", "*" },
     { "tgt_type", "glob" }, { "fun", "test.ping" }, { "arg", data.array() },
     { "kwarg", data.map() }, { "follow", true } })))
-  run_until(function() return swarm.jid and swarm.acks[swarm.jid] == n end, 60 + n / 100,
-    function()
-      return string.format("test.ping to %d (jobs received %d, returns stored %d)", n,
-        swarm.jobs_in, swarm.acks[swarm.jid or ""] or 0)
-    end)
-  local stored = swarm.last_ack_at
+  local own = #swarm.minions
+  run_until(function()
+    return swarm.jid and swarm.acks[swarm.jid] == own and parts:all_acked(swarm.jid)
+  end, 60 + n / 100, function()
+    return string.format("test.ping to %d (jobs received here %d, returns stored here %d of"
+      .. " %d)", n, swarm.jobs_in, swarm.acks[swarm.jid or ""] or 0, own)
+  end)
+  local stored = math.max(swarm.last_ack_at, parts:all_acked(swarm.jid))
   pcall(run_until, function() return lc.returns == n end, 3, "returns at the client")
   return { published = lc.published - t0, delivered = swarm.last_job_at - t0,
     stored = stored - t0, client = lc.returns == n and posix.monotonic() - t0 or nil,
@@ -614,9 +638,10 @@ end
 -- One size
 ---------------------------------------------------------------------------
 
-local function minion_options(w)
-  local conf = w:minion_conf("swarm", "log_level: warning\n")
-  return assert(daemon.load_config(conf, "minion"))
+-- The configuration folder of a minion: the options the swarm's
+-- minions run jobs with.
+local function minion_conf_dir(w)
+  return w:minion_conf("swarm", "log_level: warning\n")
 end
 
 -- The master's key, fetched from its key port as a minion does first.
@@ -635,8 +660,8 @@ end
 
 -- The TCP bytes of one job: links' totals before and after, less what
 -- idle links carry in that time (measured over an idle second).
-local function tcp_job_bytes(ports, before, after, idle_rate)
-  if not (before and after and idle_rate) then
+local function tcp_job_bytes(before, after, idle_rate)
+  if not (before and after and idle_rate.bytes) then
     return nil
   end
   local dt = after.t - before.t
@@ -644,15 +669,32 @@ local function tcp_job_bytes(ports, before, after, idle_rate)
     segs = math.floor(after.segs - before.segs - idle_rate.segs * dt + 0.5) }
 end
 
-local function tcp_idle_rate(ports)
-  local a = tcp_totals(ports)
-  idle(HEARTBEAT_S) -- one heartbeat period: every link pings once
-  local b = tcp_totals(ports)
-  if not (a and b) then
-    return nil
+-- Seconds of CPU a process has used (user and system, all threads).
+local function cpu_seconds(pid)
+  local stat = harness.read("/proc/" .. pid .. "/stat"):match("%b()(.*)") or ""
+  local fields = {}
+  for f in stat:gmatch("%S+") do
+    fields[#fields + 1] = f
   end
-  local dt = b.t - a.t
-  return { bytes = (b.bytes - a.bytes) / dt, segs = (b.segs - a.segs) / dt }
+  return ((tonumber(fields[12]) or 0) + (tonumber(fields[13]) or 0)) / 100 -- USER_HZ
+end
+
+-- Over an idle window: the TCP bytes per second idle links carry, and
+-- the CPU the master and the swarm use (share of one core).
+local function idle_costs(ports, master_pid, parts)
+  local function swarm_cpu()
+    return cpu_seconds("self") + select(2, parts:usage())
+  end
+  local a, cpu_m, cpu_s = tcp_totals(ports), cpu_seconds(master_pid), swarm_cpu()
+  idle(IDLE_S)
+  local b = tcp_totals(ports)
+  local costs = { master_cpu = (cpu_seconds(master_pid) - cpu_m) / IDLE_S,
+    swarm_cpu = (swarm_cpu() - cpu_s) / IDLE_S }
+  if a and b then
+    local dt = b.t - a.t
+    costs.bytes, costs.segs = (b.bytes - a.bytes) / dt, (b.segs - a.segs) / dt
+  end
+  return costs
 end
 
 -- Starts the master at log level warning (its default: no line per
@@ -664,6 +706,206 @@ local function start_master(w)
     "the master did not start:\n" .. harness.read(log))
 end
 
+---------------------------------------------------------------------------
+-- Parts: when N minions need more open files than one process may have
+-- (4 per minion), the minions past the first slice run in other
+-- processes, this script run with `--part`. They share the work through
+-- files in the world's folder: part-K.keys (their key pairs), part-K.state
+-- ("request", then "publish": their links are up), `publish` (the go for
+-- publish links), part-K.acks (for each job, when its last _ack came, on
+-- the monotonic clock all processes share) and part-K.traffic (their
+-- message counts, written when they stop).
+---------------------------------------------------------------------------
+
+local Parts = {}
+Parts.__index = Parts
+
+local function write_file(path, text)
+  local f = assert(io.open(path .. ".tmp1", "w"))
+  f:write(text)
+  f:close()
+  assert(os.rename(path .. ".tmp1", path))
+end
+
+local function self_exe()
+  return "/proc/" .. posix.getpid() .. "/exe"
+end
+
+-- Starts a part for each slice past the first; slices are lists of keys.
+function Parts.start(w, slices, master_pub, minion_conf)
+  local self = setmetatable({ dir = w.dir, list = {}, acked = {}, next_read = 0 }, Parts)
+  local old = posix.umask(63)
+  for k = 2, #slices do
+    local lines = {}
+    for i, key in ipairs(slices[k]) do
+      lines[i] = key.id .. " " .. key.pub .. " " .. key.sec
+    end
+    write_file(self:path(k, "keys"), table.concat(lines, "\n") .. "\n")
+    local part = { k = k, size = #slices[k] }
+    local log = assert(uv.fs_open(self:path(k, "log"), "w", 384))
+    part.handle, part.pid = uv.spawn(self_exe(), {
+      args = { "lua", arg[0], "--part", w.dir, tostring(k), tostring(w.ports[1]),
+        tostring(w.ports[2]), master_pub, minion_conf, tostring(posix.getpid()) },
+      stdio = { nil, log, log },
+    }, function(code) part.exited = code end)
+    uv.fs_close(log)
+    assert(part.handle, "cannot start part " .. k)
+    self.list[#self.list + 1] = part
+  end
+  posix.umask(old)
+  return self
+end
+
+function Parts:path(k, what)
+  return string.format("%s/part-%d.%s", self.dir, k, what)
+end
+
+-- Raises when a part stopped early (its log says why).
+function Parts:check()
+  for _, part in ipairs(self.list) do
+    if part.exited then
+      error(string.format("swarm part %d stopped (status %s):\n%s", part.k,
+        tostring(part.exited), harness.read(self:path(part.k, "log"))), 0)
+    end
+  end
+end
+
+-- True when every part reports `state` (or a later one).
+function Parts:all_in(state)
+  self:check()
+  for _, part in ipairs(self.list) do
+    local now = harness.read(self:path(part.k, "state"))
+    if now ~= state and now ~= "publish" then
+      return false
+    end
+  end
+  return true
+end
+
+-- When every part had all its returns for jid acknowledged: the latest
+-- of those times, or nil while one has not. Reads the files at most
+-- every 10 ms.
+function Parts:all_acked(jid)
+  if #self.list == 0 then
+    return 0
+  end
+  local now = posix.monotonic()
+  if now >= self.next_read then
+    self.next_read = now + 0.01
+    self:check()
+    for _, part in ipairs(self.list) do
+      for line in harness.read(self:path(part.k, "acks")):gmatch("[^\n]+") do
+        local j, t = line:match("^(%d+) (%S+)$")
+        self.acked[part.k .. " " .. j] = tonumber(t)
+      end
+    end
+  end
+  local latest = 0
+  for _, part in ipairs(self.list) do
+    local t = self.acked[part.k .. " " .. jid]
+    if not t then
+      return nil
+    end
+    latest = math.max(latest, t)
+  end
+  return latest
+end
+
+-- RSS (KiB) and CPU seconds of the parts together.
+function Parts:usage()
+  local kib, cpu = 0, 0
+  for _, part in ipairs(self.list) do
+    kib = kib + proc_kib(part.pid, "VmRSS")
+    cpu = cpu + cpu_seconds(part.pid)
+  end
+  return kib, cpu
+end
+
+-- Stops the parts and adds their message counts to `traffic`.
+function Parts:stop()
+  for _, part in ipairs(self.list) do
+    if not part.exited then
+      posix.kill(part.pid, "TERM")
+    end
+  end
+  pcall(run_until, function()
+    for _, part in ipairs(self.list) do
+      if not part.exited then
+        return false
+      end
+    end
+    return true
+  end, 30, "the parts stopping")
+  for _, part in ipairs(self.list) do
+    part.handle:close()
+    for cmd, n, bytes in harness.read(self:path(part.k, "traffic")):gmatch("(%S+) (%d+) (%d+)") do
+      local t = traffic[cmd] or { n = 0, bytes = 0 }
+      traffic[cmd] = t
+      t.n, t.bytes = t.n + tonumber(n), t.bytes + tonumber(bytes)
+    end
+  end
+  self.list = {}
+end
+
+local function read_keys(path)
+  local keys = {}
+  for id, pub, sec in harness.read(path):gmatch("(%S+) (%S+) (%S+)\n") do
+    keys[#keys + 1] = { id = id, pub = pub, sec = sec }
+  end
+  return keys
+end
+
+-- A part: `--part DIR K PUBLISH_PORT REQUEST_PORT MASTER_PUB MINION_CONF PARENT_PID`.
+-- Runs until SIGTERM or until the process that started it is gone.
+local function part_main(argv)
+  local dir, k, parent = argv[2], tonumber(argv[3]), tonumber(argv[8])
+  local paths = setmetatable({ dir = dir }, Parts)
+  local swarm = Swarm.new(read_keys(paths:path(k, "keys")),
+    { publish = tonumber(argv[4]), request = tonumber(argv[5]) }, argv[6],
+    assert(daemon.load_config(argv[7], "minion")))
+  local STOPPED = "stopped"
+  local sig = uv.new_poll(posix.signals({ "TERM", "INT" }))
+  sig:start("r", function()
+    if next(posix.pending()) then
+      failure = failure or STOPPED
+    end
+  end)
+  local watchdog = uv.new_timer()
+  watchdog:start(1000, 1000, function()
+    if not harness.alive(parent) then
+      failure = failure or STOPPED
+    end
+  end)
+  local ok, err = pcall(function()
+    swarm:open_request_links(0)
+    write_file(paths:path(k, "state"), "request")
+    run_until(function() return posix.stat(dir .. "/publish") end, 600, "the go")
+    swarm:open_publish_links()
+    write_file(paths:path(k, "state"), "publish")
+    local acks = assert(io.open(paths:path(k, "acks"), "a"))
+    swarm.on_all_acked = function(jid, t)
+      acks:write(jid, " ", string.format("%.6f", t), "\n")
+      acks:flush()
+    end
+    run_until(function() return false end, 1e9, "the end")
+  end)
+  local lines = {}
+  for cmd, t in pairs(traffic) do
+    lines[#lines + 1] = cmd .. " " .. t.n .. " " .. t.bytes
+  end
+  write_file(paths:path(k, "traffic"), table.concat(lines, "\n") .. "\n")
+  sig:close()
+  watchdog:close()
+  swarm:close()
+  if not ok and err ~= STOPPED then
+    error(err, 0)
+  end
+end
+
+---------------------------------------------------------------------------
+-- One size
+---------------------------------------------------------------------------
+
 -- The master's links to established TCP connections on its port
 -- (nil when ss is missing).
 local function links_on(port)
@@ -673,66 +915,110 @@ end
 
 -- Connects the swarm in two steps (request links, then publish links),
 -- measuring the master's RSS after each; fills mem, returns timings.
-local function connect(w, swarm, n, mem)
+local function connect(w, swarm, parts, n, mem)
   local pid, c = w.pids.master, {}
+  local t0 = posix.monotonic()
   c.sample = tonumber(os.getenv("BRINE_SWARM_AUTH")) or (n <= 1000 and n or 200)
-  c.request, c.auth = swarm:open_request_links(c.sample)
-  c.sample = swarm.sample
+  local _, auth = swarm:open_request_links(c.sample)
+  c.auth, c.sample = auth, swarm.sample
+  run_until(function() return parts:all_in("request") end, 120 + n / 20, "request links")
+  c.request = posix.monotonic() - t0
   if links_on(w.ports[2]) then
     run_until(function() return links_on(w.ports[2]) >= n end, 60, "request links up")
   end
   idle(1)
   mem.request = proc_kib(pid, "VmRSS")
-  c.publish = swarm:open_publish_links()
+  t0 = posix.monotonic()
+  write_file(w.dir .. "/publish", "go")
+  swarm:open_publish_links()
+  run_until(function() return parts:all_in("publish") end, 120 + n / 20, "publish links")
+  c.publish = posix.monotonic() - t0
   c.hello_bytes = traffic.hello.bytes // traffic.hello.n
   c.grains_kib = swarm:grains_heap()
   idle(2)
   mem.connected = proc_kib(pid, "VmRSS")
-  mem.swarm = proc_kib(posix.getpid(), "VmRSS")
+  mem.swarm = proc_kib(posix.getpid(), "VmRSS") + parts:usage()
   return c
 end
 
 -- test.ping rounds through the local socket, the TCP bytes of the first,
 -- then one through the CLI.
-local function pings(w, swarm, n)
+local function pings(w, swarm, parts, n)
   local lc = local_client(w, swarm)
   traffic = {}
   local ports = { w.ports[1], w.ports[2] }
-  local rate = tcp_idle_rate(ports)
+  local rate = idle_costs(ports, w.pids.master, parts)
   local runs, tcp_before, tcp = {}, tcp_totals(ports), nil
   for i = 1, n >= 10000 and 3 or 5 do
-    runs[i] = ping(lc, swarm, n)
+    runs[i] = ping(lc, swarm, parts, n)
     if i == 1 then
-      tcp = tcp_job_bytes(ports, tcp_before, tcp_totals(ports), rate)
+      tcp = tcp_job_bytes(tcp_before, tcp_totals(ports), rate)
     end
   end
   local cli = cli_ping(w, n)
   unwatch(lc.sock)
   lc.ctx:close()
-  return runs, cli, tcp
+  return runs, cli, tcp, rate
 end
 
-local function run_size(n)
+-- The keys cut into slices of at most `per_process`, as even as can be.
+local function slices_of(keys, per_process)
+  local count_ = math.ceil(#keys / per_process)
+  local size = math.ceil(#keys / count_)
+  local out = {}
+  for i, key in ipairs(keys) do
+    local k = (i - 1) // size + 1
+    out[k] = out[k] or {}
+    out[k][#out[k] + 1] = key
+  end
+  return out
+end
+
+local function measure(w, n, per_process)
+  start_master(w)
+  local pid, mem = w.pids.master, {}
+  local keys, master_pub = make_keys(n), fetch_master_key(w)
+  local slices, minion_conf = slices_of(keys, per_process), minion_conf_dir(w)
+  local opts = assert(daemon.load_config(minion_conf, "minion"))
+  local swarm = Swarm.new(slices[1], { publish = w.ports[1], request = w.ports[2] },
+    master_pub, opts)
+  idle(0.5)
+  mem.empty = proc_kib(pid, "VmRSS")
+  accept_keys(w:master_pki(), keys)
+  idle(1)
+  mem.keys = proc_kib(pid, "VmRSS")
+  local parts = Parts.start(w, slices, master_pub, minion_conf)
+  return swarm, parts, mem
+end
+
+local function run_size(n, per_process)
   print(string.format("\n== %d minions", n))
-  local w = harness.world("log_level: warning\ntimeout: 30\n")
-  local swarm
+  local w = harness.world("log_level: warning\ntimeout: 30\n"
+    .. (HEARTBEAT_MS and "heartbeat_ivl: " .. HEARTBEAT_MS .. "\n" or ""))
+  local swarm, parts, summary
   local ok, err = pcall(function()
-    start_master(w)
-    local pid, mem = w.pids.master, {}
-    swarm = Swarm.new(n, w, fetch_master_key(w), minion_options(w))
-    idle(0.5)
-    mem.empty = proc_kib(pid, "VmRSS")
-    swarm:accept_keys(w:master_pki())
-    idle(1)
-    mem.keys = proc_kib(pid, "VmRSS")
-    local c = connect(w, swarm, n, mem)
-    local runs, cli, tcp = pings(w, swarm, n)
-    mem.peak = proc_kib(pid, "VmHWM")
+    local mem
+    swarm, parts, mem = measure(w, n, per_process)
+    if #parts.list > 0 then
+      print(string.format("  (the swarm runs in %d processes of at most %d minions: 4 open"
+        .. " files per minion)", #parts.list + 1, per_process))
+    end
+    local c = connect(w, swarm, parts, n, mem)
+    local runs, cli, tcp, idle_cost = pings(w, swarm, parts, n)
+    mem.peak = proc_kib(w.pids.master, "VmHWM")
+    parts:stop()
     print_connect(n, c)
     print_times(n, runs, cli)
     print_memory(n, mem)
+    print(string.format("  CPU while idle: master %.0f%% of a core, the swarm %.0f%%",
+      idle_cost.master_cpu * 100, idle_cost.swarm_cpu * 100))
     print_traffic(n, #runs + 1, tcp)
+    summary = { n = n, stored = median(column(runs, "stored")),
+      per_kib = (mem.connected - mem.empty) / n }
   end)
+  if parts then
+    pcall(parts.stop, parts)
+  end
   if swarm then
     swarm:close()
   end
@@ -740,21 +1026,50 @@ local function run_size(n)
   if not ok then
     error(err, 0)
   end
+  return summary
+end
+
+-- Turns SIGINT and SIGTERM into an error in the loop, so that the master
+-- and the parts are stopped and the folder removed.
+local function stop_on_signals()
+  local poll = uv.new_poll(posix.signals({ "INT", "TERM" }))
+  poll:start("r", function()
+    if next(posix.pending()) then
+      failure = failure or "interrupted by a signal"
+    end
+  end)
 end
 
 local function main(argv)
+  if argv[1] == "--part" then
+    return part_main(argv)
+  end
+  stop_on_signals()
   local ns = sizes(argv)
   raise_open_files(math.max(table.unpack(ns)), argv)
+  local limit = open_files_limit()
+  local per_process = math.min((limit - 1024) // FDS_PER_MINION,
+    tonumber(os.getenv("BRINE_SWARM_PER_PROCESS")) or math.huge)
+  local master_max = (limit - 256) // 2 // 100 * 100 -- two links per minion
   local p = io.popen("nproc")
   local cores = p:read("l")
   p:close()
   print(string.format("swarm: simulated minions against one master on 127.0.0.1; %s CPU"
-    .. " core(s); open files limit %d", cores or "?", open_files_limit()))
+    .. " core(s); open files limit %d", cores or "?", limit))
+  local last
   for _, n in ipairs(ns) do
-    run_size(n)
+    if n > master_max then
+      print(string.format("\nnote: %d minions need %d open files in the master (a file per"
+        .. " link, two links per minion) and the limit is %d: measuring %d instead", n,
+        2 * n + 256, limit, master_max))
+      n = master_max
+    end
+    last = run_size(n, per_process)
   end
   print(string.format("\nSalt (measured here): CLI test.ping %.1f s to one minion, %.1f s to"
     .. " 50", SALT_1_CLI, SALT_50_CLI))
+  print(string.format("%d minions: every return stored in %.3f s, master %.1f KiB per idle"
+    .. " minion", last.n, last.stored, last.per_kib))
 end
 
 main(arg or {})
