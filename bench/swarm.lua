@@ -35,6 +35,7 @@ local harness = dofile("spec/e2e/harness.lua")
 local PER_CONTEXT = 400  -- minions per ZeroMQ context: 2 sockets each, libzmq allows 1023
 local CONNECTING = 100   -- minions handshaking at once while the swarm connects
 local FDS_PER_MINION = 4 -- two TCP links and two socket mailboxes (eventfd)
+local RESEND_S = 10       -- a minion sends a return again after this long without _ack
 local IDLE_S = 5         -- the idle window: one heartbeat period of every link
 local POLLIN = 1         -- ZMQ_POLLIN in ZMQ_EVENTS
 local TARGETS = { [1000] = 1.0, [10000] = 5.0 } -- seconds until every return is in
@@ -272,8 +273,9 @@ function Swarm:on_request(m, frames)
     if self.auth_replies == self.sample then
       self.auth_done = posix.monotonic()
     end
-  elseif msg.cmd == "_ack" and wire.is_jid(msg.jid) then
+  elseif msg.cmd == "_ack" and m.pending and msg.jid == m.pending.jid then
     -- counted by jid: acks may come before the client learns the jid
+    m.pending = nil
     self.acks[msg.jid] = (self.acks[msg.jid] or 0) + 1
     self.last_ack_at = posix.monotonic()
     if self.acks[msg.jid] == #self.minions and self.on_all_acked then
@@ -313,9 +315,11 @@ function Swarm:on_publish_port(m, frames)
     self.jobs_in = self.jobs_in + 1
     self.last_job_at = posix.monotonic()
     local r = self:result(msg)
-    self:send(m, m.req, data.map({ { "cmd", "_return" }, { "id", m.id }, { "jid", msg.jid },
-      { "fun", r.fun }, { "return", r["return"] }, { "retcode", r.retcode },
-      { "success", r.success } }))
+    m.pending = { jid = msg.jid, sent = self.last_job_at, bytes = wire.encode(data.map({
+      { "cmd", "_return" }, { "id", m.id }, { "jid", msg.jid }, { "fun", r.fun },
+      { "return", r["return"] }, { "retcode", r.retcode }, { "success", r.success } })) }
+    count("_return", #m.pending.bytes)
+    assert(send(m.req, m.pending.bytes))
   end
 end
 
@@ -438,13 +442,20 @@ function Swarm:open_publish_links()
   return took
 end
 
--- The periodic hello of each minion (every master_alive_interval).
+-- Each minion's timers: its periodic hello (every master_alive_interval)
+-- and, as a minion's outbox does, its return sent again when no _ack came
+-- within RESEND_S (counted apart: `_return_again`).
 function Swarm:hellos()
   local now = posix.monotonic()
   for _, m in ipairs(self.minions) do
     if m.next_hello and now >= m.next_hello then
       m.next_hello = now + MINION.master_alive_interval
       self:send(m, m.pubsock, { cmd = "hello", id = m.id })
+    end
+    if m.pending and now - m.pending.sent >= RESEND_S then
+      m.pending.sent = now
+      count("_return_again", #m.pending.bytes)
+      assert(send(m.req, m.pending.bytes))
     end
   end
 end
@@ -604,8 +615,8 @@ end
 local function print_memory(n, mem)
   local per = (mem.connected - mem.empty) / n
   print(string.format("  master RSS: no minion %.1f MiB; %d keys %.1f MiB; request links"
-    .. " %.1f MiB; connected and idle %.1f MiB; peak (VmHWM) %.1f MiB", mem.empty / 1024, n,
-    mem.keys / 1024, mem.request / 1024, mem.connected / 1024, mem.peak / 1024))
+    .. " %.1f MiB; connected and idle %.1f MiB", mem.empty / 1024, n, mem.keys / 1024,
+    mem.request / 1024, mem.connected / 1024))
   print(string.format("  master memory per idle minion       %8.2f KiB  target under %d KiB:"
     .. " %s", per, TARGET_KIB, verdict(per < TARGET_KIB)))
   print(string.format("    key %.2f KiB, request link %.2f KiB, publish link with its hello"
@@ -613,6 +624,7 @@ local function print_memory(n, mem)
     (mem.connected - mem.request) / n))
   print(string.format("  the swarm's own RSS %.1f MiB (%.1f KiB per simulated minion)",
     mem.swarm / 1024, mem.swarm / n))
+  io.stdout:flush()
 end
 
 local function print_traffic(n, jobs, tcp)
@@ -622,6 +634,11 @@ local function print_traffic(n, jobs, tcp)
     msgs, bytes = msgs + t.n, bytes + t.bytes
     print(string.format("    %-8s %6.2f per minion per job, %6.1f bytes each", cmd,
       t.n / (n * jobs), t.n > 0 and t.bytes / t.n or 0))
+  end
+  local again = traffic._return_again
+  if again then
+    print(string.format("    _return sent again (no _ack within %d s): %d times", RESEND_S,
+      again.n))
   end
   print(string.format("  wire per job (message payloads)     %8d messages, %d bytes"
     .. " (%.1f bytes per minion)", msgs // jobs, bytes // jobs, bytes / jobs / n))
@@ -948,6 +965,9 @@ local function pings(w, swarm, parts, n)
   traffic = {}
   local ports = { w.ports[1], w.ports[2] }
   local rate = idle_costs(ports, w.pids.master, parts)
+  print(string.format("  CPU while idle: master %.0f%% of a core, the swarm %.0f%%",
+    rate.master_cpu * 100, rate.swarm_cpu * 100))
+  io.stdout:flush()
   local runs, tcp_before, tcp = {}, tcp_totals(ports), nil
   for i = 1, n >= 10000 and 3 or 5 do
     runs[i] = ping(lc, swarm, parts, n)
@@ -958,7 +978,7 @@ local function pings(w, swarm, parts, n)
   local cli = cli_ping(w, n)
   unwatch(lc.sock)
   lc.ctx:close()
-  return runs, cli, tcp, rate
+  return runs, cli, tcp
 end
 
 -- The keys cut into slices of at most `per_process`, as even as can be.
@@ -1004,14 +1024,13 @@ local function run_size(n, per_process)
         .. " files per minion)", #parts.list + 1, per_process))
     end
     local c = connect(w, swarm, parts, n, mem)
-    local runs, cli, tcp, idle_cost = pings(w, swarm, parts, n)
-    mem.peak = proc_kib(w.pids.master, "VmHWM")
-    parts:stop()
     print_connect(n, c)
-    print_times(n, runs, cli)
     print_memory(n, mem)
-    print(string.format("  CPU while idle: master %.0f%% of a core, the swarm %.0f%%",
-      idle_cost.master_cpu * 100, idle_cost.swarm_cpu * 100))
+    local runs, cli, tcp = pings(w, swarm, parts, n)
+    parts:stop()
+    print_times(n, runs, cli)
+    print(string.format("  master peak RSS (VmHWM)             %8.1f MiB",
+      proc_kib(w.pids.master, "VmHWM") / 1024))
     print_traffic(n, #runs + 1, tcp)
     summary = { n = n, stored = median(column(runs, "stored")),
       per_kib = (mem.connected - mem.empty) / n }
