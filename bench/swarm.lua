@@ -46,7 +46,10 @@ local SALT_1_CLI = 0.9   -- and to one minion
 -- The options a minion runs with unless configured; BRINE_SWARM_HEARTBEAT_MS
 -- changes the ZeroMQ heartbeat interval of every link, the master's too
 -- (its `heartbeat_ivl` option; 0: none), to show what heartbeats cost.
+-- BRINE_SWARM_MASTER_HEARTBEAT_MS changes the master's alone.
 local HEARTBEAT_MS = math.tointeger(tonumber(os.getenv("BRINE_SWARM_HEARTBEAT_MS")))
+local MASTER_HEARTBEAT_MS = math.tointeger(tonumber(os.getenv("BRINE_SWARM_MASTER_HEARTBEAT_MS")))
+  or HEARTBEAT_MS
 local MINION = setmetatable({ heartbeat_ivl = HEARTBEAT_MS }, { __index = daemon.MINION_DEFAULTS })
 
 ---------------------------------------------------------------------------
@@ -1014,7 +1017,7 @@ end
 local function run_size(n, per_process)
   print(string.format("\n== %d minions", n))
   local w = harness.world("log_level: warning\ntimeout: 30\n"
-    .. (HEARTBEAT_MS and "heartbeat_ivl: " .. HEARTBEAT_MS .. "\n" or ""))
+    .. (MASTER_HEARTBEAT_MS and "heartbeat_ivl: " .. MASTER_HEARTBEAT_MS .. "\n" or ""))
   local swarm, parts, summary
   local ok, err = pcall(function()
     local mem
