@@ -41,13 +41,15 @@ end
 
 --- Computes the grains again, so that the rest of this call (and modules
 --- holding `grains`) see changed custom grain modules, static grains and
---- configuration. Keywords: refresh_pillar, clean_pillar_cache (accepted
---- for Salt's signature). Returns true.
+--- configuration; then, unless refresh_pillar=False, the pillar too (as
+--- saltutil.refresh_pillar does), since it may target by grains.
+--- clean_pillar_cache is accepted for Salt's signature. Returns true.
 function M.refresh_grains(kwargs)
   reject_kwargs(kwargs, { refresh_pillar = true, clean_pillar_cache = true })
-  -- TODO: refresh_pillar=True should also ask the minion for fresh pillar;
-  -- that needs the minion daemon's event bus, which is not there yet.
   minion_grains.refresh(opts, grains)
+  if kwargs.refresh_pillar ~= false then
+    M.refresh_pillar()
+  end
   return true
 end
 

@@ -54,7 +54,7 @@ describe("jobs on a minion", function()
 
     local said = call("saltutil.kill_job " .. jid)
     assert.equal(string.format("Signal 9 sent to job %s at pid %d", jid, rec.pid), said)
-    assert.matches("killed by signal", ended(jid))
+    assert.matches("the worker was killed by signal 9", ended(jid), 1, true)
     assert.falsy(harness.alive(rec.pid), "the worker still runs")
     assert.is_nil(posix.stat(w.dir .. "/minion-root-dev1/var/cache/brine/minion/proc/" .. jid))
     assert.same({}, call("saltutil.find_job " .. jid))
@@ -66,11 +66,11 @@ describe("jobs on a minion", function()
     local jid, rec = start_sleep()
     assert.equal(string.format("Signal 15 sent to job %s at pid %d", jid, rec.pid),
       call("saltutil.term_job " .. jid))
-    assert.matches("killed by signal", ended(jid))
+    assert.matches("the worker was killed by signal 15", ended(jid), 1, true)
 
     jid, rec = start_sleep()
     assert.equal(string.format("Signal INT sent to job %s at pid %d", jid, rec.pid),
       call("saltutil.signal_job " .. jid .. " INT"))
-    assert.matches("killed by signal", ended(jid))
+    assert.matches("the worker was killed by signal 2", ended(jid), 1, true)
   end)
 end)

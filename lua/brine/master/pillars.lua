@@ -16,12 +16,15 @@ local Pillars = {}
 Pillars.__index = Pillars
 
 local MAX_COMPILE = 300 -- seconds a worker may take before it is killed
+local MAX_WORKERS = 4   -- compiles at once; more wait their turn (a fleet
+                        -- reconnecting at once must not fork the master a
+                        -- thousand times)
 
 ---@param opts table the master's options
 ---@param log table the master's logger
 function M.new(opts, log)
-  return setmetatable({ opts = opts, log = log, known = {}, workers = {}, by_id = {} },
-    Pillars)
+  return setmetatable({ opts = opts, log = log, known = {}, workers = {}, by_id = {},
+    running = 0, queue = {}, queued = {} }, Pillars)
 end
 
 function Pillars:path(id)
@@ -66,8 +69,14 @@ local function compile_in_worker(opts, id, grains, msg, path)
   posix._exit(ok and 0 or 1)
 end
 
--- Starts a worker for the request waiting for minion id.
+-- Starts a worker for the request waiting for minion id, or queues it
+-- while MAX_WORKERS run.
 function Pillars:start(id, pending)
+  if self.running >= MAX_WORKERS then
+    self.queue[#self.queue + 1] = id
+    self.queued[id] = pending
+    return
+  end
   local pid, err = posix.fork()
   if pid == 0 then
     compile_in_worker(self.opts, id, pending.grains, pending.msg, self:path(id) .. ".new")
@@ -78,6 +87,7 @@ function Pillars:start(id, pending)
   end
   local w = { id = id, pid = pid, started = posix.monotonic(), replies = pending.replies }
   self.workers[pid], self.by_id[id] = w, w
+  self.running = self.running + 1
 end
 
 --- Compiles minion id's pillar for a `_pillar` request (its grains,
@@ -91,10 +101,14 @@ end
 ---@param reply function(pillar)
 function Pillars:request(id, msg, grains, reply)
   local w = self.by_id[id]
-  if w then
-    w.next = w.next or { replies = {} }
-    w.next.msg, w.next.grains = msg, grains
-    table.insert(w.next.replies, reply)
+  local pending = w and w.next or self.queued[id]
+  if w and not pending then
+    pending = { replies = {} }
+    w.next = pending
+  end
+  if pending then
+    pending.msg, pending.grains = msg, grains
+    table.insert(pending.replies, reply)
     return
   end
   self:start(id, { msg = msg, grains = grains, replies = { reply } })
@@ -121,6 +135,7 @@ end
 -- A worker ended (how, code from waitpid): its result replaces the cache.
 function Pillars:ended(w, how, code)
   self.workers[w.pid], self.by_id[w.id] = nil, nil
+  self.running = self.running - 1
   local new = self:path(w.id) .. ".new"
   local rec = how == "exited" and code == 0 and read_record(new)
   if rec then
@@ -133,6 +148,17 @@ function Pillars:ended(w, how, code)
   self:finish(w.id, w, rec or nil)
   if w.next then
     self:start(w.id, w.next)
+  end
+  self:start_queued()
+end
+
+-- Starts the compiles that wait, as far as MAX_WORKERS allows.
+function Pillars:start_queued()
+  while self.running < MAX_WORKERS and #self.queue > 0 do
+    local id = table.remove(self.queue, 1)
+    local pending = self.queued[id] -- a minion is either queued or compiling
+    self.queued[id] = nil
+    self:start(id, pending)
   end
 end
 

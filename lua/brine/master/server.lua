@@ -551,11 +551,15 @@ end
 
 -- A minion asks for its pillar: compiled for the id its key is accepted
 -- under (never the id the message names) with the grains it sends (else
--- those of its hello), and sent back on the connection that asked.
+-- those of its hello), and sent back on the connection that asked. The
+-- grains it sends also become the ones grain targets use (a minion asks
+-- after saltutil.refresh_grains).
 function Master:pillar_request(id, routing, msg)
-  local grains = msg.grains
+  local grains, conn = msg.grains, self.conns[id]
   if data.kind(grains) ~= "map" then
-    grains = self.conns[id] and self.conns[id].grains or data.map({ { "id", id } })
+    grains = conn and conn.grains or data.map({ { "id", id } })
+  elseif conn then
+    conn.grains = grains
   end
   self.pillars:request(id, msg, grains, function(pillar)
     local ok, bytes = pcall(pillar_message, pillar)

@@ -286,10 +286,10 @@ function Minion:on_auth_reply(msg)
       self.good_addr = self.addr
       posix.write_atomic(self:path("master_addr"), self.addr .. "\n")
     end
-    self:request_pillar()
-    if self.has_pillar then
+    if self.has_pillar then -- a reconnect: the pillar did not change by it
       self:connect_publish()
     else
+      self:request_pillar()
       self.state = "pillar"
       self.deadline = posix.monotonic() + PILLAR_WAIT
     end
@@ -322,9 +322,9 @@ end
 -- Pillar
 ---------------------------------------------------------------------------
 
---- Asks the master for this minion's pillar (at every authentication, and
---- when a job's saltutil.refresh_pillar signals USR1), with the grains and
---- environments the master compiles it for.
+--- Asks the master for this minion's pillar (at the first authentication
+--- of this process, and when a job's saltutil.refresh_pillar signals USR1),
+--- with the grains and environments the master compiles it for.
 function Minion:request_pillar()
   local msg = { cmd = "_pillar", id = self.id, grains = self:grains() }
   for _, key in ipairs({ "saltenv", "pillarenv" }) do
@@ -550,11 +550,11 @@ function Minion:spawn(msg)
     end)
     posix._exit(ok and 0 or 1)
   end
-  self.log:info("job %s: %s started in worker %d", msg.jid, msg.fun, pid)
   self.workers[pid] = { jid = msg.jid, fun = msg.fun, started = posix.monotonic() }
   posix.write_atomic(self:path("proc/" .. msg.jid), wire.encode(data.map({
     { "jid", msg.jid }, { "fun", msg.fun }, { "arg", msg.arg }, { "tgt", msg.tgt },
     { "tgt_type", msg.tgt_type }, { "user", msg.user }, { "pid", pid } })), 384, false)
+  self.log:info("job %s: %s started in worker %d", msg.jid, msg.fun, pid)
 end
 
 -- A `_return` message for a job that produced no result of its own.
