@@ -1,8 +1,9 @@
 -- The saltutil execution module, as Salt's: grains, pillar and the jobs
 -- running on this minion.
--- running, find_job, signal_job, term_job and kill_job read the records
--- the minion daemon keeps of its running jobs (cachedir/proc/JID, msgpack:
--- jid, fun, arg, tgt, tgt_type, user, pid) and signal their workers.
+-- running, find_job, signal_job, term_job, kill_job, term_all_jobs and
+-- kill_all_jobs read the records the minion daemon keeps of its running
+-- jobs (cachedir/proc/JID, msgpack: jid, fun, arg, tgt, tgt_type, user,
+-- pid) and signal their workers.
 -- refresh_grains computes this minion's grains again (core, custom grain
 -- modules, the static grains file, the `grains:` option) into the table
 -- every module of the call shares; sync_grains copies the custom grain
@@ -309,6 +310,26 @@ end
 --- returns an error saying the worker was killed.
 function M.kill_job(jid)
   return M.signal_job(jid, 9)
+end
+
+-- Signals every running job (but the one asking); Salt's sentences, one
+-- per job.
+local function signal_all(sig)
+  local out = data.array()
+  for _, rec in ipairs(M.running()) do
+    out[#out + 1] = M.signal_job(rec.jid, sig)
+  end
+  return out
+end
+
+--- SIGTERM to every running job (but this one).
+function M.term_all_jobs()
+  return signal_all(15)
+end
+
+--- SIGKILL to every running job (but this one).
+function M.kill_all_jobs()
+  return signal_all(9)
 end
 
 return M

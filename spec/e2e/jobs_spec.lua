@@ -61,7 +61,7 @@ describe("jobs on a minion", function()
     assert.equal("", call("saltutil.kill_job " .. jid))
   end)
 
-  it("terminates a job and sends it a signal by name", function()
+  it("terminates a job, sends it a signal by name, kills every job", function()
     w:accept("dev1")
     local jid, rec = start_sleep()
     assert.equal(string.format("Signal 15 sent to job %s at pid %d", jid, rec.pid),
@@ -72,5 +72,10 @@ describe("jobs on a minion", function()
     assert.equal(string.format("Signal INT sent to job %s at pid %d", jid, rec.pid),
       call("saltutil.signal_job " .. jid .. " INT"))
     assert.matches("the worker was killed by signal 2", ended(jid), 1, true)
+
+    jid, rec = start_sleep()
+    assert.same({ string.format("Signal 9 sent to job %s at pid %d", jid, rec.pid) },
+      call("saltutil.kill_all_jobs"))
+    assert.matches("the worker was killed by signal 9", ended(jid), 1, true)
   end)
 end)
