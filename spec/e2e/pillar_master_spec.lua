@@ -72,6 +72,13 @@ describe("pillar from the master", function()
     assert.equal("dev2:\n    True\n", out)
     status, out = w:salt("-I role:nothing test.ping")
     assert.equal(2, status, out)
+
+    -- a deleted key takes its pillar off the master
+    local cached = w.dir .. "/master/var/cache/brine/master/minions/dev2/pillar"
+    assert.truthy(posix.stat(cached))
+    status, out = w:key("-d dev2 -y")
+    assert.equal(0, status, out)
+    assert.truthy(w:wait(function() return not posix.stat(cached) end, 5))
   end)
 
   it("answers a pillar request for the authenticated minion only", function()

@@ -52,6 +52,13 @@ function Pillars:get(id)
   return p or nil
 end
 
+--- Forgets the pillar kept for minion id (its key is no longer accepted:
+--- a device re-imaged under that id gets its own when it asks).
+function Pillars:forget(id)
+  self.known[id] = nil
+  posix.unlink(self:path(id))
+end
+
 -- The worker: compiles and writes {pillar, log} atomically, nothing else
 -- (it never touches the parent's sockets), and exits.
 local function compile_in_worker(opts, id, grains, msg, path)

@@ -148,8 +148,8 @@ end
 -- Keys
 ---------------------------------------------------------------------------
 
---- Re-reads the key folders when they changed; forgets connections of
---- minions whose key is no longer accepted.
+--- Re-reads the key folders when they changed; forgets connections (and
+--- cached pillars) of minions whose key is no longer accepted.
 function Master:scan_keys(force)
   local stamp = self.store:stamp()
   if not force and stamp == self.stamp then
@@ -162,6 +162,11 @@ function Master:scan_keys(force)
     for _, change in ipairs(events.key_changes(old, self.index)) do
       self.bus:fire("salt/key", data.map({ { "id", change.id }, { "act", change.act },
         { "result", true } }))
+    end
+  end
+  for id in pairs(old.accepted or {}) do
+    if self.pillars and not self.index.accepted[id] then
+      self.pillars:forget(id)
     end
   end
   for id, conn in pairs(self.conns) do
