@@ -11,7 +11,6 @@
 local config = require("brine.config")
 local data = require("brine.data")
 local fs = require("brine.fs")
-local posix = require("brine.posix")
 local render = require("brine.render")
 local target = require("brine.target")
 
@@ -104,95 +103,15 @@ function M.merge(a, b, strategy, renderer, merge_lists)
   return config.update(config.copy(a), config.copy(b), merge_lists)
 end
 
--- ---- matching (Salt's subdict_match, for grain and pillar targets) ----
+-- ---- matching ----
 
--- Python's str() of a scalar, which is what Salt compares patterns with.
-local function py_str(v)
-  if v == true then
-    return "True"
-  elseif v == false then
-    return "False"
-  elseif v == null then
-    return "None"
-  end
-  return tostring(v)
-end
+-- Salt's subdict_match, for grain and pillar targets (brine.target has it,
+-- as the master targets jobs with it too).
+M.subdict_match = target.subdict_match
 
-local function match_value(value, pattern, mode)
-  if type(value) == "table" then
-    return false
-  end
-  local s, p = py_str(value):lower(), py_str(pattern):lower()
-  if mode == "pcre" then
-    return posix.regex_search("^(" .. p .. ")", s) == true
-  elseif mode == "exact" then
-    return s == p
-  end
-  return config.fnmatch(s, p)
-end
+local split = target.split
 
-local function split(s, delim)
-  local parts, pos = {}, 1
-  while true do
-    local at = s:find(delim, pos, true)
-    if not at then
-      parts[#parts + 1] = s:sub(pos)
-      return parts
-    end
-    parts[#parts + 1] = s:sub(pos, at - 1)
-    pos = at + #delim
-  end
-end
-
-local MISSING = {}
-
---- Salt's subdict_match: does "key:sub:value" match root? Every split of
---- the expression into a key path and a pattern is tried ("a:b:c" is
---- root.a.b == "c" or root.a == "b:c"); a list matches when one of its items
---- does. Comparison is case-insensitive: a shell pattern, or with mode
---- "pcre" a regular expression anchored at the start, or with "exact"
---- equality.
----@param root table grains or pillar
----@param expr string
----@param delim string|nil default ":"
----@param mode string|nil "glob" (default), "pcre" or "exact"
----@return boolean
-function M.subdict_match(root, expr, delim, mode)
-  delim = delim or ":"
-  local parts = split(tostring(expr), delim)
-  for i = 1, #parts - 1 do
-    local key = table.concat(parts, delim, 1, i)
-    local pattern, node = table.concat(parts, delim, i + 1), root
-    if key == "*" then
-      pattern = tostring(expr)
-    else
-      node = config.traverse(root, key, MISSING, delim)
-    end
-    if node == MISSING or empty_map(node) then -- luacheck: ignore 542
-    elseif is_map(node) then
-      if pattern == "*" then
-        return true
-      end
-    elseif is_list(node) then
-      for _, item in ipairs(node) do
-        if is_map(item) and M.subdict_match(item, (pattern:gsub("^%*:", "")), delim, mode) then
-          return true
-        elseif match_value(item, pattern, mode) then
-          return true
-        end
-      end
-    elseif match_value(node, pattern, mode) then
-      return true
-    end
-  end
-  return false
-end
-
-local SUBDICT = {
-  grain = { "grains", "glob" }, grain_pcre = { "grains", "pcre" },
-  pillar = { "pillar", "glob" }, pillar_pcre = { "pillar", "pcre" },
-  pillar_exact = { "pillar", "exact" },
-}
+local SUBDICT = target.SUBDICT
 
 -- A nodegroup as a compound expression: a list is a list of ids, a
 -- string a compound expression whose N@name words expand in place.

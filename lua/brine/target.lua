@@ -4,11 +4,13 @@
 -- (the default), pcre, list, grain, grain_pcre and compound.
 local posix = require("brine.posix")
 local data = require("brine.data")
+local config = require("brine.config")
 
 local M = {}
 
 M.TYPES = { glob = true, pcre = true, list = true, grain = true, grain_pcre = true,
-  compound = true, ipcidr = true, nodegroup = true }
+  pillar = true, pillar_pcre = true, pillar_exact = true, compound = true, ipcidr = true,
+  nodegroup = true }
 
 --- Salt's regex match: anchored at the start of the id (re.match).
 local function pcre(pattern, s)
@@ -27,45 +29,106 @@ local function to_list(tgt)
   return out
 end
 
--- Walks grains along "a:b:c", the last part being the pattern; a list
--- value matches when any element matches.
-local function grain_match(expr, grains, delim, matcher)
-  if type(grains) ~= "table" then
-    return false
+-- Python's str() of a scalar, which is what Salt compares patterns with.
+local function py_str(v)
+  if v == true then
+    return "True"
+  elseif v == false then
+    return "False"
+  elseif v == data.null then
+    return "None"
   end
-  local parts = {}
-  for part in (expr .. delim):gmatch("(.-)" .. delim:gsub("%p", "%%%0")) do
-    parts[#parts + 1] = part
-  end
-  if #parts < 2 then
-    return false
-  end
-  local function walk(node, i)
-    if i == #parts then
-      local kind = data.kind(node)
-      if kind == "array" then
-        for _, v in ipairs(node) do
-          if walk(v, i) then
-            return true
-          end
-        end
-        return false
-      elseif kind == "map" or kind == "null" then
-        return false
-      end
-      return matcher(parts[i], tostring(node))
-    end
-    if type(node) ~= "table" then
-      return false
-    end
-    local child = node[parts[i]]
-    if child == nil then
-      return false
-    end
-    return walk(child, i + 1)
-  end
-  return walk(grains, 1)
+  return tostring(v)
 end
+
+local function match_value(value, pattern, mode)
+  if type(value) == "table" then
+    return false
+  end
+  local s, p = py_str(value):lower(), py_str(pattern):lower()
+  if mode == "pcre" then
+    return pcre(p, s)
+  elseif mode == "exact" then
+    return s == p
+  end
+  return config.fnmatch(s, p)
+end
+
+--- Splits s at every occurrence of the plain string delim.
+local function split(s, delim)
+  local parts, pos = {}, 1
+  while true do
+    local at = s:find(delim, pos, true)
+    if not at then
+      parts[#parts + 1] = s:sub(pos)
+      return parts
+    end
+    parts[#parts + 1] = s:sub(pos, at - 1)
+    pos = at + #delim
+  end
+end
+
+M.split = split
+
+local function is_map(v)
+  return type(v) == "table" and data.kind(v) == "map"
+end
+
+local MISSING = {}
+
+--- Salt's subdict_match: does "key:sub:value" match root (grains or
+--- pillar)? Every split of the expression into a key path and a pattern is
+--- tried ("a:b:c" is root.a.b matching "c" or root.a matching "b:c"); a
+--- list matches when one of its items does (a map item with the rest of
+--- the expression). Values compare as Python prints them (True, False,
+--- None), case-insensitively: a shell pattern, or with mode "pcre" a
+--- regular expression anchored at the start, or with "exact" equality.
+---@param root table|nil
+---@param expr string
+---@param delim string|nil default ":"
+---@param mode string|nil "glob" (default), "pcre" or "exact"
+---@return boolean
+function M.subdict_match(root, expr, delim, mode)
+  if type(root) ~= "table" then
+    return false
+  end
+  delim = delim or ":"
+  local parts = split(tostring(expr), delim)
+  for i = 1, #parts - 1 do
+    local key = table.concat(parts, delim, 1, i)
+    local pattern, node = table.concat(parts, delim, i + 1), root
+    if key == "*" then
+      pattern = tostring(expr)
+    else
+      node = config.traverse(root, key, MISSING, delim)
+    end
+    if node == MISSING or (is_map(node) and next(node) == nil) then -- luacheck: ignore 542
+    elseif is_map(node) then
+      if pattern == "*" then
+        return true
+      end
+    elseif data.kind(node) == "array" then
+      for _, item in ipairs(node) do
+        if is_map(item) and M.subdict_match(item, (pattern:gsub("^%*:", "")), delim, mode) then
+          return true
+        elseif match_value(item, pattern, mode) then
+          return true
+        end
+      end
+    elseif match_value(node, pattern, mode) then
+      return true
+    end
+  end
+  return false
+end
+
+-- The target types matched with subdict_match: which data, which mode.
+local SUBDICT = {
+  grain = { "grains", "glob" }, grain_pcre = { "grains", "pcre" },
+  pillar = { "pillar", "glob" }, pillar_pcre = { "pillar", "pcre" },
+  pillar_exact = { "pillar", "exact" },
+}
+M.SUBDICT = SUBDICT
 
 -- An IPv4 address as a 32-bit integer, or nil.
 local function ipv4(text)
@@ -111,7 +174,11 @@ end
 
 local simple
 
-local function compound(expr, id, grains)
+-- Compound words: engine letter -> target type.
+local ENGINES = { G = "grain", P = "grain_pcre", I = "pillar", J = "pillar_pcre",
+  E = "pcre", L = "list", S = "ipcidr" }
+
+local function compound(expr, id, grains, pillar)
   local words = {}
   for w in expr:gsub("%(", " ( "):gsub("%)", " ) "):gmatch("%S+") do
     words[#words + 1] = w
@@ -136,15 +203,18 @@ local function compound(expr, id, grains)
     elseif w == "and" or w == "or" or w == ")" then
       error("unexpected '" .. w .. "'", 0)
     end
-    local engine, pattern = w:match("^(%u)@(.*)$")
-    local types = { G = "grain", P = "grain_pcre", E = "pcre", L = "list", S = "ipcidr" }
+    local engine, delim, pattern = w:match("^(%u)([^@]?)@(.*)$")
     if engine then
-      if not types[engine] then
-        error("unsupported engine " .. engine .. "@", 0)
+      local kind = ENGINES[engine]
+      if not kind or (delim ~= "" and not SUBDICT[kind]) then
+        error("unsupported engine " .. engine .. delim .. "@", 0)
+      elseif delim ~= "" then
+        local sub = SUBDICT[kind]
+        return M.subdict_match(sub[1] == "grains" and grains or pillar, pattern, delim, sub[2])
       end
-      return simple(pattern, types[engine], id, grains)
+      return simple(pattern, kind, id, grains, pillar)
     end
-    return simple(w, "glob", id, grains)
+    return simple(w, "glob", id, grains, pillar)
   end
   local function parse_and()
     local v = parse_atom()
@@ -173,7 +243,7 @@ local function compound(expr, id, grains)
   return v
 end
 
-simple = function(tgt, tgt_type, id, grains)
+simple = function(tgt, tgt_type, id, grains, pillar)
   if tgt_type == "glob" then
     return posix.fnmatch(tgt, id)
   elseif tgt_type == "pcre" then
@@ -185,34 +255,35 @@ simple = function(tgt, tgt_type, id, grains)
       end
     end
     return false
-  elseif tgt_type == "grain" then
-    return grain_match(tgt, grains, ":", posix.fnmatch)
-  elseif tgt_type == "grain_pcre" then
-    return grain_match(tgt, grains, ":", pcre)
+  elseif SUBDICT[tgt_type] then
+    local sub = SUBDICT[tgt_type]
+    return M.subdict_match(sub[1] == "grains" and grains or pillar, tgt, ":", sub[2])
   elseif tgt_type == "compound" then
-    return compound(tgt, id, grains)
+    return compound(tgt, id, grains, pillar)
   elseif tgt_type == "ipcidr" then
     return ipcidr_match(tgt, grains)
   end
   error("unknown target type '" .. tostring(tgt_type) .. "'", 2)
 end
 
---- True when minion `id` (with `grains`, which may be nil) matches.
+--- True when minion `id` (with `grains` and `pillar`, either may be nil)
+--- matches.
 ---@param tgt string|table the target
----@param tgt_type string glob, pcre, list, grain, grain_pcre or compound
+---@param tgt_type string a key of M.TYPES but nodegroup
 ---@param id string
 ---@param grains table|nil
+---@param pillar table|nil
 ---@return boolean
-function M.match(tgt, tgt_type, id, grains)
-  return simple(tgt, tgt_type or "glob", id, grains) == true
+function M.match(tgt, tgt_type, id, grains, pillar)
+  return simple(tgt, tgt_type or "glob", id, grains, pillar) == true
 end
 
---- True when resolving the target needs a minion's grains.
+--- True when resolving the target needs a minion's grains or pillar.
 function M.needs_grains(tgt, tgt_type)
-  if tgt_type == "grain" or tgt_type == "grain_pcre" or tgt_type == "ipcidr" then
+  if SUBDICT[tgt_type] or tgt_type == "ipcidr" then
     return true
   end
-  return tgt_type == "compound" and tostring(tgt):find("[GPS]@") ~= nil
+  return tgt_type == "compound" and tostring(tgt):find("[GPSIJ][^@%s]?@") ~= nil
 end
 
 local MAX_NESTING = 16
@@ -276,11 +347,12 @@ function M.expand_nodegroups(tgt, tgt_type, nodegroups)
   return out, "compound"
 end
 
---- The ids among `ids` that match.
-function M.select(tgt, tgt_type, ids, grains_of)
+--- The ids among `ids` that match; grains_of(id) and pillar_of(id), when
+--- given, return what is known of a minion's grains and pillar.
+function M.select(tgt, tgt_type, ids, grains_of, pillar_of)
   local out = {}
   for _, id in ipairs(ids) do
-    if M.match(tgt, tgt_type, id, grains_of and grains_of(id)) then
+    if M.match(tgt, tgt_type, id, grains_of and grains_of(id), pillar_of and pillar_of(id)) then
       out[#out + 1] = id
     end
   end

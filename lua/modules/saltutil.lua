@@ -1,4 +1,9 @@
--- The saltutil execution module, as Salt's: the grains half for now.
+-- The saltutil execution module, as Salt's: grains, pillar and the jobs
+-- running on this minion.
+-- running, find_job, signal_job, term_job, kill_job, term_all_jobs and
+-- kill_all_jobs read the records the minion daemon keeps of its running
+-- jobs (cachedir/proc/JID, msgpack: jid, fun, arg, tgt, tgt_type, user,
+-- pid) and signal their workers.
 -- refresh_grains computes this minion's grains again (core, custom grain
 -- modules, the static grains file, the `grains:` option) into the table
 -- every module of the call shares; sync_grains copies the custom grain
@@ -8,6 +13,7 @@
 local data = require("brine.data")
 local fs = require("brine.fs")
 local minion_grains = require("brine.grains.minion")
+local posix = require("brine.posix")
 
 local M = {}
 
@@ -36,27 +42,69 @@ end
 
 --- Computes the grains again, so that the rest of this call (and modules
 --- holding `grains`) see changed custom grain modules, static grains and
---- configuration. Keywords: refresh_pillar, clean_pillar_cache (accepted
---- for Salt's signature). Returns true.
+--- configuration; then, unless refresh_pillar=False, the pillar too (as
+--- saltutil.refresh_pillar does), since it may target by grains.
+--- clean_pillar_cache is accepted for Salt's signature. Returns true.
 function M.refresh_grains(kwargs)
   reject_kwargs(kwargs, { refresh_pillar = true, clean_pillar_cache = true })
-  -- TODO: refresh_pillar=True should also ask the minion for fresh pillar;
-  -- that needs the minion daemon's event bus, which is not there yet.
   minion_grains.refresh(opts, grains)
+  if kwargs.refresh_pillar ~= false then
+    M.refresh_pillar()
+  end
   return true
 end
 
---- Compiles the pillar again (pillar_roots with the current grains), so
---- that the rest of this call, and every module holding `pillar`, sees
---- changed pillar files. Returns true; false when the pillar comes from a
---- master (Salt's answer when it cannot reach the minion's event bus).
+-- The minion daemon's pillar file (written when the master's answer
+-- arrives) and its modification time, or nil.
+local function pillar_file()
+  local path = tostring(opts.cachedir) .. "/pillar"
+  local st = posix.stat(path)
+  return path, st and st.mtime
+end
+
+-- Waits up to timeout seconds for the minion daemon to receive a new
+-- pillar (its file changes), then makes this call see it. True when it did.
+local function wait_for_pillar(before, timeout)
+  local deadline = posix.monotonic() + (tonumber(timeout) or 30)
+  repeat
+    local path, mtime = pillar_file()
+    if mtime and mtime ~= before then
+      local bytes = posix.read(path, 64 * 1024 * 1024)
+      local ok, fresh = pcall(require("brine.msgpack").unpack, bytes or "")
+      if ok and data.kind(fresh) == "map" then
+        opts.pillar = fresh
+        __loader__:refresh_pillar()
+        return true
+      end
+    end
+    posix.sleep(0.02)
+  until posix.monotonic() > deadline
+  return false
+end
+
+--- Compiles the pillar again. Masterless (`file_client: local`): from
+--- pillar_roots with the current grains, so that the rest of this call,
+--- and every module holding `pillar`, sees changed pillar files. Under a
+--- master: asks the minion daemon to fetch it from the master again (the
+--- jobs after it see it); with wait=True, waits up to `timeout` seconds for
+--- it to arrive (this call then sees it too) and returns whether it did.
+--- Returns false when there is no minion daemon to ask.
 function M.refresh_pillar(wait, timeout, clean_cache) -- luacheck: ignore 212
-  if opts.file_client ~= "local" then
-    -- TODO: ask the running minion to fetch its pillar from the master
-    -- again; that needs the minion daemon's event bus.
+  if opts.file_client == "local" then
+    __loader__:refresh_pillar()
+    return true
+  end
+  local daemon_pid = math.tointeger(opts._minion_pid)
+  if not daemon_pid then
     return false
   end
-  __loader__:refresh_pillar()
+  local _, before = pillar_file()
+  if not posix.kill(daemon_pid, "USR1") then
+    return false
+  end
+  if wait == true then
+    return wait_for_pillar(before, timeout)
+  end
   return true
 end
 
@@ -166,6 +214,122 @@ function M.sync_grains(saltenv, refresh, extmod_whitelist, extmod_blacklist,
     minion_grains.refresh(opts, grains)
   end
   return ret
+end
+
+---------------------------------------------------------------------------
+-- Jobs
+---------------------------------------------------------------------------
+
+local function proc_dir()
+  return tostring(opts.cachedir) .. "/proc"
+end
+
+-- The record of a running job, or nil (a record whose worker is gone is
+-- removed, as Salt does).
+local function read_proc(jid)
+  local path = proc_dir() .. "/" .. jid
+  local bytes = posix.read(path, 1024 * 1024)
+  local ok, rec = pcall(require("brine.msgpack").unpack, bytes or "")
+  if not ok or data.kind(rec) ~= "map" or not math.tointeger(rec.pid) then
+    return nil
+  end
+  if not posix.kill(rec.pid, 0) then
+    posix.unlink(path)
+    return nil
+  end
+  return rec
+end
+
+--- The jobs running on this minion (but the one asking), oldest first:
+--- each job's jid, fun, arg, tgt, tgt_type, user and pid.
+function M.running()
+  local out, me = data.array(), posix.getpid()
+  local jids = posix.listdir(proc_dir()) or {}
+  table.sort(jids)
+  for _, jid in ipairs(jids) do
+    local rec = read_proc(jid)
+    if rec and rec.pid ~= me then
+      out[#out + 1] = rec
+    end
+  end
+  return out
+end
+
+-- How far a jid read as a float may be from the record's: a jid typed on
+-- the command line is read as YAML, and its 20 digits do not fit an
+-- integer, so it arrives as a float a few units of its last place off
+-- (a unit is 4096 microseconds of jid time).
+local FLOAT_JID_SLACK = 4 * 4096
+
+--- The record of the running job jid, or an empty mapping. A float jid
+--- (see FLOAT_JID_SLACK) names the running job nearest to it.
+function M.find_job(jid)
+  local best, best_gap = data.map(), FLOAT_JID_SLACK
+  for _, rec in ipairs(M.running()) do
+    if rec.jid == tostring(jid) then
+      return rec
+    elseif math.type(jid) == "float" then
+      local gap = math.abs((tonumber(rec.jid) or 0) - jid)
+      if gap <= best_gap then
+        best, best_gap = rec, gap
+      end
+    end
+  end
+  return best
+end
+
+--- Sends signal sig (a number, or a name such as TERM) to the worker of
+--- job jid and the processes it started (the worker leads its own process
+--- group). Returns Salt's sentences; "" when no such job runs.
+function M.signal_job(jid, sig)
+  local signal = math.tointeger(tonumber(sig)) or tostring(sig):upper()
+  local rec = M.find_job(jid)
+  if rec.pid == nil then
+    return ""
+  end
+  jid = rec.jid
+  local ok, sent = pcall(posix.kill, -rec.pid, signal)
+  if ok and not sent then
+    ok, sent = pcall(posix.kill, rec.pid, signal)
+  end
+  if not ok then
+    error(require("brine.loader").error("invalid_args", tostring(sent)), 0)
+  elseif not sent then
+    posix.unlink(proc_dir() .. "/" .. jid)
+    return string.format("Job %s was not running and job data has been cleaned up", jid)
+  end
+  return string.format("Signal %s sent to job %s at pid %d", tostring(sig), jid, rec.pid)
+end
+
+--- SIGTERM to the worker of job jid.
+function M.term_job(jid)
+  return M.signal_job(jid, 15)
+end
+
+--- SIGKILL to the worker of job jid: it ends at once, and the minion
+--- returns an error saying the worker was killed.
+function M.kill_job(jid)
+  return M.signal_job(jid, 9)
+end
+
+-- Signals every running job (but the one asking); Salt's sentences, one
+-- per job.
+local function signal_all(sig)
+  local out = data.array()
+  for _, rec in ipairs(M.running()) do
+    out[#out + 1] = M.signal_job(rec.jid, sig)
+  end
+  return out
+end
+
+--- SIGTERM to every running job (but this one).
+function M.term_all_jobs()
+  return signal_all(15)
+end
+
+--- SIGKILL to every running job (but this one).
+function M.kill_all_jobs()
+  return signal_all(9)
 end
 
 return M

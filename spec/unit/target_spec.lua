@@ -28,6 +28,48 @@ describe("brine.target", function()
     assert.is_true(target.match("os:^Deb", "grain_pcre", "x", grains))
   end)
 
+  it("matches grains as Salt does: case-insensitive, Python's True, every key split", function()
+    local g = data.map({ { "os", "Debian" }, { "virtual", false }, { "gpu", true },
+      { "num", 4 }, { "none", data.null },
+      { "a", data.map({ { "b", "c:d" }, { "b:x", "y" } }) },
+      { "disks", data.array({ data.map({ { "name", "sda" } }), "nvme0" }) } })
+    assert.is_true(target.match("os:debian", "grain", "x", g))
+    assert.is_true(target.match("OS:DEB*", "grain", "x", g) == false) -- keys are exact
+    assert.is_true(target.match("os:DEB*", "grain", "x", g))
+    assert.is_true(target.match("virtual:False", "grain", "x", g))
+    assert.is_true(target.match("gpu:true", "grain", "x", g))
+    assert.is_false(target.match("gpu:1", "grain", "x", g))
+    assert.is_true(target.match("num:4", "grain", "x", g))
+    assert.is_true(target.match("none:None", "grain", "x", g))
+    -- a:b:c:d is tried as a -> "b:c:d", a.b -> "c:d", a.b.c -> "d"
+    assert.is_true(target.match("a:b:c:d", "grain", "x", g))
+    assert.is_true(target.match("a:b:c:*", "grain", "x", g))
+    assert.is_true(target.match("a:*", "grain", "x", g))       -- a non-empty map
+    assert.is_false(target.match("a:b", "grain", "x", g))
+    assert.is_true(target.match("disks:name:sda", "grain", "x", g))
+    assert.is_true(target.match("disks:nvme*", "grain", "x", g))
+    assert.is_false(target.match("disks:sdb", "grain", "x", g))
+    assert.is_false(target.match("os", "grain", "x", g))
+    assert.is_true(target.match("os:^DEB", "grain_pcre", "x", g))
+    assert.is_false(target.match("os:ebian", "grain_pcre", "x", g))
+    assert.is_true(target.match("G@virtual:false and G|@os|debian", "compound", "x", g))
+  end)
+
+  it("matches pillar targets and I@ on the pillar it is given", function()
+    local p = data.map({ { "role", "web" }, { "site", data.map({ { "name", "Oslo" } }) } })
+    assert.is_true(target.match("role:web", "pillar", "x", nil, p))
+    assert.is_true(target.match("site:name:os*", "pillar", "x", nil, p))
+    assert.is_false(target.match("role:db", "pillar", "x", nil, p))
+    assert.is_false(target.match("role:web", "pillar", "x", nil, nil))
+    assert.is_true(target.match("role:^w", "pillar_pcre", "x", nil, p))
+    assert.is_false(target.match("role:w*", "pillar_exact", "x", nil, p))
+    assert.is_true(target.match("x* and I@role:web", "compound", "x1", nil, p))
+    assert.is_false(target.match("I@role:db or J@role:^d", "compound", "x1", nil, p))
+    assert.is_true(target.needs_grains("I@role:web", "compound"))
+    assert.same({ "b" }, target.select("role:web", "pillar", { "a", "b" }, nil,
+      function(id) return id == "b" and p or nil end))
+  end)
+
   it("evaluates compound expressions", function()
     assert.is_true(target.match("web* and G@os:Debian", "compound", "web1", grains))
     assert.is_false(target.match("web* and not G@os:Debian", "compound", "web1", grains))

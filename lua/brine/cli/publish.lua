@@ -22,9 +22,12 @@ Options may come before or after TARGET and FUNCTION.
   -L, --list           TARGET is a comma-separated list of ids
   -G, --grain          TARGET is a grain glob, e.g. os:Debian
   -P, --grain-pcre     TARGET is a grain regular expression
-  -C, --compound       TARGET is a compound expression (G@, E@, L@, P@, S@, N@,
+  -C, --compound       TARGET is a compound expression (G@, P@, I@, J@, E@, L@, S@, N@,
                        and/or/not, parentheses)
   -N, --nodegroup      TARGET is a nodegroup of the master's config
+  -I, --pillar         TARGET is a pillar glob, e.g. role:web (the pillar the
+                       master compiled for each minion)
+  -J, --pillar-pcre    TARGET is a pillar regular expression
   -S, --ipcidr         TARGET is an address or an IPv4 subnet (ipv4 grain)
   -t, --timeout SECS   how long to wait for returns (default: the master's timeout)
   --async              print the job id and return at once
@@ -48,7 +51,8 @@ local TYPE_FLAGS = { ["-E"] = "pcre", ["--pcre"] = "pcre", ["-L"] = "list",
   ["--list"] = "list", ["-G"] = "grain", ["--grain"] = "grain", ["-P"] = "grain_pcre",
   ["--grain-pcre"] = "grain_pcre", ["-C"] = "compound", ["--compound"] = "compound",
   ["-N"] = "nodegroup", ["--nodegroup"] = "nodegroup", ["-S"] = "ipcidr",
-  ["--ipcidr"] = "ipcidr" }
+  ["--ipcidr"] = "ipcidr", ["-I"] = "pillar", ["--pillar"] = "pillar",
+  ["-J"] = "pillar_pcre", ["--pillar-pcre"] = "pillar_pcre" }
 local SWITCHES = { ["--async"] = "async", ["-v"] = "verbose", ["--verbose"] = "verbose",
   ["--show-jid"] = "show_jid", ["--hide-timeout"] = "hide_timeout",
   ["--no-color"] = "no_color", ["--no-colour"] = "no_color",

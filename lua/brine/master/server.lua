@@ -9,8 +9,10 @@
 -- Owns the key index, the table of connected minions, the active jobs,
 -- the job cache (cachedir/jobs/JID/, read by brine.master.jobs), the jobs
 -- held for minions that are away (brine.master.held) and the event bus
--- (brine.master.events). Every received message is decoded under limits;
--- a bad one is logged and dropped. docs/protocol.md describes the wire.
+-- (brine.master.events), and each minion's pillar, compiled in forked
+-- workers and cached for pillar targets (brine.master.pillars). Every
+-- received message is decoded under limits; a bad one is logged and dropped.
+-- docs/protocol.md describes the wire.
 local zmq = require("brine.zmq")
 local posix = require("brine.posix")
 local data = require("brine.data")
@@ -21,6 +23,7 @@ local daemon = require("brine.master.daemon")
 local jobs = require("brine.master.jobs")
 local events = require("brine.master.events")
 local held = require("brine.master.held")
+local pillars = require("brine.master.pillars")
 
 local M = {}
 
@@ -92,6 +95,7 @@ function Master:prepare_files()
   self:scan_keys(true)
   self.cache = jobs.open(o)
   self.held = held.new(o, self.log)
+  self.pillars = pillars.new(o, self.log)
   self.last_jid = posix.read(o.cachedir .. "/last_jid", 64)
   self.last_jid = self.last_jid and self.last_jid:match("^(%d+)") or nil
   return true
@@ -133,7 +137,7 @@ function Master:start()
   if not ok then
     return nil, err
   end
-  self.sigfd = posix.signals({ "TERM", "INT", "HUP" })
+  self.sigfd = posix.signals({ "TERM", "INT", "HUP", "CHLD" })
   self.log:info("master listening: publish %s, request %s, key %s",
     self.pubsock:getopt("last_endpoint"), self.req:getopt("last_endpoint"),
     self.keysock:getopt("last_endpoint"))
@@ -144,8 +148,8 @@ end
 -- Keys
 ---------------------------------------------------------------------------
 
---- Re-reads the key folders when they changed; forgets connections of
---- minions whose key is no longer accepted.
+--- Re-reads the key folders when they changed; forgets connections (and
+--- cached pillars) of minions whose key is no longer accepted.
 function Master:scan_keys(force)
   local stamp = self.store:stamp()
   if not force and stamp == self.stamp then
@@ -158,6 +162,11 @@ function Master:scan_keys(force)
     for _, change in ipairs(events.key_changes(old, self.index)) do
       self.bus:fire("salt/key", data.map({ { "id", change.id }, { "act", change.act },
         { "result", true } }))
+    end
+  end
+  for id in pairs(old.accepted or {}) do
+    if self.pillars and not self.index.accepted[id] then
+      self.pillars:forget(id)
     end
   end
   for id, conn in pairs(self.conns) do
@@ -207,7 +216,8 @@ function Master:connected(id)
   return conn ~= nil and self.index.accepted[id] == conn.key
 end
 
---- Resolves a target against the accepted keys (and cached grains).
+--- Resolves a target against the accepted keys (and the grains and pillar
+--- known of them).
 function Master:resolve(tgt, tgt_type)
   local ids = {}
   for id in pairs(self.index.accepted) do
@@ -216,6 +226,8 @@ function Master:resolve(tgt, tgt_type)
   table.sort(ids)
   return target.select(tgt, tgt_type, ids, function(id)
     return self.conns[id] and self.conns[id].grains
+  end, function(id)
+    return self.pillars:get(id)
   end)
 end
 
@@ -538,6 +550,37 @@ function Master:handle_auth(routing, key, msg)
   self:reply(self.req, routing, { cmd = "_auth", id = id, ret = state })
 end
 
+local function pillar_message(pillar)
+  return wire.encode(data.map({ { "cmd", "_pillar" }, { "pillar", pillar } }))
+end
+
+-- A minion asks for its pillar: compiled for the id its key is accepted
+-- under (never the id the message names) with the grains it sends (else
+-- those of its hello), and sent back on the connection that asked. The
+-- grains it sends also become the ones grain targets use (a minion asks
+-- after saltutil.refresh_grains).
+function Master:pillar_request(id, routing, msg)
+  local grains, conn = msg.grains, self.conns[id]
+  if data.kind(grains) ~= "map" then
+    grains = conn and conn.grains or data.map({ { "id", id } })
+  elseif conn then
+    conn.grains = grains
+  end
+  self.pillars:request(id, msg, grains, function(pillar)
+    local ok, bytes = pcall(pillar_message, pillar)
+    if not ok or #bytes > wire.MAX_MESSAGE then
+      self.log:error("minion %s: the pillar cannot be sent: %s", id,
+        ok and "larger than 8 MiB" or bytes)
+      bytes = pillar_message(data.map({ { "_errors",
+        data.array({ "the pillar is too large or cannot be sent" }) } }))
+    end
+    local sent, err = self.req:send({ routing, bytes }, { dontwait = true })
+    if not sent then
+      self.log:info("minion %s: pillar not delivered (%s)", id, err)
+    end
+  end)
+end
+
 function Master:handle_request()
   local frames, meta = self.req:recv({ dontwait = true, max_frames = 4 })
   if not frames then
@@ -572,7 +615,9 @@ function Master:handle_request()
       tostring(msg.id))
     return
   end
-  if msg.cmd == "_return" then
+  if msg.cmd == "_pillar" then
+    self:pillar_request(rec.id, routing, msg)
+  elseif msg.cmd == "_return" then
     if self:store_return(rec.id, msg, routing) == "ack" then
       self:reply(self.req, routing, { cmd = "_ack", jid = msg.jid })
     end
@@ -766,6 +811,7 @@ function Master:step(timeout_ms)
     end
   end
   self:flush_returns()
+  self.pillars:reap()
   local signals = posix.pending()
   if signals.HUP then
     daemon.reload(self.opts, "master", self.log)

@@ -7,6 +7,10 @@
 --             the pinned key (pki_dir/minion_master.pub) or master_finger
 --   auth      `_auth` on the request port; pending keys ask again after
 --             acceptance_wait_time
+--   pillar    once accepted, the minion asks for its pillar (`_pillar`) and
+--             connects to the publish port when it has it (or, the first
+--             time, after PILLAR_WAIT: jobs then see the `pillar:` option
+--             until it arrives)
 --   connected hello on the publish port every master_alive_interval; a master
 --             that stops answering sends the minion back to idle
 -- Every reconnect resolves the master's name again, falling back to the
@@ -30,6 +34,8 @@ local Minion = {}
 Minion.__index = Minion
 
 local RESEND_AFTER = 10    -- seconds before an unacknowledged message is sent again
+local PILLAR_WAIT = 10     -- seconds the first connection waits for the pillar
+local PILLAR_RESEND = 30   -- seconds before an unanswered pillar request is sent again
 
 -- The message of a one-frame delivery, or nil and why not.
 local function decode_one(frames)
@@ -59,6 +65,7 @@ end
 function Minion:start()
   local o = self.opts
   self.id = o.id or hostname()
+  o._minion_pid = posix.getpid() -- saltutil.refresh_pillar in a worker signals it
   if (tonumber(o.ping_interval) or 0) > 0 then -- Salt's, in minutes
     o.master_alive_interval = math.min(o.master_alive_interval, o.ping_interval * 60)
   end
@@ -92,7 +99,7 @@ function Minion:start()
   if not sv_ok then self.log:error("services: %s", sv) end
   self.services = sv_ok and sv or nil
   self.ctx = assert(zmq.context())
-  self.sigfd = posix.signals({ "TERM", "INT", "CHLD", "HUP" })
+  self.sigfd = posix.signals({ "TERM", "INT", "CHLD", "HUP", "USR1" })
   self.log:info("minion %s starting; %d return(s) and %d event(s) queued", self.id,
     self.returns:refresh(true), self.events:refresh(true))
   return true
@@ -279,14 +286,13 @@ function Minion:on_auth_reply(msg)
       self.good_addr = self.addr
       posix.write_atomic(self:path("master_addr"), self.addr .. "\n")
     end
-    self.pubsock = self:socket("publish_port")
-    self:watch_handshakes(self.pubsock)
-    self.state = "connected"
-    self.lost_at = nil
-    self.attempt = 0
-    self.alive = posix.monotonic()
-    self:hello(true)
-    self:resend_all()
+    if self.has_pillar then -- a reconnect: the pillar did not change by it
+      self:connect_publish()
+    else
+      self:request_pillar()
+      self.state = "pillar"
+      self.deadline = posix.monotonic() + PILLAR_WAIT
+    end
   elseif ret == "pending" then
     self.log:warning("the master has not accepted this minion's key yet (fingerprint %s);"
       .. " asking again in %s s", keys.fingerprint(self.pub), self.accept_wait)
@@ -298,6 +304,55 @@ function Minion:on_auth_reply(msg)
     end
   else
     self:fail("the master %s this minion's key", ret == "denied" and "denied" or "rejected")
+  end
+end
+
+function Minion:connect_publish()
+  self.pubsock = self:socket("publish_port")
+  self:watch_handshakes(self.pubsock)
+  self.state = "connected"
+  self.lost_at = nil
+  self.attempt = 0
+  self.alive = posix.monotonic()
+  self:hello(true)
+  self:resend_all()
+end
+
+---------------------------------------------------------------------------
+-- Pillar
+---------------------------------------------------------------------------
+
+--- Asks the master for this minion's pillar (at the first authentication
+--- of this process, and when a job's saltutil.refresh_pillar signals USR1),
+--- with the grains and environments the master compiles it for.
+function Minion:request_pillar()
+  local msg = { cmd = "_pillar", id = self.id, grains = self:grains() }
+  for _, key in ipairs({ "saltenv", "pillarenv" }) do
+    if type(self.opts[key]) == "string" then
+      msg[key] = self.opts[key]
+    end
+  end
+  self:send(self.req, msg)
+  self.pillar_due = posix.monotonic() + PILLAR_RESEND
+end
+
+--- The master's answer: the pillar every later job sees (workers are forked
+--- from this process and read opts.pillar), also written to
+--- cachedir/pillar (0600) so that a waiting saltutil.refresh_pillar sees it
+--- arrive.
+function Minion:on_pillar(msg)
+  if data.kind(msg.pillar) ~= "map" then
+    return self.log:warning("a pillar message without a pillar dropped")
+  end
+  self.opts.pillar = msg.pillar
+  self.has_pillar, self.pillar_due = true, nil
+  local ok, err = posix.write_atomic(self:path("pillar"), wire.encode(msg.pillar), 384)
+  if not ok then
+    self.log:warning("cannot keep the pillar in the cache: %s", err)
+  end
+  self.log:info("pillar received from the master")
+  if self.state == "pillar" then
+    self:connect_publish()
   end
 end
 
@@ -420,6 +475,8 @@ function Minion:on_request_port()
     self:on_auth_reply(msg)
   elseif msg.cmd == "_ack" then
     self:on_ack(msg)
+  elseif msg.cmd == "_pillar" then
+    self:on_pillar(msg)
   end
 end
 
@@ -481,6 +538,7 @@ function Minion:spawn(msg)
     return self:finish(msg.jid, msg.fun, "could not start a worker: " .. err)
   end
   if pid == 0 then
+    posix.setsid() -- its own process group: saltutil.signal_job reaches its children too
     local ok = pcall(function()
       local ret = job.run(msg, self.id, self.opts)
       local packed, bytes = pcall(wire.encode, ret)
@@ -492,11 +550,11 @@ function Minion:spawn(msg)
     end)
     posix._exit(ok and 0 or 1)
   end
-  self.log:info("job %s: %s started in worker %d", msg.jid, msg.fun, pid)
   self.workers[pid] = { jid = msg.jid, fun = msg.fun, started = posix.monotonic() }
   posix.write_atomic(self:path("proc/" .. msg.jid), wire.encode(data.map({
     { "jid", msg.jid }, { "fun", msg.fun }, { "arg", msg.arg }, { "tgt", msg.tgt },
     { "tgt_type", msg.tgt_type }, { "user", msg.user }, { "pid", pid } })), 384, false)
+  self.log:info("job %s: %s started in worker %d", msg.jid, msg.fun, pid)
 end
 
 -- A `_return` message for a job that produced no result of its own.
@@ -581,6 +639,10 @@ function Minion:timers(now)
       .. " minion's key rejected or denied)", self.addr)
   elseif s == "auth_wait" and now >= self.deadline then
     self:send_auth()
+  elseif s == "pillar" and now >= self.deadline then
+    self.log:warning("no pillar from the master within %d s; jobs see the pillar option"
+      .. " until it arrives", PILLAR_WAIT)
+    self:connect_publish()
   elseif s == "connected" then
     local interval = self.opts.master_alive_interval
     if now - self.alive > 3 * interval + self.opts.auth_timeout then
@@ -588,6 +650,8 @@ function Minion:timers(now)
     elseif self.lost_at and now - self.lost_at > self.opts.auth_timeout
         + self.opts.recon_max / 1000 then
       self:fail("the link to the master at %s did not come back", self.addr)
+    elseif self.pillar_due and now >= self.pillar_due then
+      self:request_pillar()
     elseif now >= self.next_hello then
       self:hello()
       self.returns:refresh(true)
@@ -623,6 +687,9 @@ function Minion:step(timeout_ms)
   local signals = posix.pending()
   if signals.HUP then
     daemon.reload(self.opts, "minion", self.log)
+  end
+  if signals.USR1 then
+    self.pillar_due = 0 -- asked again as soon as the minion is connected
   end
   if signals.TERM or signals.INT then
     self.log:info("minion stopping")
