@@ -255,27 +255,17 @@ function M.running()
   return out
 end
 
--- How far a jid read as a float may be from the record's: a jid typed on
--- the command line is read as YAML, and its 20 digits do not fit an
--- integer, so it arrives as a float a few units of its last place off
--- (a unit is 4096 microseconds of jid time).
-local FLOAT_JID_SLACK = 4 * 4096
-
---- The record of the running job jid, or an empty mapping. A float jid
---- (see FLOAT_JID_SLACK) names the running job nearest to it.
+--- The record of the running job jid, or an empty mapping. A jid typed on
+--- the command line arrives as text (brine.args keeps integers past 64 bits
+--- exact as their digits); an integer jid from Lua matches too.
 function M.find_job(jid)
-  local best, best_gap = data.map(), FLOAT_JID_SLACK
+  local want = math.type(jid) == "integer" and string.format("%d", jid) or tostring(jid)
   for _, rec in ipairs(M.running()) do
-    if rec.jid == tostring(jid) then
+    if rec.jid == want then
       return rec
-    elseif math.type(jid) == "float" then
-      local gap = math.abs((tonumber(rec.jid) or 0) - jid)
-      if gap <= best_gap then
-        best, best_gap = rec, gap
-      end
     end
   end
-  return best
+  return data.map()
 end
 
 --- Sends signal sig (a number, or a name such as TERM) to the worker of

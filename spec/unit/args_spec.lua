@@ -37,6 +37,13 @@ describe("brine.args.yamlify_arg", function()
     assert.equal("q", y('"q"'))
   end)
 
+  it("keeps the digits of an integer past 64 bits (a job id) exact, as text", function()
+    assert.equal("20261204091108123456", y("20261204091108123456"))
+    assert.equal("-99999999999999999999", y("-99999999999999999999"))
+    assert.equal(9223372036854775807, y("9223372036854775807"))
+    assert.equal(1e20, y("1.0e+20"))
+  end)
+
   it("keeps what YAML would lose", function()
     assert.equal("", y(""))
     assert.equal("  ", y("  "))
