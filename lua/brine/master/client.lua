@@ -25,6 +25,7 @@ function M.connect(conf)
   local ctx = assert(zmq.context())
   local sock = assert(ctx:socket("DEALER"))
   assert(sock:setopt("maxmsgsize", wire.MAX_MESSAGE))
+  assert(sock:setopt("rcvhwm", 200000)) -- as the master's local socket's sndhwm
   local ok, err = sock:connect("ipc://" .. path)
   if not ok then
     ctx:close()

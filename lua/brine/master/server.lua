@@ -108,6 +108,9 @@ function Master:bind_local()
   posix.unlink(self.local_path)
   self.localsock = assert(self.ctx:socket("ROUTER"))
   assert(self.localsock:setopt("router_mandatory", 1))
+  -- a client following a job to a whole fleet gets one message per return:
+  -- room for every return of a large fleet's job, so none is dropped
+  assert(self.localsock:setopt("sndhwm", 200000))
   self.bus = events.new(self.localsock, self.log)
   local old = posix.umask(63)
   local ok, err = self.localsock:bind("ipc://" .. self.local_path)
@@ -347,13 +350,18 @@ function Master:find_job(jid)
   return job
 end
 
-local function contains(list, value)
-  for _, v in ipairs(list) do
-    if v == value then
-      return true
+-- True when the job targeted minion id. The set is built on the first
+-- return, so a job to N minions costs O(N) in all, not O(N) per return.
+local function targeted(job, id)
+  local set = job.targeted
+  if not set then
+    set = {}
+    for _, v in ipairs(job.minions) do
+      set[v] = true
     end
+    job.targeted = set
   end
-  return false
+  return set[id] == true
 end
 
 -- True when a valid return is stored at path (a file a crash left empty
@@ -371,7 +379,7 @@ end
 function Master:store_return(id, msg, routing)
   local jid = msg.jid
   local job = wire.is_jid(jid) and self:find_job(jid)
-  if not job or not contains(job.minions, id) then
+  if not job or not targeted(job, id) then
     self.log:warning("minion %s: return for job %s that did not target it, dropped", id,
       tostring(jid))
     return "ack"
