@@ -6,13 +6,6 @@ local render = require("brine.render")
 
 local M = {}
 
--- data.kind, except that an ordered map stays a map even when its keys
--- are 1..n (data.kind would call it an array).
-local function kind_of(v)
-  return data.is_map(v) and "map" or data.kind(v)
-end
-
-
 M.summary = "render a template or SLS file through a renderer pipeline"
 M.usage = [==[
 Usage: brine render [--renderer PIPE] [--root DIR] [--context FILE.json] FILE
@@ -39,106 +32,12 @@ Exit status: 0 on success, 1 when rendering fails (the message names the
 file and line), 2 on bad usage.
 ]==]
 
--- ---- a JSON printer for data, used when brine.json is not there ----
-
--- Python's repr of a finite float: shortest round-trip digits, fixed
--- notation for exponents -4..15, else "1e+16" style.
-local function float_repr(x)
-  local s
-  for prec = 0, 16 do
-    s = string.format("%." .. prec .. "e", x)
-    if tonumber(s) == x then
-      break
-    end
-  end
-  local sign, mant, exp = s:match("^(%-?)([%d%.]+)e([-+]%d+)$")
-  local digits = mant:gsub("%.", ""):gsub("0+$", "")
-  digits = digits == "" and "0" or digits
-  exp = tonumber(exp)
-  if exp < -4 or exp >= 16 then
-    local rest = digits:sub(2)
-    return string.format("%s%s%s%se%s%02d", sign, digits:sub(1, 1), rest ~= "" and "." or "",
-      rest, exp < 0 and "-" or "+", math.abs(exp))
-  end
-  local point = exp + 1
-  if point <= 0 then
-    return sign .. "0." .. string.rep("0", -point) .. digits
-  elseif point >= #digits then
-    return sign .. digits .. string.rep("0", point - #digits) .. ".0"
-  end
-  return sign .. digits:sub(1, point) .. "." .. digits:sub(point + 1)
-end
-
-local ESC = { ['"'] = '\\"', ["\\"] = "\\\\", ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t",
-  ["\b"] = "\\b", ["\f"] = "\\f" }
-
-local function quote(s)
-  return '"' .. s:gsub('[%c"\\]', function(c)
-    return ESC[c] or string.format("\\u%04x", c:byte())
-  end) .. '"'
-end
-
-local function scalar_json(v, as_key)
-  local kind = data.kind(v)
-  if kind == "string" then
-    return quote(v)
-  elseif kind == "null" then
-    return as_key and '"null"' or "null"
-  elseif kind == "boolean" or kind == "integer" then
-    return as_key and quote(tostring(v)) or tostring(v)
-  elseif kind == "float" then
-    local text = v ~= v and "NaN" or v == math.huge and "Infinity"
-      or v == -math.huge and "-Infinity" or float_repr(v)
-    return as_key and quote(text) or text
-  end
-  error("brine render: a " .. kind .. " value cannot be written as JSON", 0)
-end
-
-local function to_json(v, indent, out)
-  local kind = kind_of(v)
-  local pad = string.rep("  ", indent + 1)
-  if kind == "array" then
-    if #v == 0 then
-      out[#out + 1] = "[]"
-      return
-    end
-    out[#out + 1] = "[\n"
-    for i = 1, #v do
-      out[#out + 1] = pad
-      to_json(v[i], indent + 1, out)
-      out[#out + 1] = i < #v and ",\n" or "\n"
-    end
-    out[#out + 1] = string.rep("  ", indent) .. "]"
-  elseif kind == "map" then
-    local keys = data.keys(v)
-    if #keys == 0 then
-      out[#out + 1] = "{}"
-      return
-    end
-    out[#out + 1] = "{\n"
-    for i, k in ipairs(keys) do
-      out[#out + 1] = pad .. scalar_json(k, true) .. ": "
-      to_json(v[k], indent + 1, out)
-      out[#out + 1] = i < #keys and ",\n" or "\n"
-    end
-    out[#out + 1] = string.rep("  ", indent) .. "}"
-  else
-    out[#out + 1] = scalar_json(v, false)
-  end
-end
-
---- Data as JSON text with a final newline: brine.json's encoder when it is
---- there, else the printer above (Python's json.dumps layout, indent 2).
+--- Data as JSON text with a final newline, in Python's json.dumps layout
+--- (indent 2), mapping order kept, floats always with a `.` or an exponent.
 ---@param value any
 ---@return string
 function M.json(value)
-  local ok, json = pcall(require, "brine.json")
-  if ok then
-    return json.encode(value, { indent = 2, ensure_ascii = false }) .. "\n"
-  end
-  local out = {}
-  to_json(value, 0, out)
-  return table.concat(out) .. "\n"
+  return require("brine.json").encode(value, { indent = 2, ensure_ascii = false }) .. "\n"
 end
 
 -- ---- the command ----
@@ -193,7 +92,7 @@ local function load_context(path, ctx)
     return nil, "--context needs the brine.json module, which this build lacks"
   end
   local value, derr = json.decode(text)
-  if value == nil or kind_of(value) ~= "map" then
+  if value == nil or data.kind(value) ~= "map" then
     return nil, path .. ": " .. (derr or "the context must be a JSON object")
   end
   ctx.context = data.map()
