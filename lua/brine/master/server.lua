@@ -548,7 +548,10 @@ function Master:handle_auth(routing, key, msg)
   end
   local state = self.store:offer(id, key,
     self.opts.auto_accept == true or self:autosigned(id))
-  self:scan_keys(true)
+  -- offer() read this id's own files; the whole index is read again only
+  -- when a key folder changed (a new pending key), not on every
+  -- reconnect, which would cost a fleet-wide reconnect minutes
+  self:scan_keys(false)
   if state ~= "accepted" then
     self.log:info("minion %s: key %s", id, state)
   end
