@@ -55,9 +55,8 @@ local SALT_NOT_MAP = {
 }
 
 -- SLS files that call execution functions brine does not have yet.
-local NEEDS = {
-  ["postgres/upstream.sls"] = "pkg.version (the pkg module)",
-}
+-- (none today: postgres/upstream.sls needed pkg.version until the pkg module)
+local NEEDS = {}
 
 local function list_sls(root, name)
   local files = {}
