@@ -4,6 +4,7 @@
 -- (pkg.version_cmp), which formulas call while rendering. Installing and
 -- removing packages comes with the pkg states.
 -- luacheck: globals grains context
+local config = require("brine.config")
 local data = require("brine.data")
 
 local M = { __virtualname__ = "pkg" }
@@ -161,12 +162,6 @@ function M.list_pkgs(versions_as_list, removed)
   return format_pkgs(removed and db.removed or db.installed, versions_as_list)
 end
 
--- Salt's fnmatch: * ? and [...] against the whole name.
-local function glob_pattern(glob)
-  local p = glob:gsub("[%^%$%(%)%%%.%+%-]", "%%%0"):gsub("%*", ".*"):gsub("%?", ".")
-  return "^" .. p .. "$"
-end
-
 --- The version of an installed package, or "" when it is not installed.
 --- Several names (or a name with `*`) give a mapping of name to version.
 --- versions_as_list=True gives lists.
@@ -180,9 +175,8 @@ function M.version(kwargs, ...)
     name = tostring(name)
     if name:find("*", 1, true) then
       globbed = true
-      local pattern = glob_pattern(name)
       for pkg, versions in pairs(installed) do
-        if pkg:match(pattern) then ret[pkg] = versions end
+        if config.fnmatch(pkg, name) then ret[pkg] = versions end
       end
     else
       ret[name] = installed[name] or {}

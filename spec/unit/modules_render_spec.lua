@@ -106,9 +106,10 @@ describe("rendering modules", function()
 
     it("lists the file_roots: files, folders and SLS names", function()
       assert.equal('["broken.outer", "web", "web.data"]', json.encode(salt["cp.list_states"]()))
-      assert.equal('["web/data.sls", "web/init.sls", "web/map.jinja", "web/motd.jinja"]',
-        json.encode(salt["cp.list_master"](kw({ prefix = "web/" }))))
-      assert.equal('[".", "broken", "web"]', json.encode(salt["cp.list_master_dirs"]()))
+      assert.equal('["web/data.sls", "web/defaults.yaml", "web/init.sls", "web/map.jinja", '
+        .. '"web/motd.jinja"]', json.encode(salt["cp.list_master"](kw({ prefix = "web/" }))))
+      assert.equal('[".", "broken", "jsononly", "web"]',
+        json.encode(salt["cp.list_master_dirs"]()))
       assert.equal(slurp(FIXTURES .. "/web/map.jinja"), salt["cp.get_file_str"]("salt://web/map.jinja"))
       assert.is_false(salt["cp.get_file_str"]("salt://missing"))
     end)
@@ -158,6 +159,31 @@ describe("rendering modules", function()
       local nodes = salt["defaults.update"](json.decode('{"n1": {"a": 9}}'),
         json.decode('{"a": 1, "b": 2}'))
       assert.equal('{"n1": {"a": 9, "b": 2}}', json.encode(nodes))
+    end)
+  end)
+
+  describe("defaults.get", function()
+    it("reads a formula's defaults.yaml, whole or along a key", function()
+      assert.equal('{"port": 80, "tls": {"enabled": false, "ciphers": ["HIGH", "!aNULL"]}}',
+        json.encode(salt["defaults.get"]("web")))
+      assert.equal(80, salt["defaults.get"]("web:port"))
+      assert.equal("!aNULL", salt["defaults.get"]("web:tls:ciphers:1"))
+      assert.equal("", salt["defaults.get"]("web:missing"))
+      assert.equal(7, salt["defaults.get"]("web:missing", 7))
+    end)
+
+    it("falls back to defaults.json, and to the default without a file", function()
+      assert.equal(2.5, salt["defaults.get"]("jsononly:nested:a:1"))
+      assert.is_nil(salt["defaults.get"]("nosuchformula"))
+      assert.equal("d", salt["defaults.get"]("nosuchformula:x", "d"))
+    end)
+
+    it("is what a template sees through salt['defaults.get']", function()
+      local out = salt["slsutil.renderer"](kw({
+        string = "{{ salt['defaults.get']('web:tls:enabled') }} "
+          .. "{{ salt['defaults.get']('web').port }}",
+        default_renderer = "jinja" }))
+      assert.equal("False 80", out)
     end)
   end)
 
