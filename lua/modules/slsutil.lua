@@ -101,9 +101,28 @@ function STRATEGIES.overwrite(a, b, merge_lists)
   return STRATEGIES.recurse(a, b, merge_lists)
 end
 
--- TODO: Salt's aggregate strategy follows the yamlex renderer's !aggregate
--- tags, which brine does not have; without tags it merges as recurse does.
-STRATEGIES.aggregate = STRATEGIES.recurse
+-- Salt's aggregate strategy (yamlex's merge_recursive at level 1) on data
+-- without yamlex's !aggregate tags, which brine does not read: at the top,
+-- obj_a's keys stay and obj_b's are merged over them; below, a mapping
+-- keeps only obj_b's keys (those both have merged the same way) and any
+-- other value is obj_b's. merge_lists plays no part, as in Salt.
+local function aggregate(a, b, top)
+  if not (is_map(a) and is_map(b)) then
+    return b
+  end
+  local out = data.map()
+  if top then
+    for _, k in ipairs(data.keys(a)) do out[k] = a[k] end
+  end
+  for _, k in ipairs(data.keys(b)) do
+    out[k] = a[k] ~= nil and aggregate(a[k], b[k], false) or b[k]
+  end
+  return out
+end
+
+function STRATEGIES.aggregate(a, b)
+  return aggregate(a, b, true)
+end
 
 --- Merges obj_b into a copy of obj_a by a strategy: smart (recurse, or
 --- aggregate for the yamlex renderer), recurse, list, overwrite, aggregate

@@ -147,6 +147,11 @@ describe("rendering modules", function()
         merge(kw({ merge_lists = true })))
       assert.equal('{"x": [{"p": 1, "l": [1]}, {"q": 2, "l": [1, 2]}], "y": 1}',
         merge(kw({ strategy = "list" })))
+      -- aggregate (yamlex's level-1 merge): below the top only obj_b's keys stay
+      assert.equal('{"x": {"q": 2, "l": [1, 2]}, "y": 1, "z": 3}',
+        merge(kw({ strategy = "aggregate" })))
+      assert.equal('{"x": {"q": 2, "l": [1, 2]}, "y": 1, "z": 3}',
+        merge(kw({ renderer = "jinja|yamlex" })))
       assert.equal('{"a": 1, "b": 2}', json.encode(salt["slsutil.merge_all"](data.array({
         json.decode('{"a": 0}'), json.decode('{"a": 1}'), json.decode('{"b": 2}') }))))
     end)
