@@ -1117,6 +1117,9 @@ tests.divisibleby = function(_, v, args)
   return eq(pyval.mod(v, args[1]), 0)
 end
 tests.escaped = function(_, v) return pyval.is_markup(v) end
+-- Jinja 3's `filter` and `test` tests: is there a filter (test) of this name
+tests.filter = function(env, v) return type(v) == "string" and env.filters[v] ~= nil end
+tests.test = function(env, v) return type(v) == "string" and env.tests[v] ~= nil end
 tests.even = function(_, v) return eq(pyval.mod(v, 2), 0) end
 tests.odd = function(_, v) return eq(pyval.mod(v, 2), 1) end
 tests["false"] = function(_, v) return v == false end

@@ -134,6 +134,12 @@ local function lex_tag(src, i, line, closer, tokens, end_type)
         tokens[#tokens + 1] = { type = end_type, line = line, strip = false }
         return i + #closer, line, false
       end
+      -- `+%}` (Jinja 3) ends a block and keeps trim_blocks off for it,
+      -- which Salt's settings leave off anyway
+      if closer == "%}" and src:sub(i, i + 2) == "+%}" then
+        tokens[#tokens + 1] = { type = end_type, line = line, strip = false }
+        return i + 3, line, false
+      end
       local dash = src:match("^%-%s*", i)
       if dash and src:sub(i + #dash, i + #dash + #closer - 1) == closer then
         -- Jinja only accepts `-` directly before the closer.

@@ -396,7 +396,8 @@ function M.format_value(v, spec)
   if spec == "" then return str(v) end
   local p = parse_spec(spec)
   local k = kind(v)
-  if k == "int" or k == "float" or k == "bigint" or (k == "bool" and p.type ~= "") then
+  -- bool is an int to a non-empty spec: format(True, '>5') is '    1'
+  if k == "int" or k == "float" or k == "bigint" or k == "bool" then
     if not (p.type == "" or p.type:match("^[dbcoxXneEfFgG%%]$")) then
       raise("ValueError", string.format("Unknown format code '%s' for object of type '%s'",
         p.type, pyval.type_name(v)))
@@ -406,6 +407,11 @@ function M.format_value(v, spec)
         p.type))
     end
     return format_number(v, p)
+  end
+  if type(v) ~= "string" and not pyval.is_markup(v) then
+    -- object.__format__ takes no spec (None, lists, dicts, ...)
+    raise("TypeError", "unsupported format string passed to " .. pyval.type_name(v)
+      .. ".__format__")
   end
   if p.type ~= "" and p.type ~= "s" then
     raise("ValueError", string.format("Unknown format code '%s' for object of type '%s'",

@@ -367,7 +367,7 @@ end
 -- Jinja's tests that take the value alone: Python refuses an argument.
 local ONE_ARG_TESTS = {}
 for name in ([[defined undefined none boolean false true integer float number string mapping
-  iterable sequence callable lower upper odd even escaped list]]):gmatch("%S+") do
+  iterable sequence callable lower upper odd even escaped list filter test]]):gmatch("%S+") do
   ONE_ARG_TESTS[name] = true
 end
 

@@ -1,0 +1,43 @@
+-- Jinja 3.1 behaviour that Salt's formulas may meet and the conformance
+-- corpus does not show, each expected text being what Jinja2 3.1 renders
+-- with Salt's settings: the `filter` and `test` tests, the `+%}` block end,
+-- and Python's format() of booleans and of objects without a format.
+local jinja = require("renderers.jinja.init")
+
+local env = jinja.new_environment({})
+
+local function render(text, vars)
+  return env:render_string(text, vars or {}, "compat.j")
+end
+
+local function fails(text, pattern)
+  local out, err = render(text)
+  assert.is_nil(out, text)
+  assert.matches(pattern, err, 1, true)
+end
+
+describe("jinja compatibility", function()
+  it("tests whether a filter or a test exists", function()
+    assert.equal("True False True True False",
+      render("{{ 'upper' is filter }} {{ 'nope' is filter }} {{ 'odd' is test }}"
+        .. " {{ 'match' is test }} {{ 1 is test }}"))
+  end)
+
+  it("accepts +%} as a block end", function()
+    assert.equal("ab", render("{% if 1 +%}a{%+ endif +%}b"))
+    assert.equal("1", render("{% set x = 1 +%}{{ x }}"))
+    assert.equal("a    b    c", render("a  {%+ if 1 %}  b  {% endif +%}  c"))
+    fails("{{ 1 +}}", "end of print statement")
+  end)
+
+  it("formats booleans as integers once a spec is given", function()
+    assert.equal("    1|True|0", render("{{ '{:>5}'.format(true) }}|{{ '{}'.format(true) }}"
+      .. "|{{ '{:d}'.format(false) }}"))
+  end)
+
+  it("refuses a format spec for values without one", function()
+    fails("{{ '{:>5}'.format(none) }}", "unsupported format string passed to NoneType.__format__")
+    fails("{{ '{:>5}'.format([1]) }}", "unsupported format string passed to list.__format__")
+    assert.equal("None|[1]", render("{{ '{}'.format(none) }}|{{ '{}'.format([1]) }}"))
+  end)
+end)
