@@ -11,16 +11,20 @@
  * metatable, so an empty array is not an empty map; a tuple (for the
  * template engine's Python values) is an array with the "brine.tuple"
  * metatable. null is one full
- * userdata, "brine.null". */
+ * userdata, "brine.null". An integer beyond 64 bits is a table of limbs
+ * with the "brine.bigint" metatable (data.h). */
 #include "data.h"
 
 #include <lauxlib.h>
+#include <stdint.h>
+#include <stdio.h>
 
 static const char TOMB = 0; /* marks a key slot whose key moved on */
 #define TOMB_P ((void *)&TOMB)
 static const char NULL_KEY = 0;
 static const char ARRAY_MT_KEY = 0;
 static const char TUPLE_MT_KEY = 0;
+static const char BIGINT_MT_KEY = 0;
 
 void brine__push_null(lua_State *L)
 {
@@ -203,6 +207,13 @@ enum brine_kind brine__kind(lua_State *L, int idx)
     return BRINE_MAP;
   }
   if (lua_getmetatable(L, idx)) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &BIGINT_MT_KEY);
+    int is_big = lua_rawequal(L, -1, -2);
+    lua_pop(L, 1);
+    if (is_big) {
+      lua_pop(L, 1);
+      return BRINE_BIGINT;
+    }
     lua_rawgetp(L, LUA_REGISTRYINDEX, &ARRAY_MT_KEY);
     int is_array = lua_rawequal(L, -1, -2);
     lua_pop(L, 1);
@@ -221,7 +232,7 @@ enum brine_kind brine__kind(lua_State *L, int idx)
 const char *brine__kind_name(enum brine_kind kind)
 {
   static const char *const names[] = {"null", "boolean", "integer", "float",
-    "string", "array", "map", "other"};
+    "string", "array", "map", "bigint", "other"};
   return names[kind];
 }
 
@@ -390,7 +401,149 @@ static int null_tostring(lua_State *L)
   return 1;
 }
 
+/* Big integers ----------------------------------------------------------- */
+
+#define LIMB_BASE 10000000u
+
+static void push_bigint_meta(lua_State *L);
+
+static unsigned digit_value(char c)
+{
+  if (c >= '0' && c <= '9')
+    return (unsigned)(c - '0');
+  return (unsigned)((c | 0x20) - 'a' + 10);
+}
+
+/* The digits at s in base as a 64-bit magnitude; 0 when they overflow. */
+static int fits_u64(const char *s, size_t n, unsigned base, uint64_t *v)
+{
+  uint64_t acc = 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned d = digit_value(s[i]);
+    if (acc > (UINT64_MAX - d) / base)
+      return 0;
+    acc = acc * base + d;
+  }
+  *v = acc;
+  return 1;
+}
+
+int brine__push_digits(lua_State *L, const char *s, size_t n, int base,
+                       int negative)
+{
+  uint64_t v;
+  if (fits_u64(s, n, (unsigned)base, &v)) {
+    if (!negative && v <= (uint64_t)LUA_MAXINTEGER) {
+      lua_pushinteger(L, (lua_Integer)v);
+      return 0;
+    }
+    if (negative && v <= (uint64_t)LUA_MAXINTEGER + 1) {
+      lua_pushinteger(L, (lua_Integer)(0 - v));
+      return 0;
+    }
+  }
+  while (n > 1 && *s == '0')
+    s++, n--;
+  if (n > (base == 10 ? BRINE_BIGINT_MAX_DIGITS : 16384))
+    return -1;
+  /* scratch limbs in a userdata, so that a memory error leaks nothing */
+  uint32_t *limbs = lua_newuserdatauv(L, (n + 1) * sizeof *limbs, 0);
+  size_t used = 0;
+  for (size_t i = 0; i < n; i++) {
+    uint64_t carry = digit_value(s[i]);
+    for (size_t k = 0; k < used; k++) {
+      uint64_t x = (uint64_t)limbs[k] * (unsigned)base + carry;
+      limbs[k] = (uint32_t)(x % LIMB_BASE);
+      carry = x / LIMB_BASE;
+    }
+    for (; carry; carry /= LIMB_BASE)
+      limbs[used++] = (uint32_t)(carry % LIMB_BASE);
+  }
+  lua_createtable(L, (int)used, 1);                  /* scratch, big */
+  for (size_t k = 0; k < used; k++) {
+    lua_pushinteger(L, limbs[k]);
+    lua_rawseti(L, -2, (lua_Integer)k + 1);
+  }
+  lua_pushboolean(L, negative);
+  lua_setfield(L, -2, "neg");
+  push_bigint_meta(L);
+  lua_setmetatable(L, -2);
+  lua_remove(L, -2);                                 /* big */
+  return 0;
+}
+
+int brine__is_bigint(lua_State *L, int idx)
+{
+  return lua_type(L, idx) == LUA_TTABLE && brine__kind(L, idx) == BRINE_BIGINT;
+}
+
+void brine__bigint_text(lua_State *L, int idx)
+{
+  idx = lua_absindex(L, idx);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  lua_getfield(L, idx, "neg");
+  int neg = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  if (neg)
+    luaL_addchar(&b, '-');
+  lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
+  for (lua_Integer k = n; k >= 1; k--) {
+    char part[16];
+    lua_rawgeti(L, idx, k);
+    int len = snprintf(part, sizeof part, k == n ? "%lld" : "%07lld",
+                       (long long)lua_tointeger(L, -1));
+    lua_pop(L, 1);
+    luaL_addlstring(&b, part, (size_t)len);
+  }
+  luaL_pushresult(&b);
+}
+
+static int bigint_tostring(lua_State *L)
+{
+  brine__bigint_text(L, 1);
+  return 1;
+}
+
+static void push_bigint_meta(lua_State *L)
+{
+  if (luaL_newmetatable(L, "brine.bigint")) {
+    lua_pushcfunction(L, bigint_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &BIGINT_MT_KEY);
+  }
+}
+
+/* data.bigint(text): the integer a decimal text (an optional sign, then
+ * digits) writes, as a Lua integer when it fits in 64 bits. */
+static int l_bigint(lua_State *L)
+{
+  size_t n;
+  const char *s = luaL_checklstring(L, 1, &n);
+  int negative = n > 0 && s[0] == '-';
+  size_t start = n > 0 && (s[0] == '-' || s[0] == '+') ? 1 : 0;
+  int ok = n > start;
+  for (size_t i = start; i < n && ok; i++)
+    ok = s[i] >= '0' && s[i] <= '9';
+  if (!ok)
+    return luaL_argerror(L, 1, "digits expected");
+  if (brine__push_digits(L, s + start, n - start, 10, negative) < 0)
+    return luaL_error(L, "integer text longer than %d digits",
+                      BRINE_BIGINT_MAX_DIGITS);
+  return 1;
+}
+
+/* The metatable of big integers, for Lua code that makes them. */
+static int l_bigint_metatable(lua_State *L)
+{
+  push_bigint_meta(L);
+  return 1;
+}
+
 static const luaL_Reg data_funcs[] = {
+  {"bigint", l_bigint},
+  {"bigint_metatable", l_bigint_metatable},
   {"map", l_map},
   {"array", l_array},
   {"tuple", l_tuple},

@@ -14,6 +14,7 @@ enum brine_kind {
   BRINE_STRING,
   BRINE_ARRAY,
   BRINE_MAP,
+  BRINE_BIGINT, /* an integer beyond 64 bits (see brine__push_digits) */
   BRINE_OTHER /* functions, threads, foreign userdata: not data */
 };
 
@@ -38,6 +39,21 @@ void brine__iter_start(lua_State *L, int idx, struct brine__iter *it);
 int brine__iter_next(lua_State *L, struct brine__iter *it);
 /* Number of entries in a map or table. */
 lua_Integer brine__count(lua_State *L, int idx);
+
+/* Integers beyond 64 bits. One is a table of base-10^7 limbs, least
+ * significant first, with a boolean field "neg" and the "brine.bigint"
+ * metatable: the form the template engine computes with
+ * (lua/renderers/jinja/py_bigint.lua). */
+#define BRINE_BIGINT_MAX_DIGITS 4300 /* Python's int-from-text limit */
+/* Pushes the integer written by the n digits at s in base (2 to 16, the
+ * caller has checked them): a Lua integer when it fits in 64 bits, else a
+ * big integer. Returns 0, or -1 (nothing pushed) for a decimal text longer
+ * than BRINE_BIGINT_MAX_DIGITS or another one longer than 16384. */
+int brine__push_digits(lua_State *L, const char *s, size_t n, int base,
+                       int negative);                  /* [-0,+1] */
+int brine__is_bigint(lua_State *L, int idx);
+/* Pushes the decimal text of the big integer at idx. */
+void brine__bigint_text(lua_State *L, int idx);        /* [-0,+1] */
 
 int brine__open_data(lua_State *L);
 

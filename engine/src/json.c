@@ -206,6 +206,12 @@ static int parse_number(struct dec *d)
       lua_pushinteger(d->L, neg ? (lua_Integer)(0 - acc) : (lua_Integer)acc);
       return 0;
     }
+    /* beyond 64 bits: a big integer, as Python reads it */
+    if (brine__push_digits(d->L, s + neg, (size_t)(int_end - s - neg), 10,
+                           neg) < 0)
+      return dec_fail(d, s, "Exceeds the limit (4300 digits) for integer "
+                      "string conversion");
+    return 0;
   }
   push_float_token(d, s, q);
   return 0;
@@ -742,6 +748,17 @@ static int put_float(struct enc *e, double x)
   return 0;
 }
 
+/* Writes the big integer at idx (data.h) in decimal. */
+static int put_bigint(struct enc *e, int idx)
+{
+  size_t n;
+  brine__bigint_text(e->L, idx);
+  const char *text = lua_tolstring(e->L, -1, &n);
+  put(e, text, n);
+  lua_pop(e->L, 1);
+  return 0;
+}
+
 static int put_integer(struct enc *e, lua_Integer v)
 {
   char out[24];
@@ -851,6 +868,10 @@ static int encode_key(struct enc *e, int k)
     putc_(e, '"');
     if (put_float(e, lua_tonumber(e->L, k)) < 0)
       return -1;
+    break;
+  case BRINE_BIGINT:
+    putc_(e, '"');
+    put_bigint(e, k);
     break;
   case BRINE_BOOL:
     put(e, lua_toboolean(e->L, k) ? "\"true" : "\"false",
@@ -1022,6 +1043,8 @@ static int encode_value(struct enc *e, int idx)
     return 0;
   }
   case LUA_TTABLE:
+    if (brine__is_bigint(L, idx))
+      return put_bigint(e, idx);
     if (is_data_map(e, idx))
       return encode_map(e, idx);
     if (is_data_array(e, idx))
@@ -1041,6 +1064,7 @@ static int encode_value(struct enc *e, int idx)
       put(e, "false", 5);
     return 0;
   case BRINE_INT: return put_integer(e, lua_tointeger(L, idx));
+  case BRINE_BIGINT: return put_bigint(e, idx);
   case BRINE_FLOAT: return put_float(e, lua_tonumber(L, idx));
   case BRINE_STRING: {
     size_t n;

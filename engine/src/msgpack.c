@@ -8,7 +8,12 @@
  * have to be copied into Lua values, and it has no depth limit. Decoding
  * straight onto the Lua stack lets every declared length be checked
  * against the bytes actually left before anything is allocated, so hostile
- * input can cost at most a small multiple of its own size. */
+ * input can cost at most a small multiple of its own size.
+ *
+ * An integer beyond 64 bits (data.h) travels as an unsigned 64-bit value
+ * when it is one, else as the ext type BIGINT_EXT whose payload is its
+ * decimal text: MessagePack has no such integers, and Salt's msgpack
+ * refuses them, but brine's master and minions keep them exact. */
 #include "data.h"
 
 #include <lauxlib.h>
@@ -24,6 +29,7 @@
 #define STREAM_DEFAULT_MAX_SIZE (64 * 1024 * 1024)
 #define SIZE_HINT_MAX 4096   /* preallocation; tables grow past it */
 #define UNPACKER_MT "brine.msgpack.unpacker"
+#define BIGINT_EXT 0x62  /* 'b': a big integer's decimal text */
 
 /* ---- packing ---- */
 
@@ -275,6 +281,33 @@ static int is_data_map(lua_State *L, int idx)
   return yes;
 }
 
+/* A big integer: uint 64 when it fits, else ext BIGINT_EXT (data.h). */
+static int pack_bigint(struct pk *p, int idx)
+{
+  size_t n;
+  brine__bigint_text(p->L, idx);
+  const char *text = lua_tolstring(p->L, -1, &n);
+  uint64_t v = 0;
+  int fits = text[0] != '-' && n <= 20;
+  for (size_t i = 0; fits && i < n; i++) {
+    unsigned d = (unsigned)(text[i] - '0');
+    fits = v <= (UINT64_MAX - d) / 10;
+    v = v * 10 + d;
+  }
+  if (fits) {
+    put_be(p, 0xcf, v, 8);
+  } else {
+    if (n <= 0xFF)
+      put_be(p, 0xc7, n, 1);
+    else
+      put_be(p, 0xc8, n, 2);                 /* at most 4,301 bytes */
+    put_be(p, BIGINT_EXT, 0, 0);
+    put(p, text, n);
+  }
+  lua_pop(p->L, 1);
+  return 0;
+}
+
 static int pack_value(struct pk *p, int idx)
 {
   lua_State *L = p->L;
@@ -285,6 +318,7 @@ static int pack_value(struct pk *p, int idx)
   case BRINE_BOOL: put_be(p, lua_toboolean(L, idx) ? 0xc3 : 0xc2, 0, 0);
     return 0;
   case BRINE_INT: pack_int(p, lua_tointeger(L, idx)); return 0;
+  case BRINE_BIGINT: return pack_bigint(p, idx);
   case BRINE_FLOAT: pack_float(p, lua_tonumber(L, idx)); return 0;
   case BRINE_STRING: {
     size_t n;
@@ -468,7 +502,7 @@ static int unpack_float(struct up *u, int n)
 }
 
 /* Integers of n bytes: signed ones sign-extended; an unsigned 64-bit value
- * above the Lua integer range becomes a float. */
+ * above the Lua integer range becomes a big integer. */
 static int unpack_int(struct up *u, int n, int is_signed)
 {
   if (left(u) < (size_t)n)
@@ -478,7 +512,9 @@ static int unpack_int(struct up *u, int n, int is_signed)
     int shift = 64 - 8 * n;
     lua_pushinteger(u->L, (lua_Integer)((int64_t)(v << shift) >> shift));
   } else if (v > (uint64_t)INT64_MAX) {
-    lua_pushnumber(u->L, (lua_Number)v);
+    char text[24];
+    int len = snprintf(text, sizeof text, "%llu", (unsigned long long)v);
+    brine__push_digits(u->L, text, (size_t)len, 10, 0);
   } else {
     lua_pushinteger(u->L, (lua_Integer)v);
   }
@@ -491,6 +527,25 @@ static int unpack_sized_bytes(struct up *u, int n)
   uint64_t len;
   int rc = get_len(u, n, 1, &len);
   return rc ? rc : unpack_bytes(u, len);
+}
+
+/* ext 8/16 of type BIGINT_EXT: a big integer's decimal text, n bytes. */
+static int unpack_bigint(struct up *u, uint64_t n)
+{
+  if (left(u) < n + 1)
+    return up_fail(u, UP_SHORT, TRUNCATED);
+  if (*u->p != BIGINT_EXT)
+    return up_fail_n(u, UP_BAD, "unsupported ext type %llu", *u->p);
+  const char *text = (const char *)u->p + 1;
+  int neg = n > 0 && text[0] == '-';
+  int ok = n > (uint64_t)neg;
+  for (uint64_t i = (uint64_t)neg; ok && i < n; i++)
+    ok = text[i] >= '0' && text[i] <= '9';
+  if (!ok || brine__push_digits(u->L, text + neg, (size_t)n - (size_t)neg, 10,
+                                neg) < 0)
+    return up_fail(u, UP_BAD, "bad big integer");
+  u->p += n + 1;
+  return UP_OK;
 }
 
 static int unpack_typed(struct up *u, unsigned char t)
@@ -523,6 +578,9 @@ static int unpack_typed(struct up *u, unsigned char t)
   case 0xde: case 0xdf:
     rc = get_len(u, t == 0xde ? 2 : 4, 2, &n);
     return rc ? rc : unpack_map(u, n);
+  case 0xc7: case 0xc8:
+    rc = get_len(u, t == 0xc7 ? 1 : 2, 0, &n);
+    return rc ? rc : unpack_bigint(u, n);
   }
   u->p--;
   if (t == 0xc1)

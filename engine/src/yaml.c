@@ -944,36 +944,22 @@ static int construct_pairs(lua_State *L, struct loader *ld, struct node *nd,
   return 0;
 }
 
-/* Pushes the integer of a decimal/binary/octal/hex digit string, or a
- * float when it does not fit in 64 bits. Returns -1 on a bad digit. */
+/* Pushes the integer of a decimal/binary/octal/hex digit string (a big
+ * integer beyond 64 bits). Returns -1 on a bad digit, -2 when the text is
+ * longer than Python reads (BRINE_BIGINT_MAX_DIGITS decimal digits). */
 static int push_digits(lua_State *L, const char *s, int base, int sign)
 {
-  uint64_t v = 0;
-  double dv = 0;
-  int overflow = 0;
-  if (!*s)
+  size_t n = strlen(s);
+  if (n == 0)
     return -1;
-  for (; *s; s++) {
-    int d = is_digit(*s) ? *s - '0' : (*s >= 'a' && *s <= 'f')
-      ? *s - 'a' + 10 : (*s >= 'A' && *s <= 'F') ? *s - 'A' + 10 : 99;
+  for (size_t i = 0; i < n; i++) {
+    char c = s[i];
+    int d = is_digit(c) ? c - '0' : (c >= 'a' && c <= 'f')
+      ? c - 'a' + 10 : (c >= 'A' && c <= 'F') ? c - 'A' + 10 : 99;
     if (d >= base)
       return -1;
-    if (!overflow && v > (UINT64_MAX - (uint64_t)d) / (uint64_t)base) {
-      overflow = 1;
-      dv = (double)v;
-    }
-    if (overflow)
-      dv = dv * base + d;
-    else
-      v = v * (uint64_t)base + (uint64_t)d;
   }
-  if (!overflow && sign > 0 && v <= (uint64_t)LUA_MAXINTEGER)
-    lua_pushinteger(L, (lua_Integer)v);
-  else if (!overflow && sign < 0 && v <= (uint64_t)LUA_MAXINTEGER + 1)
-    lua_pushinteger(L, (lua_Integer)(0 - v));
-  else
-    lua_pushnumber(L, sign * (overflow ? dv : (double)v));
-  return 0;
+  return brine__push_digits(L, s, n, base, sign < 0) < 0 ? -2 : 0;
 }
 
 /* Builds the int of an int-tagged scalar as Salt does: zeros stripped from
@@ -1015,7 +1001,9 @@ static int construct_int(lua_State *L, struct loader *ld, struct node *nd)
     for (char *part = strtok(p, ":"); part && !bad; part = strtok(NULL, ":")) {
       bad = push_digits(L, part, 10, 1);
       if (!bad) {
-        total = total * 60 + lua_tonumber(L, -1);
+        /* a part beyond 64 bits (absurd, but valid) counts as a float */
+        total = total * 60 + (lua_isinteger(L, -1)
+          ? (double)lua_tointeger(L, -1) : strtod(part, NULL));
         lua_pop(L, 1);
       }
     }
@@ -1026,6 +1014,9 @@ static int construct_int(lua_State *L, struct loader *ld, struct node *nd)
   } else {
     bad = push_digits(L, p, 10, sign);
   }
+  if (bad == -2)
+    return fail_at(ld, nd->line, nd->column, "Exceeds the limit (%d digits) "
+                   "for integer string conversion", BRINE_BIGINT_MAX_DIGITS);
   if (bad)
     return fail_at(ld, nd->line, nd->column, "invalid literal for an "
                    "integer: '%s'", nd->value);
@@ -1894,6 +1885,11 @@ static int represent_scalar(lua_State *L, int idx, struct scalar *sc,
     sc->text = buf;
     sc->tag = "!!float";
     break;
+  case BRINE_BIGINT:
+    brine__bigint_text(L, idx);                      /* popped by the caller */
+    sc->text = lua_tolstring(L, -1, &sc->len);
+    sc->tag = "!!int";
+    return 1;
   default: {
     size_t n;
     const char *s = lua_tolstring(L, idx, &n);
@@ -2010,9 +2006,15 @@ static void push_key_order(lua_State *L, struct dumper *d, int idx)
 
 /* PyYAML's anchor_node pass: a table met a second time gets the next
  * anchor number (id001, id002, ...), in depth-first order. */
+/* A table that is a sequence or a mapping (a big integer is a scalar). */
+static int is_collection(lua_State *L, int idx)
+{
+  return lua_type(L, idx) == LUA_TTABLE && !brine__is_bigint(L, idx);
+}
+
 static void find_anchors(lua_State *L, struct dumper *d, int idx, int depth)
 {
-  if (lua_type(L, idx) != LUA_TTABLE)
+  if (!is_collection(L, idx))
     return;
   if (depth > MAX_DEPTH * 2)
     luaL_error(L, "brine.yaml.dump: value nested deeper than %d levels",
@@ -2075,7 +2077,7 @@ static int was_emitted(lua_State *L, struct dumper *d, int idx)
 
 static int is_leaf(lua_State *L, int idx)
 {
-  if (lua_type(L, idx) == LUA_TTABLE)
+  if (is_collection(L, idx))
     return 0;
   if (lua_type(L, idx) == LUA_TSTRING) {
     size_t n;
@@ -2114,7 +2116,7 @@ static int flow_style(lua_State *L, struct dumper *d, int idx, int array)
 /* PyYAML's check_simple_key for the key at idx. */
 static int simple_key(lua_State *L, struct dumper *d, int idx)
 {
-  if (lua_type(L, idx) == LUA_TTABLE) {
+  if (is_collection(L, idx)) {
     lua_Integer anchor = anchor_of(L, d, idx);
     if (anchor && was_emitted(L, d, idx))
       return 1;                              /* an alias */

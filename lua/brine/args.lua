@@ -269,9 +269,9 @@ function M.yamlify_arg(arg)
       return arg
     end
     return value
-  elseif kind == "float" and stripped:match("^[-+]?%d+$") then
-    -- an integer past 64 bits (a job id): Python keeps it exact; a float
-    -- would not, so the digits stay text
+  elseif kind == "bigint" then
+    -- an integer past 64 bits is nearly always a job id, which every
+    -- function compares as text: the digits stay text
     return arg
   elseif kind == "integer" or kind == "float" then
     return value

@@ -54,6 +54,10 @@ local function encode(v, indent, sort, depth, out)
     out[#out + 1] = scalar(v)
     return
   end
+  if data.kind(v) == "bigint" then
+    out[#out + 1] = tostring(v)
+    return
+  end
   local is_array = data.kind(v) == "array"
   local keys
   if is_array then

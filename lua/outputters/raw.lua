@@ -118,7 +118,10 @@ function M.repr(v)
   elseif tv ~= "table" then
     return M.string(tostring(v))
   end
-  if data.kind(v) == "array" then
+  local kind = data.kind(v)
+  if kind == "bigint" then
+    return tostring(v)
+  elseif kind == "array" then
     local parts = {}
     for i = 1, #v do
       parts[i] = M.repr(v[i])

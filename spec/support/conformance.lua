@@ -7,10 +7,10 @@
 -- The canonical form follows the corpus README: mappings keep their order,
 -- keys are strings (1 -> "1", true -> "true", null -> "null", floats as
 -- Python's repr), floats always carry a "." or an exponent, non-finite
--- floats are {"$float": "inf"}. Two normalisations bridge brine's data
+-- floats are {"$float": "inf"}. One normalisation bridges brine's data
 -- model and Python's: a {"$bytes": base64} value becomes the JSON string of
--- its decoded bytes (brine's strings are bytes), and an integer beyond 64
--- bits becomes the float Lua reads it as (brine numbers are 64-bit).
+-- its decoded bytes (brine's strings are bytes). Integers beyond 64 bits
+-- are compared digit for digit (brine.data's big integers).
 local data = require("brine.data")
 
 local M = {}
@@ -148,7 +148,7 @@ local function key_text(k)
   local kind = data.kind(k)
   if kind == "string" then
     return k
-  elseif kind == "integer" then
+  elseif kind == "integer" or kind == "bigint" then
     return tostring(k)
   elseif kind == "float" then
     return M.float_repr(k)
@@ -164,7 +164,7 @@ local function encode(v, out)
     out[#out + 1] = "null"
   elseif kind == "boolean" then
     out[#out + 1] = tostring(v)
-  elseif kind == "integer" then
+  elseif kind == "integer" or kind == "bigint" then
     out[#out + 1] = tostring(v)
   elseif kind == "float" then
     out[#out + 1] = json_float(v)
@@ -309,10 +309,7 @@ function Reader:value()
     return word
   end
   if word:find("^%-?%d+$") then
-    if math.type(tonumber(word)) == "integer" then
-      return tostring(math.tointeger(tonumber(word)))
-    end
-    return json_float(tonumber(word) + 0.0)
+    return tostring(data.bigint(word))
   end
   local x = tonumber(word)
   if not x then

@@ -1086,7 +1086,7 @@ local function to_plain(v)
     return out
   end
   if k == "namespace" then return to_plain(v.attrs) end
-  if k == "bigint" then return tostring(v) end
+  if k == "bigint" then return v end -- brine.data's encoders write its digits
   if k == "callable" or k == "object" or k == "other" then
     raise("TypeError", "Object of type " .. pyval.type_name(v) .. " is not JSON serializable")
   end

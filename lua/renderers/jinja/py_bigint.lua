@@ -2,7 +2,7 @@
 -- what Python prints instead of a wrapped-around number.
 --
 -- A big integer is a table of base-10^7 limbs (least significant first)
--- with a `neg` flag and the "brine.bigint" metatable. Every operation takes
+-- with a `neg` flag and the "brine.bigint" metatable of brine.data. Every operation takes
 -- Lua integers, floats or big integers and returns a Lua integer whenever
 -- the result fits in 64 bits, so big integers only exist while needed.
 -- Division and modulo are exact when the divisor fits in one limb; larger
@@ -10,7 +10,9 @@
 local M = {}
 
 local BASE = 10000000
-local BIG_MT = { __name = "brine.bigint" }
+-- the data model's metatable, so that integers beyond 64 bits read from
+-- YAML, JSON or msgpack (brine.data) are big integers here too
+local BIG_MT = require("brine.data").bigint_metatable()
 
 local function new(neg, limbs)
   limbs.neg = neg
@@ -118,11 +120,13 @@ end
 -- past it a template gets an OverflowError instead of running for minutes.
 M.MAX_LIMBS = 10000
 
+local function too_big()
+  require("renderers.jinja.pyval").raise("OverflowError", string.format(
+    "integer result would have more than %d digits, the sandbox limit", M.MAX_LIMBS * 7))
+end
+
 local function mul(a, b)
-  if #a + #b > M.MAX_LIMBS then
-    require("renderers.jinja.pyval").raise("OverflowError", string.format(
-      "integer result would have more than %d digits, the sandbox limit", M.MAX_LIMBS * 7))
-  end
+  if #a + #b > M.MAX_LIMBS then too_big() end
   local out = {}
   for i = 1, #a + #b do out[i] = 0 end
   for i = 1, #a do
@@ -180,6 +184,10 @@ function M.pow(a, b)
     return M.tofloat(a) ^ M.tofloat(b)
   end
   local result, base = from_int(1), from(a)
+  -- a ** b has b * log10(|a|) digits: refuse at once what the limit would
+  -- stop only after seconds of squaring
+  local log10 = (#base - 1) * 7 + math.log(base[#base], 10)
+  if base[#base] > 0 and b * log10 > M.MAX_LIMBS * 7 + 1 then too_big() end
   while b > 0 do
     if b % 2 == 1 then result = mul(result, base) end
     b = b // 2
