@@ -14,6 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 int luaopen_luv(lua_State *L);
 
@@ -144,8 +147,22 @@ static int core_list(lua_State *L)
   return 1;
 }
 
+/* core.trim_memory() -> KiB: for a daemon going idle. A full garbage
+ * collection, then the free pages of every malloc arena (the ZeroMQ
+ * threads' too) given back to the system. Returns the Lua heap's size. */
+static int core_trim_memory(lua_State *L)
+{
+  lua_gc(L, LUA_GCCOLLECT);
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
+  lua_pushinteger(L, lua_gc(L, LUA_GCCOUNT));
+  return 1;
+}
+
 static const luaL_Reg core_funcs[] = {
   {"load", core_load},
+  {"trim_memory", core_trim_memory},
   {"source", core_source},
   {"list", core_list},
   {NULL, NULL}

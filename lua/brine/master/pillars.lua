@@ -31,8 +31,8 @@ function Pillars:path(id)
   return self.opts.cachedir .. "/minions/" .. id .. "/pillar"
 end
 
-local function read_record(path)
-  local bytes = posix.read(path, wire.MAX_MESSAGE)
+-- A compile's record ({pillar=..., log=...}) from its packed bytes, or nil.
+local function unpack_record(bytes)
   local ok, rec = pcall(wire.msgpack.unpack, bytes or "", { max_depth = wire.MAX_DEPTH })
   if ok and data.kind(rec) == "map" and data.kind(rec.pillar) == "map" then
     return rec
@@ -40,16 +40,26 @@ local function read_record(path)
   return nil
 end
 
---- The last pillar compiled for minion id (kept in memory, read from the
---- cache after a restart), or nil when none was compiled.
+-- The record in a file and its bytes, or nil.
+local function read_record(path)
+  local bytes = posix.read(path, wire.MAX_MESSAGE)
+  local rec = unpack_record(bytes)
+  return rec, rec and bytes
+end
+
+--- The last pillar compiled for minion id (read from the cache after a
+--- restart), or nil when none was compiled. What is kept in memory is the
+--- packed record, a fraction of the decoded tables' size, decoded here
+--- for the pillar targets that need it.
 function Pillars:get(id)
-  local p = self.known[id]
-  if p == nil then
-    local rec = read_record(self:path(id))
-    p = rec and rec.pillar or false
-    self.known[id] = p
+  local bytes = self.known[id]
+  if bytes == nil then
+    local _
+    _, bytes = read_record(self:path(id))
+    self.known[id] = bytes or false
   end
-  return p or nil
+  local rec = bytes and unpack_record(bytes)
+  return rec and rec.pillar or nil
 end
 
 --- Forgets the pillar kept for minion id (its key is no longer accepted:
@@ -122,14 +132,14 @@ function Pillars:request(id, msg, grains, reply)
 end
 
 -- Delivers a compile's result (rec nil: it failed) to whoever waits.
-function Pillars:finish(id, pending, rec)
+function Pillars:finish(id, pending, rec, bytes)
   local pillar
   if rec then
     for _, line in ipairs(data.kind(rec.log) == "array" and rec.log or {}) do
       self.log:error("minion %s: pillar: %s", id, tostring(line))
     end
     pillar = rec.pillar
-    self.known[id] = pillar
+    self.known[id] = bytes
   else
     pillar = data.map({ { "_errors",
       data.array({ "the master could not compile this minion's pillar" }) } })
@@ -144,7 +154,10 @@ function Pillars:ended(w, how, code)
   self.workers[w.pid], self.by_id[w.id] = nil, nil
   self.running = self.running - 1
   local new = self:path(w.id) .. ".new"
-  local rec = how == "exited" and code == 0 and read_record(new)
+  local rec, bytes
+  if how == "exited" and code == 0 then
+    rec, bytes = read_record(new)
+  end
   if rec then
     posix.rename(new, self:path(w.id))
     self.log:info("minion %s: pillar compiled", w.id)
@@ -152,7 +165,7 @@ function Pillars:ended(w, how, code)
     posix.unlink(new)
     self.log:error("minion %s: the pillar worker failed (%s %s)", w.id, how, tostring(code))
   end
-  self:finish(w.id, w, rec or nil)
+  self:finish(w.id, w, rec, bytes)
   if w.next then
     self:start(w.id, w.next)
   end

@@ -227,11 +227,24 @@ function Master:resolve(tgt, tgt_type)
     ids[#ids + 1] = id
   end
   table.sort(ids)
+  if not target.needs_grains(tgt, tgt_type) then
+    return target.select(tgt, tgt_type, ids)
+  end
   return target.select(tgt, tgt_type, ids, function(id)
-    return self.conns[id] and self.conns[id].grains
+    return self:grains(id)
   end, function(id)
     return self.pillars:get(id)
   end)
+end
+
+--- The grains connected minion id sent last (with its hello or a pillar
+--- request), or nil. A connection keeps the packed message that carried
+--- them, a tenth of the memory of the decoded tables, and they are decoded
+--- here, only for the targets and pillar compiles that need them.
+function Master:grains(id)
+  local conn = self.conns[id]
+  local msg = conn and conn.grains_msg and wire.decode(conn.grains_msg)
+  return msg and data.kind(msg.grains) == "map" and msg.grains or nil
 end
 
 -- Checks a request's target; returns tgt, tgt_type or nil, message.
@@ -570,12 +583,12 @@ end
 -- those of its hello), and sent back on the connection that asked. The
 -- grains it sends also become the ones grain targets use (a minion asks
 -- after saltutil.refresh_grains).
-function Master:pillar_request(id, routing, msg)
+function Master:pillar_request(id, routing, msg, bytes)
   local grains, conn = msg.grains, self.conns[id]
   if data.kind(grains) ~= "map" then
-    grains = conn and conn.grains or data.map({ { "id", id } })
+    grains = self:grains(id) or data.map({ { "id", id } })
   elseif conn then
-    conn.grains = grains
+    conn.grains_msg = bytes
   end
   self.pillars:request(id, msg, grains, function(pillar)
     local ok, bytes = pcall(pillar_message, pillar)
@@ -627,7 +640,7 @@ function Master:handle_request()
     return
   end
   if msg.cmd == "_pillar" then
-    self:pillar_request(rec.id, routing, msg)
+    self:pillar_request(rec.id, routing, msg, frames[2])
   elseif msg.cmd == "_return" then
     if self:store_return(rec.id, msg, routing) == "ack" then
       self:reply(self.req, routing, { cmd = "_ack", jid = msg.jid })
@@ -662,12 +675,12 @@ function Master:handle_publish_port()
   if not conn or conn.routing ~= frames[1] then
     self.log:info("minion %s: connected from %s", rec.id, meta.peer_address or "?")
   end
-  local grains = msg.grains
-  if data.kind(grains) ~= "map" or #frames[2] > MAX_GRAINS then
-    grains = conn and conn.grains
+  local grains_msg = frames[2]
+  if data.kind(msg.grains) ~= "map" or #grains_msg > MAX_GRAINS then
+    grains_msg = conn and conn.grains_msg
   end
   self.conns[rec.id] = { routing = frames[1], key = meta.user_id, seen = posix.monotonic(),
-    grains = grains, fd = meta.fd }
+    grains_msg = grains_msg, fd = meta.fd }
   self:reply(self.pubsock, frames[1], { cmd = "hello" })
   if not conn or conn.routing ~= frames[1] then
     local id = rec.id

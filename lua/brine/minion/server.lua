@@ -20,13 +20,17 @@
 -- cachedir/proc/JID records each running job.
 local zmq = require("brine.zmq")
 local posix = require("brine.posix")
+local core = require("brine.core")
 local data = require("brine.data")
 local wire = require("brine.master.wire")
 local keys = require("brine.keys")
-local target = require("brine.target")
 local daemon = require("brine.master.daemon")
-local job = require("brine.minion.job")
 local outbox = require("brine.minion.outbox")
+-- Required where they are used, so that an idle minion does not hold them:
+-- brine.target (the first job targeted by id), brine.minion.job and the
+-- module loader (in the forked worker only), brine.services (only when
+-- services or engines are declared) and brine.grains.minion (each hello
+-- that carries the grains).
 
 local M = {}
 
@@ -94,15 +98,25 @@ function Minion:start()
   self.returns = outbox.new(self:path("returns"), wire.is_jid)
   self.events = outbox.new(self:path("events"), outbox.is_event_name)
   self:spool_start_events()
-  -- Device services, before any socket or signal handler exists for their supervisor to inherit
-  local sv_ok, sv = pcall(function() return require("brine.services").start(o, self.log) end)
-  if not sv_ok then self.log:error("services: %s", sv) end
-  self.services = sv_ok and sv or nil
+  self:start_services()
   self.ctx = assert(zmq.context())
   self.sigfd = posix.signals({ "TERM", "INT", "CHLD", "HUP", "USR1" })
   self.log:info("minion %s starting; %d return(s) and %d event(s) queued", self.id,
     self.returns:refresh(true), self.events:refresh(true))
   return true
+end
+
+-- Device services, before any socket or signal handler exists for their
+-- supervisor to inherit. Without a `services` or `engines` option there is
+-- nothing to start, and brine.services is not loaded.
+function Minion:start_services()
+  local o = self.opts
+  if o.services == nil and o.engines == nil then
+    return
+  end
+  local sv_ok, sv = pcall(function() return require("brine.services").start(o, self.log) end)
+  if not sv_ok then self.log:error("services: %s", sv) end
+  self.services = sv_ok and sv or nil
 end
 
 -- Salt's start events, sent to the master once this process is connected.
@@ -316,6 +330,7 @@ function Minion:connect_publish()
   self.alive = posix.monotonic()
   self:hello(true)
   self:resend_all()
+  core.trim_memory() -- start-up and connecting done: the minion goes idle
 end
 
 ---------------------------------------------------------------------------
@@ -495,7 +510,7 @@ function Minion:check_job(msg)
       .. " stale, not run", jid, self.last_jid)
   end
   local tgt_type = msg.tgt_type
-  if ID_TYPES[tgt_type] and not target.match(msg.tgt, tgt_type, self.id) then
+  if ID_TYPES[tgt_type] and not require("brine.target").match(msg.tgt, tgt_type, self.id) then
     return nil, string.format("job %s does not target this minion", jid)
   end
   return true
@@ -540,7 +555,7 @@ function Minion:spawn(msg)
   if pid == 0 then
     posix.setsid() -- its own process group: saltutil.signal_job reaches its children too
     local ok = pcall(function()
-      local ret = job.run(msg, self.id, self.opts)
+      local ret = require("brine.minion.job").run(msg, self.id, self.opts)
       local packed, bytes = pcall(wire.encode, ret)
       if not packed then
         bytes = wire.encode(self:error_return(msg.jid, msg.fun,
@@ -657,6 +672,7 @@ function Minion:timers(now)
       self.returns:refresh(true)
       self.events:refresh(true)
       self:pump()
+      core.trim_memory() -- what the jobs since the last hello left behind
     elseif self.events:refresh() > 0 then
       self:pump()
     end
@@ -712,7 +728,9 @@ end
 --- not killed by it, and its worker writes its return to the outbox,
 --- which the next minion process sends.
 function Minion:stop()
-  pcall(function() require("brine.services").stop(self.services) end)
+  if self.services then
+    pcall(function() require("brine.services").stop(self.services) end)
+  end
   local running = 0
   for _ in pairs(self.workers) do
     running = running + 1
