@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <netdb.h>
+#include <poll.h>
 #include <regex.h>
 #include <signal.h>
 #include <stdio.h>
@@ -635,6 +636,76 @@ static int l_send_datagram(lua_State *L)
   return 1;
 }
 
+/* posix.stream_connect(host, port, timeout) -> fd | nil, message, code.
+ * Opens a TCP connection for a stream of log lines (syslog over TCP),
+ * waiting at most timeout seconds; the descriptor is non-blocking. */
+static int l_stream_connect(lua_State *L)
+{
+  const char *host = luaL_checkstring(L, 1);
+  const char *port = luaL_checkstring(L, 2);
+  int timeout_ms = (int)(luaL_optnumber(L, 3, 1.0) * 1000);
+  struct addrinfo hints, *res = NULL;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_socktype = SOCK_STREAM;
+  int rc = getaddrinfo(host, port, &hints, &res);
+  if (rc != 0) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "connect to %s:%s: %s", host, port, gai_strerror(rc));
+    return 2;
+  }
+  int fd = -1, err = ECONNREFUSED;
+  for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
+    fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+      err = errno;
+      continue;
+    }
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+      break;
+    err = errno;
+    struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+    socklen_t len = sizeof err;
+    if (err == EINPROGRESS) {
+      err = poll(&pfd, 1, timeout_ms) == 1
+        && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 ? err
+        : ETIMEDOUT;
+      if (err == 0)
+        break;
+    }
+    close(fd);
+    fd = -1;
+  }
+  freeaddrinfo(res);
+  if (fd < 0)
+    return fail(L, lua_pushfstring(L, "connect to %s:%s", host, port), err);
+  lua_pushinteger(L, fd);
+  return 1;
+}
+
+/* posix.send_nowait(fd, data) -> bytes sent | nil, message, code. Sends
+ * without blocking and without SIGPIPE; 0 when the socket's buffer is
+ * full. */
+static int l_send_nowait(lua_State *L)
+{
+  int fd = (int)luaL_checkinteger(L, 1);
+  size_t len;
+  const char *data = luaL_checklstring(L, 2, &len);
+  ssize_t n = send(fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+    n = 0;
+  if (n < 0)
+    return fail(L, "send", errno);
+  lua_pushinteger(L, (lua_Integer)n);
+  return 1;
+}
+
+/* posix.close(fd) */
+static int l_close(lua_State *L)
+{
+  close((int)luaL_checkinteger(L, 1));
+  return 0;
+}
+
 /* ---- matching -------------------------------------------------------- */
 
 /* posix.fnmatch(pattern, s) -> boolean (shell glob, as Python's fnmatch
@@ -699,6 +770,9 @@ static const luaL_Reg posix_funcs[] = {{"fnmatch", l_fnmatch},
                                        {"isatty", l_isatty},
                                        {"resolve", l_resolve},
                                        {"send_datagram", l_send_datagram},
+                                       {"stream_connect", l_stream_connect},
+                                       {"send_nowait", l_send_nowait},
+                                       {"close", l_close},
                                        {NULL, NULL}};
 
 int brine__open_posix(lua_State *L)

@@ -392,20 +392,31 @@ local function run_syslog(port, path)
   local uv = require("luv")
   local udp = uv.new_udp()
   assert(udp:bind("127.0.0.1", port))
+  local function append(text)
+    local f = io.open(path, "a")
+    f:write(text)
+    f:close()
+  end
   udp:recv_start(function(err, datagram)
-    if not err and datagram then
-      local f = io.open(path, "a")
-      f:write(datagram, "\n")
-      f:close()
-    end
+    if not err and datagram then append(datagram .. "\n") end
+  end)
+  -- syslog over TCP on the same port number: the stream as it arrives
+  local tcp = uv.new_tcp()
+  assert(tcp:bind("127.0.0.1", port))
+  tcp:listen(16, function()
+    local client = uv.new_tcp()
+    tcp:accept(client)
+    client:read_start(function(err, chunk)
+      if err or not chunk then client:close() else append(chunk) end
+    end)
   end)
   io.stdout:write("syslog listening\n")
   io.stdout:flush()
   uv.run()
 end
 
---- Starts a syslog collector on a free UDP port; returns the port and the
---- file the messages go to.
+--- Starts a syslog collector on a free port (UDP and TCP); returns the
+--- port and the file the messages go to.
 function M:syslog_collector()
   local port = M.free_ports(1)[1] -- free for TCP, and UDP is rarely busy on it
   local path = self.dir .. "/syslog.out"

@@ -288,6 +288,21 @@ describe("brine master and minion", function()
       .. " listening", harness.read(out))
   end)
 
+  it("logs to syslog over TCP, one line a message, as rsyslog reads it", function()
+    local port, out = w:syslog_collector()
+    w:stop("master")
+    local conf = assert(io.open(w.mconf .. "/master", "a"))
+    conf:write(string.format("log_file: tcp://127.0.0.1:%d/LOG_LOCAL0\n", port))
+    conf:close()
+    w:start_master()
+    assert.truthy(w:wait(function()
+      return harness.read(out):find("master listening", 1, true)
+    end, 5), "nothing reached the syslog collector")
+    -- LOG_LOCAL0 (16) * 8 + info (6) = 134; every message ends its line
+    assert.matches("<134>%a%a%a [ %d]%d %d%d:%d%d:%d%d brine%-master%[%d+%]: %[INFO%] master"
+      .. " listening[^\n]*\n", harness.read(out))
+  end)
+
   it("keeps keys and folders private", function()
     w:accept("dev1")
     local mpki = w.dir .. "/master/etc/brine/pki/master"

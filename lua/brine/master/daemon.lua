@@ -97,6 +97,7 @@ function Log:configure(opts)
     self.file:close()
     self.file = nil
   end
+  self:close_stream()
   local path = type(opts.log_file) == "string" and opts.log_file or ""
   self.syslog, self.facility = M.syslog_target(path)
   if not self.syslog and path ~= "" then
@@ -117,15 +118,16 @@ local FACILITIES = { LOG_KERN = 0, LOG_USER = 1, LOG_MAIL = 2, LOG_DAEMON = 3, L
   LOG_LOCAL4 = 20, LOG_LOCAL5 = 21, LOG_LOCAL6 = 22, LOG_LOCAL7 = 23 }
 
 --- Salt's syslog forms of log_file: `file:///dev/log[/LOG_FACILITY]` (a
---- Unix datagram socket) and `udp://HOST[:PORT][/LOG_FACILITY]`. Returns
---- the datagram target (posix.send_datagram) and the facility number, or
---- nil for a plain file.
+--- Unix datagram socket), `udp://HOST[:PORT][/LOG_FACILITY]` and
+--- `tcp://HOST[:PORT][/LOG_FACILITY]`. Returns the target ("unix:PATH",
+--- "udp:HOST:PORT" for posix.send_datagram, or "tcp:HOST:PORT") and the
+--- facility number, or nil for a plain file.
 function M.syslog_target(log_file)
-  local udp = log_file:match("^udp://(.+)$")
-  if udp then
-    local hostport, fac = udp:match("^([^/]+)/?(.*)$")
+  local proto, rest = log_file:match("^(%a+)://(.+)$")
+  if proto == "udp" or proto == "tcp" then
+    local hostport, fac = rest:match("^([^/]+)/?(.*)$")
     local host, port = hostport:match("^(.+):(%d+)$")
-    return "udp:" .. (host or hostport) .. ":" .. (port or "514"), FACILITIES[fac] or 1
+    return proto .. ":" .. (host or hostport) .. ":" .. (port or "514"), FACILITIES[fac] or 1
   end
   local path = log_file:match("^file://(/.+)$")
   if not path then
@@ -158,9 +160,64 @@ function Log:write(level, fmt, ...)
     self.file:write(line)
   elseif self.syslog then
     local ident = self.name:gsub("%.", "-")
-    posix.send_datagram(self.syslog, string.format("<%d>%s %s[%d]: [%s] %s",
+    local msg = string.format("<%d>%s %s[%d]: [%s] %s",
       self.facility * 8 + SEVERITIES[level], os.date("%b %e %H:%M:%S", math.floor(t)),
-      ident, posix.getpid(), LABELS[level], text))
+      ident, posix.getpid(), LABELS[level], text)
+    if self.syslog:sub(1, 4) == "tcp:" then
+      self:send_stream(msg:gsub("\n", " ") .. "\n")
+    else
+      posix.send_datagram(self.syslog, msg)
+    end
+  end
+end
+
+-- Syslog over TCP: one connection, each message ended by a newline (RFC
+-- 6587's non-transparent framing, which rsyslog and syslog-ng read by
+-- default). Writing never blocks the daemon: a line that finds the
+-- connection's buffer full (STREAM_BACKLOG bytes already waiting) is
+-- dropped and counted, and a lost connection is tried again at most every
+-- STREAM_RETRY seconds, the lines between being dropped.
+local STREAM_BACKLOG, STREAM_RETRY = 65536, 10
+
+function Log:send_stream(line)
+  local now = posix.monotonic()
+  if not self.stream_fd then
+    if self.stream_retry and now < self.stream_retry then
+      self.stream_dropped = (self.stream_dropped or 0) + 1
+      return
+    end
+    local host, port = self.syslog:match("^tcp:(.+):(%d+)$")
+    self.stream_fd = posix.stream_connect(host, port, 1)
+    if not self.stream_fd then
+      self.stream_retry = now + STREAM_RETRY
+      self.stream_dropped = (self.stream_dropped or 0) + 1
+      return
+    end
+    self.stream_retry, self.stream_pending = nil, ""
+    if (self.stream_dropped or 0) > 0 then
+      line = string.format("<%d>%s [WARNING] %d log line(s) dropped\n", self.facility * 8 + 4,
+        (self.name:gsub("%.", "-")), self.stream_dropped) .. line
+      self.stream_dropped = 0
+    end
+  end
+  if #self.stream_pending + #line > STREAM_BACKLOG then
+    self.stream_dropped = (self.stream_dropped or 0) + 1
+    line = ""
+  end
+  local out = self.stream_pending .. line
+  local sent = posix.send_nowait(self.stream_fd, out)
+  if not sent then
+    self:close_stream()
+    self.stream_retry = now + STREAM_RETRY
+    return
+  end
+  self.stream_pending = out:sub(sent + 1)
+end
+
+function Log:close_stream()
+  if self.stream_fd then
+    posix.close(self.stream_fd)
+    self.stream_fd = nil
   end
 end
 

@@ -1,0 +1,30 @@
+-- The daemons' logger (brine.master.daemon.logger): Salt's syslog forms of
+-- log_file, and syslog over TCP never holding up the daemon.
+local daemon = require("brine.master.daemon")
+
+describe("daemon logger", function()
+  it("reads Salt's syslog forms of log_file", function()
+    assert.same({ "udp:loghost:514", 1 }, { daemon.syslog_target("udp://loghost") })
+    assert.same({ "tcp:10.0.0.1:6514", 3 },
+      { daemon.syslog_target("tcp://10.0.0.1:6514/LOG_DAEMON") })
+    assert.same({ "unix:/dev/log", 16 }, { daemon.syslog_target("file:///dev/log/LOG_LOCAL0") })
+    assert.is_nil(daemon.syslog_target("/var/log/brine/minion"))
+  end)
+
+  it("drops and counts lines while a TCP syslog server is unreachable", function()
+    -- a port nothing listens on: bind a socket, read its port, close it
+    local uv = require("luv")
+    local probe = uv.new_tcp()
+    assert(probe:bind("127.0.0.1", 0))
+    local port = probe:getsockname().port
+    probe:close()
+    uv.run("nowait")
+    local log = daemon.logger("brine.test", { log_level = "quiet", log_level_logfile = "info",
+      log_file = "tcp://127.0.0.1:" .. port })
+    for i = 1, 50 do
+      log:info("line %d", i)
+    end
+    assert.is_nil(log.stream_fd)
+    assert.equal(50, log.stream_dropped)
+  end)
+end)
