@@ -71,6 +71,11 @@ function M.load_config(dir, role)
   fill_defaults(opts, role == "master" and M.MASTER_DEFAULTS or M.MINION_DEFAULTS)
   if role == "master" then
     opts.keep_jobs_seconds = keep_jobs_seconds(opts)
+    local n = opts.worker_threads
+    if math.type(n) ~= "integer" or n < 1 then
+      return nil, dir .. "/master: worker_threads: a positive integer expected, not "
+        .. tostring(n)
+    end
   end
   opts.conf_dir = dir
   return opts

@@ -16,9 +16,16 @@ local Pillars = {}
 Pillars.__index = Pillars
 
 local MAX_COMPILE = 300 -- seconds a worker may take before it is killed
-local MAX_WORKERS = 4   -- compiles at once; more wait their turn (a fleet
-                        -- reconnecting at once must not fork the master a
-                        -- thousand times)
+
+-- Compiles run at once in at most `worker_threads` forked workers (Salt's
+-- option: the master's processes that do the work of minions' requests;
+-- brine routes every other request in its event loop). More wait their
+-- turn: a fleet reconnecting at once must not fork the master a thousand
+-- times.
+local function max_workers(opts)
+  local n = opts.worker_threads
+  return math.type(n) == "integer" and n >= 1 and n or 5
+end
 
 ---@param opts table the master's options
 ---@param log table the master's logger
@@ -87,9 +94,9 @@ local function compile_in_worker(opts, id, grains, msg, path)
 end
 
 -- Starts a worker for the request waiting for minion id, or queues it
--- while MAX_WORKERS run.
+-- while worker_threads run.
 function Pillars:start(id, pending)
-  if self.running >= MAX_WORKERS then
+  if self.running >= max_workers(self.opts) then
     self.queue[#self.queue + 1] = id
     self.queued[id] = pending
     return
@@ -172,9 +179,9 @@ function Pillars:ended(w, how, code)
   self:start_queued()
 end
 
--- Starts the compiles that wait, as far as MAX_WORKERS allows.
+-- Starts the compiles that wait, as far as worker_threads allows.
 function Pillars:start_queued()
-  while self.running < MAX_WORKERS and #self.queue > 0 do
+  while self.running < max_workers(self.opts) and #self.queue > 0 do
     local id = table.remove(self.queue, 1)
     local pending = self.queued[id] -- a minion is either queued or compiling
     self.queued[id] = nil

@@ -1,5 +1,6 @@
--- The daemons' logger (brine.master.daemon.logger): Salt's syslog forms of
--- log_file, and syslog over TCP never holding up the daemon.
+-- brine.master.daemon: the daemons' configuration, and their logger
+-- (Salt's syslog forms of log_file, syslog over TCP never holding up the
+-- daemon).
 local daemon = require("brine.master.daemon")
 
 describe("daemon logger", function()
@@ -26,5 +27,28 @@ describe("daemon logger", function()
     end
     assert.is_nil(log.stream_fd)
     assert.equal(50, log.stream_dropped)
+  end)
+end)
+
+describe("daemon configuration", function()
+  it("refuses a worker_threads that is not a positive integer, naming it", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    os.execute("mkdir -p '" .. dir .. "'")
+    local f = assert(io.open(dir .. "/master", "w"))
+    f:write("worker_threads: 0\n")
+    f:close()
+    local opts, err = daemon.load_config(dir, "master")
+    assert.is_nil(opts)
+    assert.equal(dir .. "/master: worker_threads: a positive integer expected, not 0", err)
+    f = assert(io.open(dir .. "/master", "w"))
+    f:write("worker_threads: 3\n")
+    f:close()
+    assert.equal(3, daemon.load_config(dir, "master").worker_threads)
+    f = assert(io.open(dir .. "/master", "w"))
+    f:write("id: m\n")
+    f:close()
+    assert.equal(5, daemon.load_config(dir, "master").worker_threads, "Salt's default")
+    os.execute("rm -rf '" .. dir .. "'")
   end)
 end)
