@@ -18,6 +18,7 @@
 #include <lauxlib.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 static const char TOMB = 0; /* marks a key slot whose key moved on */
 #define TOMB_P ((void *)&TOMB)
@@ -49,8 +50,10 @@ static int map_meta(lua_State *L, int idx)
   if (!lua_getmetatable(L, idx))
     return 0;
   if (lua_getfield(L, -1, "__name") == LUA_TSTRING) {
-    const char *name = lua_tostring(L, -1);
-    if (name[0] == 'b' && name[6] == 'm' && name[7] == 'a') { /* brine.map */
+    size_t n;
+    const char *name = lua_tolstring(L, -1, &n);
+    /* exactly "brine.map": the template engine's "brine.markup" is not */
+    if (n == 9 && memcmp(name, "brine.map", 9) == 0) {
       lua_pop(L, 1);
       return 1;
     }
