@@ -131,12 +131,40 @@ EXPR["not"] = function(self, n)
   return "(not " .. self:test_expr(n.a) .. ")"
 end
 
+-- Nodes whose compiled expression is always a Lua boolean.
+local BOOLEAN = { compare = true, test = true, ["not"] = true }
+
+local function is_boolean(n)
+  if BOOLEAN[n.t] then return true end
+  if n.t == "const" then return type(n.value) == "boolean" end
+  if n.t == "and" or n.t == "or" then return is_boolean(n.a) and is_boolean(n.b) end
+  return false
+end
+
+-- Nodes whose value is never a Lua false (nor nil): `x and y` may use Lua's
+-- own operators when y is one of them.
+local function never_false(n)
+  if n.t == "const" then return n.value ~= false end
+  return n.t == "none" or n.t == "list" or n.t == "tuple" or n.t == "dict" or n.t == "concat"
+end
+
+-- `a and b` / `a or b` give an operand, not a boolean, and evaluate b only
+-- when needed. With a boolean `a` Lua's own operators do that; otherwise
+-- R.and_left / R.or_left return `a` when it decides the result (a false
+-- `a` boxed, as Lua's `or` would skip it) and nil when b is needed.
 EXPR["and"] = function(self, n)
-  return "R.and_(" .. self:expr(n.a) .. ", function() return " .. self:expr(n.b) .. " end)"
+  if is_boolean(n.a) then
+    return "(" .. self:expr(n.a) .. " and " .. self:expr(n.b) .. ")"
+  end
+  return "R.unbox(R.and_left(" .. self:expr(n.a) .. ") or " .. self:expr(n.b) .. ")"
 end
 
 EXPR["or"] = function(self, n)
-  return "R.or_(" .. self:expr(n.a) .. ", function() return " .. self:expr(n.b) .. " end)"
+  if is_boolean(n.a) then
+    return "(" .. self:expr(n.a) .. " or " .. self:expr(n.b) .. ")"
+  end
+  -- a truthy value is never a Lua false, so `or` keeps it as it is
+  return "(R.or_left(" .. self:expr(n.a) .. ") or " .. self:expr(n.b) .. ")"
 end
 
 -- Compiles fn() as Jinja's "soft" frames: an unknown filter or test met
@@ -153,8 +181,12 @@ end
 EXPR.cond = function(self, n)
   return self:soft(function()
     local no = n.no and self:expr(n.no) or "R.undefined_cond()"
-    return "((" .. self:test_expr(n.test) .. ") and {" .. self:expr(n.yes) .. "} or {"
-      .. no .. "})[1]"
+    local test = self:test_expr(n.test)
+    if never_false(n.yes) then
+      return "(" .. test .. " and " .. self:expr(n.yes) .. " or " .. no .. ")"
+    end
+    -- a false `yes` would fall through Lua's and/or: boxed, then unboxed
+    return "R.unbox(" .. test .. " and R.box(" .. self:expr(n.yes) .. ") or " .. no .. ")"
   end)
 end
 

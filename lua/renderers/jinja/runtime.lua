@@ -173,14 +173,31 @@ function R.concat(items)
   return concat(items, "", 1, n)
 end
 
-function R.and_(a, b)
-  if not R.truthy(a) then return a end
-  return b()
+-- Compiled `and`, `or` and conditional expressions stand a false value in
+-- for FALSE while Lua's own and/or must not skip it (see the compiler).
+local FALSE = setmetatable({}, { __name = "brine.false" })
+
+function R.box(v)
+  if v == false then return FALSE end
+  return v
 end
 
-function R.or_(a, b)
-  if R.truthy(a) then return a end
-  return b()
+function R.unbox(v)
+  if v == FALSE then return false end
+  return v
+end
+
+-- `a and b`: a (boxed) when it is false in Python's sense, else nil.
+function R.and_left(a)
+  if a == false then return FALSE end
+  if a == true or pyval.truthy(a) then return nil end
+  return a
+end
+
+-- `a or b`: a when it is true in Python's sense, else nil.
+function R.or_left(a)
+  if a == true or (a ~= false and pyval.truthy(a)) then return a end
+  return nil
 end
 
 -- Jinja's inline `a if b` without else yields a plain (not strict)
