@@ -62,12 +62,31 @@ end
 
 EXPR.none = function() return "NULL" end
 
-EXPR.name = function(self, n)
-  if n.name == "self" then return "R.lookup_self(f, ctx)" end
+-- A name read as a Lua expression. Inside loops compiled with locals (see
+-- C:loop_code) the innermost local holding the name decides; a local that
+-- may not be set yet (nil) falls through to the next scope out, and at the
+-- end to the frames.
+function C:read_name(name)
+  local chain, sure = {}, nil
+  local scope = self.scope
+  while scope and not sure do
+    local v = scope.vars[name]
+    if v and v.sure then sure = v.lua
+    elseif v then chain[#chain + 1] = v.lua end
+    scope = scope.parent
+  end
+  local e = sure
+  if not e and name == "self" then e = "R.lookup_self(f, ctx)" end
   -- a plain read through the frames; the runtime makes a missing name
   -- undefined (and reads a false value again, which gives false)
-  return "(f[" .. q(n.name) .. "] or R.lookup(f, " .. q(n.name) .. "))"
+  e = e or ("(f[" .. q(name) .. "] or R.lookup(f, " .. q(name) .. "))")
+  for i = #chain, 1, -1 do
+    e = "(" .. chain[i] .. " or R.pick(" .. chain[i] .. ", " .. e .. "))"
+  end
+  return e
 end
+
+EXPR.name = function(self, n) return self:read_name(n.name) end
 
 function C:items(list)
   local out = {}
@@ -104,6 +123,16 @@ local function is_number_const(n)
   return n.t == "const" and type(n.value) == "number"
 end
 
+-- "percent_int" for `'%02d' % x` (a literal format of one conversion),
+-- which compiles to R.percent_int and always gives a string.
+function C:expr_kind(n)
+  local a = n.a
+  if n.op == "mod" and a.t == "const" and type(a.value) == "string"
+      and require("renderers.jinja.py_format").is_one_int_format(a.value) then
+    return "percent_int"
+  end
+end
+
 EXPR.bin = function(self, n)
   local a = n.a
   if n.op == "pow" and a.t == "unary" and a.op == "neg" and is_number_const(a.a)
@@ -112,8 +141,7 @@ EXPR.bin = function(self, n)
     -- Python's `-2 ** x`, which Python reads as -(2 ** x): so do we
     return "R.op.neg(R.op.pow(" .. self:expr(a.a) .. ", " .. self:expr(n.b) .. "))"
   end
-  if n.op == "mod" and a.t == "const" and type(a.value) == "string"
-      and require("renderers.jinja.py_format").is_one_int_format(a.value) then
+  if self:expr_kind(n) == "percent_int" then
     return "R.percent_int(" .. self:expr(a) .. ", " .. self:expr(n.b) .. ")"
   end
   return "R.op." .. n.op .. "(" .. self:expr(a) .. ", " .. self:expr(n.b) .. ")"
@@ -270,6 +298,27 @@ function C:test_expr(node)
   return r
 end
 
+-- True when node always gives a Lua string: a string literal, `~`, a
+-- `'%d' % x` format, or a local that only such expressions set.
+function C:is_string(node)
+  local t = node.t
+  if t == "const" then return type(node.value) == "string" end
+  if t == "concat" then return true end
+  if t == "bin" then return node.op == "mod" and self:expr_kind(node) == "percent_int" end
+  if t == "cond" then
+    return node.no ~= nil and self:is_string(node.yes) and self:is_string(node.no)
+  end
+  if t == "name" then
+    local scope = self.scope
+    while scope do
+      local v = scope.vars[node.name]
+      if v then return v.sure and v.string or false end
+      scope = scope.parent
+    end
+  end
+  return false
+end
+
 -- Statements ----------------------------------------------------------------
 
 local STMT = {}
@@ -338,31 +387,50 @@ STMT.output = function(self, n)
   if self.guard then
     return self:write("R.str(" .. e .. ")")
   end
-  -- strings (most printed values) skip the call; the total size is still
-  -- checked by R.compact and at the end of the render
-  self:emit("do local v = " .. e .. "; if type(v) ~= \"string\" then v = R.str(v) end; "
-    .. "n = n + 1; o[n] = v end")
+  if self:is_string(n.expr) then return self:emit("n = n + 1; o[n] = " .. e) end
+  -- strings and integers (most printed values) skip the call: the buffer's
+  -- table.concat prints an integer as Python does. The total size is
+  -- still checked by R.compact and at the end of the render.
+  self:emit("do local v = " .. e .. "; if type(v) ~= \"string\" and math_type(v) ~= "
+    .. "\"integer\" then v = R.str(v) end; n = n + 1; o[n] = v end")
+end
+
+-- Compiles fn() as code that may not run on every pass: a local set there
+-- may still be unset (nil) after it.
+function C:branch(fn)
+  local scope = self.scope
+  if scope then scope.branch = scope.branch + 1 end
+  fn()
+  if scope then scope.branch = scope.branch - 1 end
 end
 
 STMT["if"] = function(self, n)
   self:soft(function()
     self:emit("if " .. self:test_expr(n.test) .. " then", n.line)
-    self:body(n.body)
-    if n.else_ then
-      self:emit("else")
-      self:body(n.else_)
-    end
+    self:branch(function()
+      self:body(n.body)
+      if n.else_ then
+        self:emit("else")
+        self:body(n.else_)
+      end
+    end)
     self:emit("end")
   end)
 end
 
--- Assigns the Lua expression `value` to a target node in frame `frame`.
+-- Assigns the Lua expression `value` to a target node in frame `frame`, or
+-- to the local that holds the name in the innermost scope.
 function C:assign(target, value, frame)
   frame = frame or "f"
-  if target.t == "name" then
+  local scope = self.scope
+  if target.t == "name" and scope and scope.vars[target.name] then
+    local v = scope.vars[target.name]
+    self:emit(v.lua .. " = " .. value)
+    if scope.branch == 0 then v.sure = true end
+  elseif target.t == "name" then
     self:emit(frame .. "[" .. q(target.name) .. "] = " .. value)
   elseif target.t == "nsref" then
-    self:emit("R.ns_set(R.lookup(" .. frame .. ", " .. q(target.name) .. "), "
+    self:emit("R.ns_set(" .. self:read_name(target.name) .. ", "
       .. q(target.attr) .. ", " .. value .. ")")
   else
     local t = self:tmp()
@@ -457,35 +525,146 @@ local function names_var(node, name)
   return false
 end
 
+-- Statements that read or write variables by name through the frame chain:
+-- a loop holding one of them keeps its variables in frames.
+local FRAME_USERS = { macro = true, call_block = true, include = true, import = true,
+  from_import = true, import_load = true, block = true, extends = true, with = true }
+
+local function uses_frames(node)
+  if type(node) ~= "table" then return false end
+  if FRAME_USERS[node.t] or (node.t == "for" and node.recursive) then return true end
+  for _, v in pairs(node) do
+    if type(v) == "table" and uses_frames(v) then return true end
+  end
+  return false
+end
+
+-- Adds the names of an assignment target to out: name -> "string" while
+-- every value assigned to it is a string, else true.
+local function target_names(target, out, is_string)
+  if target.t == "name" then
+    local prev = out[target.name]
+    out[target.name] = (is_string and (prev == nil or prev == "string")) and "string" or true
+  elseif target.t == "tuple" then
+    for _, item in ipairs(target.items) do target_names(item, out, false) end
+  end
+  return out
+end
+
+-- The names a loop body sets into its own scope: `set` and `load`
+-- targets anywhere in it except inside nested loops (which have their own
+-- scope), the `else` of a nested loop included (it runs in this one).
+-- is_string(node), when given, tells the values that are always strings.
+local function assigned_names(body, out, is_string)
+  for _, node in ipairs(body or {}) do
+    if node.t == "assign" then
+      target_names(node.target, out, is_string and is_string(node.expr))
+    elseif node.t == "assign_block" then
+      target_names(node.target, out, node.filter == nil)
+    elseif node.t == "load" then
+      target_names({ t = "name", name = node.target }, out, false)
+    end
+    if node.t ~= "for" then assigned_names(node.body, out, is_string) end
+    assigned_names(node.else_, out, is_string)
+  end
+  return out
+end
+
+-- The number of Lua locals a loop compiled with locals declares, nested
+-- loops included (an upper bound).
+local function locals_needed(n)
+  local count = 4
+  for _ in pairs(assigned_names(n.body, target_names(n.target, {}))) do count = count + 1 end
+  local function nested(node)
+    if type(node) ~= "table" then return end
+    if node.t == "for" then count = count + locals_needed(node) return end
+    for _, v in pairs(node) do nested(v) end
+  end
+  nested(n.body)
+  nested(n.else_)
+  return count
+end
+
+-- Locals a compiled function may declare for template variables: Lua
+-- allows 200 locals and 255 registers, and expressions need registers too.
+local MAX_LOCALS = 100
+
+-- True when loop n can keep its variables in Lua locals: nothing in it
+-- reads the frames by name (macros, caller, include, import, blocks, with,
+-- recursive loops) and they fit. Loops inside such a loop always can.
+function C:can_use_locals(n)
+  if self.scope then return true end
+  if n.recursive or uses_frames(n.body) or uses_frames(n.test) then return false end
+  if assigned_names(n.body, target_names(n.target, {})).loop then return false end
+  return locals_needed(n) <= MAX_LOCALS
+end
+
+-- Opens a scope of locals for `names` (sorted, so the output is stable).
+function C:open_scope(names)
+  local scope = { vars = {}, parent = self.scope, branch = 0 }
+  local list = {}
+  for name in pairs(names) do list[#list + 1] = name end
+  table.sort(list)
+  for i, name in ipairs(list) do
+    local lua = "v" .. self:tmp():sub(2) .. "_" .. name
+    scope.vars[name] = { lua = lua, string = names[name] == "string" }
+    list[i] = lua
+  end
+  if #list > 0 then self:emit("local " .. table.concat(list, ", ")) end
+  self.scope = scope
+  return scope
+end
+
+-- Emits the `if` filter of a loop: drops the items it rejects.
+function C:loop_filter(n, frame_code)
+  self:emit("items = R.filter_items(items, function(item)")
+  if frame_code then
+    self:emit("local f = R.frame(lf)")
+  else
+    self:open_scope(target_names(n.target, {}))
+  end
+  local outer = self.scope
+  self:assign(n.target, "item")
+  self:emit("return " .. self:test_expr(n.test))
+  self:emit("end)")
+  if not frame_code then self.scope = outer.parent end
+end
+
 -- The loop body: binds the target and `loop`, runs the body. Used inline
 -- for plain loops and inside a local function for recursive ones. A body
 -- that never names `loop` gets no loop object (only its iterations counted).
+-- The loop's variables (its target, `loop` and what the body sets) live in
+-- Lua locals when C:can_use_locals allows, else in a frame of their own;
+-- either is shared by all iterations, so a name set in one iteration is
+-- still set at the start of the next.
 function C:loop_code(n, items_expr, depth_expr)
   local label = "continue_" .. self:tmp()
-  local saved_loop = self.loop
-  self:emit("local lf = R.frame(f)")
+  local saved_loop, saved_scope = self.loop, self.scope
+  local frames = not self:can_use_locals(n)
+  if frames then self:emit("local lf = R.frame(f)") end
   self:emit("local items = R.iter(" .. items_expr .. ")")
-  if n.test then
-    self:emit("items = R.filter_items(items, function(item)")
-    self:emit("local f = R.frame(lf)")
-    self:assign(n.target, "item")
-    self:emit("return " .. self:test_expr(n.test))
-    self:emit("end)")
-  end
+  if n.test then self:loop_filter(n, frames) end
   -- a name comes from the source text as it is, so a source without the
   -- word needs no walk of the body
   local uses_loop = n.recursive or (self.mentions_loop and names_var(n.body, "loop"))
+  local L = frames and "L" or "L" .. self:tmp():sub(2)
   if uses_loop then
-    self:emit("local L = R.loop(S, items, " .. depth_expr .. ", "
+    self:emit("local " .. L .. " = R.loop(S, items, " .. depth_expr .. ", "
       .. (n.recursive and "rec" or "nil") .. ")")
-    self:emit("lf.loop = L")
+    if frames then self:emit("lf.loop = L") end
   else
     self:emit("R.count_loop(S, items)")
   end
+  if not frames then
+    local scope = self:open_scope(assigned_names(n.body, target_names(n.target, {}),
+      function(node) return self:is_string(node) end))
+    if uses_loop then scope.vars.loop = { lua = L, sure = true } end
+  end
   self:emit("for i = 1, items.n do")
-  if uses_loop then self:emit("L.index0 = i - 1") end
-  self:emit("do local f = lf")
+  if uses_loop then self:emit(L .. ".index0 = i - 1") end
+  if frames then self:emit("do local f = lf") end
   self:assign(n.target, "items[i]")
+  if not frames then self:emit("do") end
   self.loop = label
   self:body(n.body)
   self.loop = saved_loop
@@ -493,9 +672,10 @@ function C:loop_code(n, items_expr, depth_expr)
   self:emit("::" .. label .. "::")
   self:emit("if n > 4096 then n = R.compact(S, o, n) end")
   self:emit("end")
+  self.scope = saved_scope
   if n.else_ then
     self:emit("if items.n == 0 then")
-    self:body(n.else_)
+    self:branch(function() self:body(n.else_) end)
     self:emit("end")
   end
 end
@@ -604,8 +784,8 @@ end
 
 STMT.load = function(self, n)
   self:capture(n.body, function(text)
-    self:emit("R.set(f, " .. q(n.target) .. ", R.load_text(S, " .. q(n.format) .. ", "
-      .. text .. "))")
+    self:assign({ t = "name", name = n.target },
+      "R.load_text(S, " .. q(n.format) .. ", " .. text .. ")")
   end)
 end
 
@@ -655,7 +835,7 @@ function M.compile(source)
                               uses = { filters = {}, tests = {} },
                               mentions_loop = source:find("loop", 1, true) ~= nil }, C)
   self:emit("local R = R; local NULL = R.NULL; local math_mininteger = R.MININT; "
-    .. "local type = R.type")
+    .. "local type, math_type = R.type, R.math_type")
   self:emit("local T = { blocks = {} }")
   self:function_for("T.root = function(S, ctx, f)", tree.body, has_extends(tree.body))
   local names = {}

@@ -328,6 +328,7 @@ function M.new_environment(opts)
   local globals = {}
   for k, g in pairs(builtin.globals or {}) do
     globals[k] = function(args, kwargs) return g(env, args, kwargs) end
+    runtime.harmless[globals[k]] = true
   end
   for k, v in pairs(opts.globals or {}) do globals[k] = v end
   env.globals = globals

@@ -20,7 +20,7 @@ M.MAX_DEPTH = 200          -- nested macro calls, includes and imports
 M.MAX_OUTPUT = 64 * 1048576 -- bytes of output from one render
 M.MAX_ITERATIONS = 10000000 -- loop iterations and macro calls in one render
 
-local R = { NULL = null, MININT = math.mininteger, type = type }
+local R = { NULL = null, MININT = math.mininteger, type = type, math_type = math.type }
 M.R = R
 
 -- Frames -------------------------------------------------------------------
@@ -60,6 +60,13 @@ function R.lookup_self(f, ctx)
   return ctx.self_ref or self_reference(ctx)
 end
 
+-- A loop's local `v` when it is set, else `outer` (the name's value in
+-- the scopes around; see the compiler's read_name).
+function R.pick(v, outer)
+  if v == nil then return outer end
+  return v
+end
+
 function R.set(f, name, v)
   rawset(f, name, v)
 end
@@ -68,7 +75,38 @@ function R.missing(f, name)
   return rawget(f, name) == nil
 end
 
+-- Changes to data ---------------------------------------------------------
+
+-- A count of the moments data may have changed during renders: any call of
+-- a method or of a host function, a filter or test that is not a known
+-- builtin, a namespace attribute set. Two reads of the same table with the
+-- same count in between saw the same contents, which lets `| json` reuse
+-- its text (jinja2 has the same hooks: it calls out to Python there).
+local changes = { n = 0 }
+M.changes = changes
+
+-- Functions known not to change any data (the builtin globals of each
+-- environment): calling them leaves the count alone.
+local harmless = setmetatable({}, { __mode = "k" })
+M.harmless = harmless
+
+-- Builtin filters that change no data, call no code of the caller's and
+-- give the same result for the same input: calling them leaves the count
+-- alone, and the compiler may fold them on constant input.
+M.PURE_FILTERS = {}
+for name in ([[abs batch capitalize center count d default dictsort e escape first float
+  forceescape format indent int items join json last length list lower max min replace
+  reverse round safe slice sort string sum title tojson trim truncate unique upper wordcount
+  wordwrap yaml]]):gmatch("%S+") do
+  M.PURE_FILTERS[name] = true
+end
+local PURE_FILTERS = M.PURE_FILTERS
+
+-- Filters whose text is kept per render for the last table they encoded.
+local MEMO_FILTERS = { json = true, tojson = true }
+
 function R.ns_set(ns, name, v)
+  changes.n = changes.n + 1
   pyval.setattr(ns, name, v)
 end
 
@@ -352,6 +390,7 @@ end
 
 function R.call(S, fn, args, kwargs)
   if is_undefined(fn) then pyval.str(fn) end
+  if not harmless[fn] and getmetatable(fn) ~= MACRO_MT then changes.n = changes.n + 1 end
   return pyval.call(fn, args, kwargs)
 end
 
@@ -366,6 +405,10 @@ local function check_undefined_args(value, args, kwargs)
 end
 
 function R.filter(S, name, value, args, kwargs)
+  if S.memo_value == value and S.memo_name == name and S.memo_changes == changes.n
+      and args == NOARGS and kwargs == NOKW then
+    return pyval.markup(S.memo_text) -- see R.memo_filter
+  end
   local env = S.env
   local fn = env.filters[name]
   if not fn then raise("TemplateRuntimeError", "No filter named '" .. name .. "' found.") end
@@ -376,8 +419,25 @@ function R.filter(S, name, value, args, kwargs)
       check_undefined_args(value, args, kwargs)
     end
   end
+  local own = rawget(env.filters, name)
+  if own or not PURE_FILTERS[name] then changes.n = changes.n + 1 end
+  if MEMO_FILTERS[name] and not own and args == NOARGS and kwargs == NOKW
+      and type(value) == "table" then
+    return R.memo_filter(S, fn, name, value)
+  end
   local r = fn(env, value, args, kwargs)
   if r == nil then return null end
+  return r
+end
+
+-- `value | json` again on the same table with no change since: the text of
+-- the last call, in a Markup of its own (as each call gives).
+function R.memo_filter(S, fn, name, value)
+  if S.memo_value == value and S.memo_changes == changes.n and S.memo_name == name then
+    return pyval.markup(S.memo_text)
+  end
+  local r = fn(S.env, value, NOARGS, NOKW)
+  S.memo_value, S.memo_name, S.memo_changes, S.memo_text = value, name, changes.n, r.s
   return r
 end
 
@@ -398,6 +458,7 @@ function R.test(S, name, value, args, kwargs)
       name, nargs + 1))
   end
   if not env.accepts_undefined[name] then check_undefined_args(value, args, kwargs) end
+  if rawget(env.tests, name) then changes.n = changes.n + 1 end
   return fn(env, value, args, kwargs) and true or false
 end
 
