@@ -809,6 +809,7 @@ function C:function_for(header, body, guard)
   self.guard = guard
   self:body(body)
   self.guard = false
+  self:emit("if tail then n = n + 1; o[n] = tail end")
   self:emit("return R.join(o, n) end")
 end
 
@@ -837,13 +838,14 @@ function M.compile(source)
   self:emit("local R = R; local NULL = R.NULL; local math_mininteger = R.MININT; "
     .. "local type, math_type = R.type, R.math_type")
   self:emit("local T = { blocks = {} }")
-  self:function_for("T.root = function(S, ctx, f)", tree.body, has_extends(tree.body))
+  self:function_for("T.root = function(S, ctx, f, tail)", tree.body, has_extends(tree.body))
   local names = {}
   for name in pairs(tree.blocks) do names[#names + 1] = name end
   table.sort(names)
   for _, name in ipairs(names) do
     local b = tree.blocks[name]
-    self:function_for("T.blocks[" .. q(name) .. "] = function(S, ctx, f)", b.body, false)
+    self:function_for("T.blocks[" .. q(name) .. "] = function(S, ctx, f, tail)", b.body,
+      false)
     self:emit("T.scoped = T.scoped or {}; T.scoped[" .. q(name) .. "] = "
       .. tostring(b.scoped))
     if b.required then

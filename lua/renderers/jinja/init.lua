@@ -232,20 +232,19 @@ function Env:_render(T, vars, extra_templates)
     S.templates = {}
     for k, v in pairs(extra_templates) do S.templates[k] = v end
   end
-  local vf = runtime.top_frame(S.globals)
-  if vars then
-    for k, v in pairs(vars) do rawset(vf, k, v) end
-  end
+  -- the template's own top-level variables share the frame of the
+  -- variables given: nothing tells the two apart
+  local f = runtime.vars_frame(S.globals, vars)
   local saved = self.name
   self.name = T.name
-  local ok, out = xpcall(runtime.run, runtime.handler, S, T, runtime.top_frame(vf))
+  local ok, out = xpcall(runtime.run, runtime.handler, S, T, f, nil,
+    T.final_newline and "\n" or nil)
   self.name = saved
   if not ok then
     local all = { T }
     for _, t in pairs(S.templates or {}) do all[#all + 1] = t end
     return nil, format_error(out, all), out
   end
-  if T.final_newline then out = out .. "\n" end
   if self.crlf and T.crlf and not out:find("\r\n", 1, true) then
     out = out:gsub("\n", "\r\n")
   end

@@ -40,12 +40,6 @@ end
 R.frame = frame
 M.frame = frame
 
--- A frame over a parent that gets no other child (the frames a render
--- starts with): its own metatable, without the weak table's bookkeeping.
-function M.top_frame(parent)
-  return setmetatable({}, { __index = parent })
-end
-
 function R.lookup(f, name)
   local v = f[name]
   if v == nil then return undefined(name) end
@@ -704,8 +698,12 @@ local function resolve(S, name, ignore_missing)
 end
 
 -- Creates the context of one template render: its blocks and a self reference.
+-- Its block table is the shared empty one until a template registers a
+-- block (most templates have none).
+local NO_BLOCKS = setmetatable({}, { __newindex = function() error("read-only") end })
+
 local function new_context(S, tpl)
-  return { blocks = {}, tpl = tpl, S = S }
+  return { blocks = NO_BLOCKS, tpl = tpl, S = S }
 end
 
 -- The template's `self`, made when a template first names it.
@@ -725,6 +723,7 @@ end
 
 local function register_blocks(ctx, tpl)
   if next(tpl.blocks) == nil then return end
+  if ctx.blocks == NO_BLOCKS then ctx.blocks = {} end
   for name, fn in pairs(tpl.blocks) do
     local list = ctx.blocks[name]
     if not list then
@@ -736,21 +735,40 @@ local function register_blocks(ctx, tpl)
   end
 end
 
--- Runs a template's root (and its parents') in frame f.
-local function run(S, tpl, f, ctx)
+-- Runs a template's root (and its parents') in frame f; `tail`, when
+-- given, ends the output (written into the output buffer, not appended to
+-- the finished text, which would copy it).
+local function run(S, tpl, f, ctx, tail)
   ctx = ctx or new_context(S, tpl)
   ctx.frame = f
   S.env:check_uses(tpl)
   register_blocks(ctx, tpl)
-  local out = tpl.root(S, ctx, f)
-  while ctx.parent do
-    local parent = ctx.parent
-    ctx.parent = nil
-    S.env:check_uses(parent)
-    register_blocks(ctx, parent)
-    out = out .. parent.root(S, ctx, f)
+  local out = tpl.root(S, ctx, f, tail)
+  if ctx.parent then
+    -- the child wrote its tail before learning it extends a parent
+    if tail then out = out:sub(1, -#tail - 1) end
+    while ctx.parent do
+      local parent = ctx.parent
+      ctx.parent = nil
+      S.env:check_uses(parent)
+      register_blocks(ctx, parent)
+      out = out .. parent.root(S, ctx, f)
+    end
+    if tail then out = out .. tail end
   end
   return check_output(S, out)
+end
+
+-- The frame a render starts in: the variables given (copied, the caller's
+-- table is left alone) over the globals. The constructor's fields make
+-- room for a dozen variables at once; the first insertions rehash less.
+function M.vars_frame(parent, vars)
+  local f = setmetatable({ _1 = nil, _2 = nil, _3 = nil, _4 = nil, _5 = nil, _6 = nil,
+    _7 = nil, _8 = nil, _9 = nil, _10 = nil, _11 = nil, _12 = nil }, { __index = parent })
+  if vars then
+    for k, v in next, vars do f[k] = v end
+  end
+  return f
 end
 M.run = run
 
