@@ -340,7 +340,24 @@ function C:write(expr)
   end
 end
 
-STMT.data = function(self, n) self:write(q(n.value)) end
+-- Writes template text; text right after other text (a comment between
+-- them, nothing emitted) joins it in one piece. Folded values stay pieces
+-- of their own, so the compiled source shows them.
+function C:write_text(text, folded)
+  local last = #self.code
+  if not folded and self.text_at == last and self.text_guard == self.guard then
+    self.text = self.text .. text
+    self.code[last] = nil
+    self.lmap[last] = nil
+    self:write(q(self.text))
+  else
+    self.text = text
+    self:write(q(text))
+  end
+  self.text_at, self.text_guard = not folded and #self.code, self.guard
+end
+
+STMT.data = function(self, n) self:write_text(n.value) end
 
 -- Expressions made only of literals and operators: their value is the
 -- same on every render, whatever the context or environment.
@@ -348,9 +365,26 @@ local PURE = { const = true, none = true, list = true, tuple = true, dict = true
                unary = true, concat = true, ["not"] = true, ["and"] = true, ["or"] = true,
                cond = true, compare = true }
 
+-- Filters folded too, when given pure input: the builtin ones that give
+-- the same text for the same input (renderers.jinja.runtime's list).
+local PURE_FILTERS = require("renderers.jinja.runtime").PURE_FILTERS
+
+-- True when node holds a filter call (its folded text is right only in an
+-- environment that keeps the builtin filters).
+local function has_filter(node)
+  if type(node) ~= "table" then return false end
+  if node.t == "filter" then return true end
+  for _, v in pairs(node) do
+    if has_filter(v) then return true end
+  end
+  return false
+end
+
 local function is_pure(node)
   if type(node) ~= "table" then return true end
-  if node.t and not PURE[node.t] then return false end
+  if node.t == "filter" then
+    if not (PURE_FILTERS[node.name] and node.node) then return false end
+  elseif node.t and not PURE[node.t] then return false end
   for _, v in pairs(node) do
     if type(v) == "table" and not is_pure(v) then return false end
   end
@@ -364,21 +398,31 @@ local FOLD_MAX = 256
 -- The text `{{ e }}` prints for a pure expression, computed now as the
 -- render would; nil when it raises (the render raises it then, with its
 -- line) or is long.
+local fold_env -- the render state folded filters run with
+
 function C:fold(e)
+  if not fold_env then
+    fold_env = { R = require("renderers.jinja.runtime").R,
+      S = { env = require("renderers.jinja.init").new_environment({}) } }
+  end
   local chunk = load("local R = R; local NULL = R.NULL; local math_mininteger = R.MININT; "
-    .. "local type = R.type; return R.str(" .. e .. ")", "=fold", "t",
-    { R = require("renderers.jinja.runtime").R })
+    .. "local type = R.type; return R.str(" .. e .. ")", "=fold", "t", fold_env)
   local ok, text = pcall(chunk)
   if ok and type(text) == "string" and #text <= FOLD_MAX then return text end
 end
 
 STMT.output = function(self, n)
   if n.expr.t == "const" and type(n.expr.value) == "string" and not self.autoescape then
-    return self:write(q(n.expr.value))
+    return self:write_text(n.expr.value, true)
   end
   if not self.autoescape and is_pure(n.expr) then
-    local text = self:fold(self:expr(n.expr))
-    if text then return self:write(q(text)) end
+    local e = self:expr(n.expr)
+    local text = self:fold(e)
+    if text and has_filter(n.expr) then
+      -- S.fold: the environment has not replaced any of the pure filters
+      return self:write("(S.fold and " .. q(text) .. " or R.str(" .. e .. "))")
+    end
+    if text then return self:write_text(text, true) end
   end
   local e = self:expr(n.expr)
   if self.autoescape then

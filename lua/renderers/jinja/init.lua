@@ -227,7 +227,8 @@ M.format_error = format_error
 
 -- Renders compiled template T with vars; returns text or nil, message, err.
 function Env:_render(T, vars, extra_templates)
-  local S = { env = self, depth = 0, output = 0, globals = runtime.frame(self.globals) }
+  local S = { env = self, depth = 0, output = 0, globals = runtime.frame(self.globals),
+              fold = self.fold }
   if extra_templates then
     S.templates = {}
     for k, v in pairs(extra_templates) do S.templates[k] = v end
@@ -303,13 +304,19 @@ function M.new_environment(opts)
   -- The library's filters and tests are read through, not copied: an
   -- environment holds only the caller's own, which keeps each one small
   -- (and the collector's work with many of them).
-  local env = setmetatable({ root = opts.root, salt = opts.salt, opts = opts.opts,
+  local env
+  env = setmetatable({ root = opts.root, salt = opts.salt, opts = opts.opts,
     crlf = opts.crlf ~= false, repr = pyval.repr,
-    filters = setmetatable({}, { __index = builtin.filters }),
+    filters = setmetatable({}, { __index = builtin.filters, __newindex = function(t, k, v)
+      rawset(t, k, v)
+      -- text the compiler folded from this filter would be wrong here
+      if runtime.PURE_FILTERS[k] then env.fold = false end
+    end }),
     tests = setmetatable({}, { __index = builtin.tests }),
     checked = setmetatable({}, { __mode = "k" }), -- templates whose filters are known
     accepts_undefined = setmetatable({}, { __index = (builtin.filters or {}).accepts_undefined
                                                      or builtin.accepts_undefined }) }, Env)
+  env.fold = true -- no folded filter replaced (the compiler's folding)
   env.undefined = function(name, hint) return pyval.undefined(name, hint) end
   local bound_render = Env.render_string
   env.render_string = function(a, b, c, d)
