@@ -432,6 +432,11 @@ STMT.output = function(self, n)
     return self:write("R.str(" .. e .. ")")
   end
   if self:is_string(n.expr) then return self:emit("n = n + 1; o[n] = " .. e) end
+  if n.expr.t == "filter" and n.expr.node then
+    -- a filter's value printed: R.print_filter gives its text directly
+    -- (`| json` again on an unchanged value makes no Markup)
+    return self:emit("n = n + 1; o[n] = R.print_filter" .. e:sub(#"R.filter" + 1))
+  end
   -- strings and integers (most printed values) skip the call: the buffer's
   -- table.concat prints an integer as Python does. The total size is
   -- still checked by R.compact and at the end of the render.

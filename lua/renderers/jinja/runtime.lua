@@ -424,6 +424,18 @@ function R.filter(S, name, value, args, kwargs)
   return r
 end
 
+-- R.filter for a value printed: its text, or an integer (the output
+-- buffer's table.concat prints integers as Python does).
+function R.print_filter(S, name, value, args, kwargs)
+  if S.memo_value == value and S.memo_name == name and S.memo_changes == changes.n
+      and args == NOARGS and kwargs == NOKW then
+    return S.memo_text -- see R.memo_filter
+  end
+  local v = R.filter(S, name, value, args, kwargs)
+  if type(v) == "string" or mtype(v) == "integer" then return v end
+  return R.str(v)
+end
+
 -- `value | json` again on the same table with no change since: the text of
 -- the last call, in a Markup of its own (as each call gives).
 function R.memo_filter(S, fn, name, value)
