@@ -12,6 +12,7 @@ local M = {}
 
 local null = data.null
 local is_undefined = pyval.is_undefined
+local rawequal = rawequal
 local undefined = pyval.undefined
 local raise = pyval.raise
 local concat = table.concat
@@ -399,7 +400,7 @@ local function check_undefined_args(value, args, kwargs)
 end
 
 function R.filter(S, name, value, args, kwargs)
-  if S.memo_value == value and S.memo_name == name and S.memo_changes == changes.n
+  if S.memo_name == name and rawequal(S.memo_value, value) and S.memo_changes == changes.n
       and args == NOARGS and kwargs == NOKW then
     return pyval.markup(S.memo_text) -- see R.memo_filter
   end
@@ -427,7 +428,7 @@ end
 -- R.filter for a value printed: its text, or an integer (the output
 -- buffer's table.concat prints integers as Python does).
 function R.print_filter(S, name, value, args, kwargs)
-  if S.memo_value == value and S.memo_name == name and S.memo_changes == changes.n
+  if S.memo_name == name and rawequal(S.memo_value, value) and S.memo_changes == changes.n
       and args == NOARGS and kwargs == NOKW then
     return S.memo_text -- see R.memo_filter
   end
@@ -439,7 +440,7 @@ end
 -- `value | json` again on the same table with no change since: the text of
 -- the last call, in a Markup of its own (as each call gives).
 function R.memo_filter(S, fn, name, value)
-  if S.memo_value == value and S.memo_changes == changes.n and S.memo_name == name then
+  if S.memo_name == name and rawequal(S.memo_value, value) and S.memo_changes == changes.n then
     return pyval.markup(S.memo_text)
   end
   local r = fn(S.env, value, NOARGS, NOKW)
