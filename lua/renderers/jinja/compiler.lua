@@ -62,12 +62,31 @@ end
 
 EXPR.none = function() return "NULL" end
 
-EXPR.name = function(self, n)
-  if n.name == "self" then return "R.lookup_self(f, ctx)" end
+-- A name read as a Lua expression. Inside loops compiled with locals (see
+-- C:loop_code) the innermost local holding the name decides; a local that
+-- may not be set yet (nil) falls through to the next scope out, and at the
+-- end to the frames.
+function C:read_name(name)
+  local chain, sure = {}, nil
+  local scope = self.scope
+  while scope and not sure do
+    local v = scope.vars[name]
+    if v and v.sure then sure = v.lua
+    elseif v then chain[#chain + 1] = v.lua end
+    scope = scope.parent
+  end
+  local e = sure
+  if not e and name == "self" then e = "R.lookup_self(f, ctx)" end
   -- a plain read through the frames; the runtime makes a missing name
   -- undefined (and reads a false value again, which gives false)
-  return "(f[" .. q(n.name) .. "] or R.lookup(f, " .. q(n.name) .. "))"
+  e = e or ("(f[" .. q(name) .. "] or R.lookup(f, " .. q(name) .. "))")
+  for i = #chain, 1, -1 do
+    e = "(" .. chain[i] .. " or R.pick(" .. chain[i] .. ", " .. e .. "))"
+  end
+  return e
 end
+
+EXPR.name = function(self, n) return self:read_name(n.name) end
 
 function C:items(list)
   local out = {}
@@ -104,6 +123,16 @@ local function is_number_const(n)
   return n.t == "const" and type(n.value) == "number"
 end
 
+-- "percent_int" for `'%02d' % x` (a literal format of one conversion),
+-- which compiles to R.percent_int and always gives a string.
+function C:expr_kind(n)
+  local a = n.a
+  if n.op == "mod" and a.t == "const" and type(a.value) == "string"
+      and require("renderers.jinja.py_format").is_one_int_format(a.value) then
+    return "percent_int"
+  end
+end
+
 EXPR.bin = function(self, n)
   local a = n.a
   if n.op == "pow" and a.t == "unary" and a.op == "neg" and is_number_const(a.a)
@@ -112,8 +141,7 @@ EXPR.bin = function(self, n)
     -- Python's `-2 ** x`, which Python reads as -(2 ** x): so do we
     return "R.op.neg(R.op.pow(" .. self:expr(a.a) .. ", " .. self:expr(n.b) .. "))"
   end
-  if n.op == "mod" and a.t == "const" and type(a.value) == "string"
-      and require("renderers.jinja.py_format").is_one_int_format(a.value) then
+  if self:expr_kind(n) == "percent_int" then
     return "R.percent_int(" .. self:expr(a) .. ", " .. self:expr(n.b) .. ")"
   end
   return "R.op." .. n.op .. "(" .. self:expr(a) .. ", " .. self:expr(n.b) .. ")"
@@ -131,12 +159,40 @@ EXPR["not"] = function(self, n)
   return "(not " .. self:test_expr(n.a) .. ")"
 end
 
+-- Nodes whose compiled expression is always a Lua boolean.
+local BOOLEAN = { compare = true, test = true, ["not"] = true }
+
+local function is_boolean(n)
+  if BOOLEAN[n.t] then return true end
+  if n.t == "const" then return type(n.value) == "boolean" end
+  if n.t == "and" or n.t == "or" then return is_boolean(n.a) and is_boolean(n.b) end
+  return false
+end
+
+-- Nodes whose value is never a Lua false (nor nil): `x and y` may use Lua's
+-- own operators when y is one of them.
+local function never_false(n)
+  if n.t == "const" then return n.value ~= false end
+  return n.t == "none" or n.t == "list" or n.t == "tuple" or n.t == "dict" or n.t == "concat"
+end
+
+-- `a and b` / `a or b` give an operand, not a boolean, and evaluate b only
+-- when needed. With a boolean `a` Lua's own operators do that; otherwise
+-- R.and_left / R.or_left return `a` when it decides the result (a false
+-- `a` boxed, as Lua's `or` would skip it) and nil when b is needed.
 EXPR["and"] = function(self, n)
-  return "R.and_(" .. self:expr(n.a) .. ", function() return " .. self:expr(n.b) .. " end)"
+  if is_boolean(n.a) then
+    return "(" .. self:expr(n.a) .. " and " .. self:expr(n.b) .. ")"
+  end
+  return "R.unbox(R.and_left(" .. self:expr(n.a) .. ") or " .. self:expr(n.b) .. ")"
 end
 
 EXPR["or"] = function(self, n)
-  return "R.or_(" .. self:expr(n.a) .. ", function() return " .. self:expr(n.b) .. " end)"
+  if is_boolean(n.a) then
+    return "(" .. self:expr(n.a) .. " or " .. self:expr(n.b) .. ")"
+  end
+  -- a truthy value is never a Lua false, so `or` keeps it as it is
+  return "(R.or_left(" .. self:expr(n.a) .. ") or " .. self:expr(n.b) .. ")"
 end
 
 -- Compiles fn() as Jinja's "soft" frames: an unknown filter or test met
@@ -153,8 +209,12 @@ end
 EXPR.cond = function(self, n)
   return self:soft(function()
     local no = n.no and self:expr(n.no) or "R.undefined_cond()"
-    return "((" .. self:test_expr(n.test) .. ") and {" .. self:expr(n.yes) .. "} or {"
-      .. no .. "})[1]"
+    local test = self:test_expr(n.test)
+    if never_false(n.yes) then
+      return "(" .. test .. " and " .. self:expr(n.yes) .. " or " .. no .. ")"
+    end
+    -- a false `yes` would fall through Lua's and/or: boxed, then unboxed
+    return "R.unbox(" .. test .. " and R.box(" .. self:expr(n.yes) .. ") or " .. no .. ")"
   end)
 end
 
@@ -238,6 +298,27 @@ function C:test_expr(node)
   return r
 end
 
+-- True when node always gives a Lua string: a string literal, `~`, a
+-- `'%d' % x` format, or a local that only such expressions set.
+function C:is_string(node)
+  local t = node.t
+  if t == "const" then return type(node.value) == "string" end
+  if t == "concat" then return true end
+  if t == "bin" then return node.op == "mod" and self:expr_kind(node) == "percent_int" end
+  if t == "cond" then
+    return node.no ~= nil and self:is_string(node.yes) and self:is_string(node.no)
+  end
+  if t == "name" then
+    local scope = self.scope
+    while scope do
+      local v = scope.vars[node.name]
+      if v then return v.sure and v.string or false end
+      scope = scope.parent
+    end
+  end
+  return false
+end
+
 -- Statements ----------------------------------------------------------------
 
 local STMT = {}
@@ -259,7 +340,24 @@ function C:write(expr)
   end
 end
 
-STMT.data = function(self, n) self:write(q(n.value)) end
+-- Writes template text; text right after other text (a comment between
+-- them, nothing emitted) joins it in one piece. Folded values stay pieces
+-- of their own, so the compiled source shows them.
+function C:write_text(text, folded)
+  local last = #self.code
+  if not folded and self.text_at == last and self.text_guard == self.guard then
+    self.text = self.text .. text
+    self.code[last] = nil
+    self.lmap[last] = nil
+    self:write(q(self.text))
+  else
+    self.text = text
+    self:write(q(text))
+  end
+  self.text_at, self.text_guard = not folded and #self.code, self.guard
+end
+
+STMT.data = function(self, n) self:write_text(n.value) end
 
 -- Expressions made only of literals and operators: their value is the
 -- same on every render, whatever the context or environment.
@@ -267,9 +365,26 @@ local PURE = { const = true, none = true, list = true, tuple = true, dict = true
                unary = true, concat = true, ["not"] = true, ["and"] = true, ["or"] = true,
                cond = true, compare = true }
 
+-- Filters folded too, when given pure input: the builtin ones that give
+-- the same text for the same input (renderers.jinja.runtime's list).
+local PURE_FILTERS = require("renderers.jinja.runtime").PURE_FILTERS
+
+-- True when node holds a filter call (its folded text is right only in an
+-- environment that keeps the builtin filters).
+local function has_filter(node)
+  if type(node) ~= "table" then return false end
+  if node.t == "filter" then return true end
+  for _, v in pairs(node) do
+    if has_filter(v) then return true end
+  end
+  return false
+end
+
 local function is_pure(node)
   if type(node) ~= "table" then return true end
-  if node.t and not PURE[node.t] then return false end
+  if node.t == "filter" then
+    if not (PURE_FILTERS[node.name] and node.node) then return false end
+  elseif node.t and not PURE[node.t] then return false end
   for _, v in pairs(node) do
     if type(v) == "table" and not is_pure(v) then return false end
   end
@@ -283,21 +398,31 @@ local FOLD_MAX = 256
 -- The text `{{ e }}` prints for a pure expression, computed now as the
 -- render would; nil when it raises (the render raises it then, with its
 -- line) or is long.
+local fold_env -- the render state folded filters run with
+
 function C:fold(e)
+  if not fold_env then
+    fold_env = { R = require("renderers.jinja.runtime").R,
+      S = { env = require("renderers.jinja.init").new_environment({}) } }
+  end
   local chunk = load("local R = R; local NULL = R.NULL; local math_mininteger = R.MININT; "
-    .. "local type = R.type; return R.str(" .. e .. ")", "=fold", "t",
-    { R = require("renderers.jinja.runtime").R })
+    .. "local type = R.type; return R.str(" .. e .. ")", "=fold", "t", fold_env)
   local ok, text = pcall(chunk)
   if ok and type(text) == "string" and #text <= FOLD_MAX then return text end
 end
 
 STMT.output = function(self, n)
   if n.expr.t == "const" and type(n.expr.value) == "string" and not self.autoescape then
-    return self:write(q(n.expr.value))
+    return self:write_text(n.expr.value, true)
   end
   if not self.autoescape and is_pure(n.expr) then
-    local text = self:fold(self:expr(n.expr))
-    if text then return self:write(q(text)) end
+    local e = self:expr(n.expr)
+    local text = self:fold(e)
+    if text and has_filter(n.expr) then
+      -- S.fold: the environment has not replaced any of the pure filters
+      return self:write("(S.fold and " .. q(text) .. " or R.str(" .. e .. "))")
+    end
+    if text then return self:write_text(text, true) end
   end
   local e = self:expr(n.expr)
   if self.autoescape then
@@ -306,31 +431,55 @@ STMT.output = function(self, n)
   if self.guard then
     return self:write("R.str(" .. e .. ")")
   end
-  -- strings (most printed values) skip the call; the total size is still
-  -- checked by R.compact and at the end of the render
-  self:emit("do local v = " .. e .. "; if type(v) ~= \"string\" then v = R.str(v) end; "
-    .. "n = n + 1; o[n] = v end")
+  if self:is_string(n.expr) then return self:emit("n = n + 1; o[n] = " .. e) end
+  if n.expr.t == "filter" and n.expr.node then
+    -- a filter's value printed: R.print_filter gives its text directly
+    -- (`| json` again on an unchanged value makes no Markup)
+    return self:emit("n = n + 1; o[n] = R.print_filter" .. e:sub(#"R.filter" + 1))
+  end
+  -- strings and integers (most printed values) skip the call: the buffer's
+  -- table.concat prints an integer as Python does. The total size is
+  -- still checked by R.compact and at the end of the render.
+  self:emit("do local v = " .. e .. "; if type(v) ~= \"string\" and math_type(v) ~= "
+    .. "\"integer\" then v = R.str(v) end; n = n + 1; o[n] = v end")
+end
+
+-- Compiles fn() as code that may not run on every pass: a local set there
+-- may still be unset (nil) after it.
+function C:branch(fn)
+  local scope = self.scope
+  if scope then scope.branch = scope.branch + 1 end
+  fn()
+  if scope then scope.branch = scope.branch - 1 end
 end
 
 STMT["if"] = function(self, n)
   self:soft(function()
     self:emit("if " .. self:test_expr(n.test) .. " then", n.line)
-    self:body(n.body)
-    if n.else_ then
-      self:emit("else")
-      self:body(n.else_)
-    end
+    self:branch(function()
+      self:body(n.body)
+      if n.else_ then
+        self:emit("else")
+        self:body(n.else_)
+      end
+    end)
     self:emit("end")
   end)
 end
 
--- Assigns the Lua expression `value` to a target node in frame `frame`.
+-- Assigns the Lua expression `value` to a target node in frame `frame`, or
+-- to the local that holds the name in the innermost scope.
 function C:assign(target, value, frame)
   frame = frame or "f"
-  if target.t == "name" then
+  local scope = self.scope
+  if target.t == "name" and scope and scope.vars[target.name] then
+    local v = scope.vars[target.name]
+    self:emit(v.lua .. " = " .. value)
+    if scope.branch == 0 then v.sure = true end
+  elseif target.t == "name" then
     self:emit(frame .. "[" .. q(target.name) .. "] = " .. value)
   elseif target.t == "nsref" then
-    self:emit("R.ns_set(R.lookup(" .. frame .. ", " .. q(target.name) .. "), "
+    self:emit("R.ns_set(" .. self:read_name(target.name) .. ", "
       .. q(target.attr) .. ", " .. value .. ")")
   else
     local t = self:tmp()
@@ -425,35 +574,146 @@ local function names_var(node, name)
   return false
 end
 
+-- Statements that read or write variables by name through the frame chain:
+-- a loop holding one of them keeps its variables in frames.
+local FRAME_USERS = { macro = true, call_block = true, include = true, import = true,
+  from_import = true, import_load = true, block = true, extends = true, with = true }
+
+local function uses_frames(node)
+  if type(node) ~= "table" then return false end
+  if FRAME_USERS[node.t] or (node.t == "for" and node.recursive) then return true end
+  for _, v in pairs(node) do
+    if type(v) == "table" and uses_frames(v) then return true end
+  end
+  return false
+end
+
+-- Adds the names of an assignment target to out: name -> "string" while
+-- every value assigned to it is a string, else true.
+local function target_names(target, out, is_string)
+  if target.t == "name" then
+    local prev = out[target.name]
+    out[target.name] = (is_string and (prev == nil or prev == "string")) and "string" or true
+  elseif target.t == "tuple" then
+    for _, item in ipairs(target.items) do target_names(item, out, false) end
+  end
+  return out
+end
+
+-- The names a loop body sets into its own scope: `set` and `load`
+-- targets anywhere in it except inside nested loops (which have their own
+-- scope), the `else` of a nested loop included (it runs in this one).
+-- is_string(node), when given, tells the values that are always strings.
+local function assigned_names(body, out, is_string)
+  for _, node in ipairs(body or {}) do
+    if node.t == "assign" then
+      target_names(node.target, out, is_string and is_string(node.expr))
+    elseif node.t == "assign_block" then
+      target_names(node.target, out, node.filter == nil)
+    elseif node.t == "load" then
+      target_names({ t = "name", name = node.target }, out, false)
+    end
+    if node.t ~= "for" then assigned_names(node.body, out, is_string) end
+    assigned_names(node.else_, out, is_string)
+  end
+  return out
+end
+
+-- The number of Lua locals a loop compiled with locals declares, nested
+-- loops included (an upper bound).
+local function locals_needed(n)
+  local count = 4
+  for _ in pairs(assigned_names(n.body, target_names(n.target, {}))) do count = count + 1 end
+  local function nested(node)
+    if type(node) ~= "table" then return end
+    if node.t == "for" then count = count + locals_needed(node) return end
+    for _, v in pairs(node) do nested(v) end
+  end
+  nested(n.body)
+  nested(n.else_)
+  return count
+end
+
+-- Locals a compiled function may declare for template variables: Lua
+-- allows 200 locals and 255 registers, and expressions need registers too.
+local MAX_LOCALS = 100
+
+-- True when loop n can keep its variables in Lua locals: nothing in it
+-- reads the frames by name (macros, caller, include, import, blocks, with,
+-- recursive loops) and they fit. Loops inside such a loop always can.
+function C:can_use_locals(n)
+  if self.scope then return true end
+  if n.recursive or uses_frames(n.body) or uses_frames(n.test) then return false end
+  if assigned_names(n.body, target_names(n.target, {})).loop then return false end
+  return locals_needed(n) <= MAX_LOCALS
+end
+
+-- Opens a scope of locals for `names` (sorted, so the output is stable).
+function C:open_scope(names)
+  local scope = { vars = {}, parent = self.scope, branch = 0 }
+  local list = {}
+  for name in pairs(names) do list[#list + 1] = name end
+  table.sort(list)
+  for i, name in ipairs(list) do
+    local lua = "v" .. self:tmp():sub(2) .. "_" .. name
+    scope.vars[name] = { lua = lua, string = names[name] == "string" }
+    list[i] = lua
+  end
+  if #list > 0 then self:emit("local " .. table.concat(list, ", ")) end
+  self.scope = scope
+  return scope
+end
+
+-- Emits the `if` filter of a loop: drops the items it rejects.
+function C:loop_filter(n, frame_code)
+  self:emit("items = R.filter_items(items, function(item)")
+  if frame_code then
+    self:emit("local f = R.frame(lf)")
+  else
+    self:open_scope(target_names(n.target, {}))
+  end
+  local outer = self.scope
+  self:assign(n.target, "item")
+  self:emit("return " .. self:test_expr(n.test))
+  self:emit("end)")
+  if not frame_code then self.scope = outer.parent end
+end
+
 -- The loop body: binds the target and `loop`, runs the body. Used inline
 -- for plain loops and inside a local function for recursive ones. A body
 -- that never names `loop` gets no loop object (only its iterations counted).
+-- The loop's variables (its target, `loop` and what the body sets) live in
+-- Lua locals when C:can_use_locals allows, else in a frame of their own;
+-- either is shared by all iterations, so a name set in one iteration is
+-- still set at the start of the next.
 function C:loop_code(n, items_expr, depth_expr)
   local label = "continue_" .. self:tmp()
-  local saved_loop = self.loop
-  self:emit("local lf = R.frame(f)")
+  local saved_loop, saved_scope = self.loop, self.scope
+  local frames = not self:can_use_locals(n)
+  if frames then self:emit("local lf = R.frame(f)") end
   self:emit("local items = R.iter(" .. items_expr .. ")")
-  if n.test then
-    self:emit("items = R.filter_items(items, function(item)")
-    self:emit("local f = R.frame(lf)")
-    self:assign(n.target, "item")
-    self:emit("return " .. self:test_expr(n.test))
-    self:emit("end)")
-  end
+  if n.test then self:loop_filter(n, frames) end
   -- a name comes from the source text as it is, so a source without the
   -- word needs no walk of the body
   local uses_loop = n.recursive or (self.mentions_loop and names_var(n.body, "loop"))
+  local L = frames and "L" or "L" .. self:tmp():sub(2)
   if uses_loop then
-    self:emit("local L = R.loop(S, items, " .. depth_expr .. ", "
+    self:emit("local " .. L .. " = R.loop(S, items, " .. depth_expr .. ", "
       .. (n.recursive and "rec" or "nil") .. ")")
-    self:emit("lf.loop = L")
+    if frames then self:emit("lf.loop = L") end
   else
     self:emit("R.count_loop(S, items)")
   end
+  if not frames then
+    local scope = self:open_scope(assigned_names(n.body, target_names(n.target, {}),
+      function(node) return self:is_string(node) end))
+    if uses_loop then scope.vars.loop = { lua = L, sure = true } end
+  end
   self:emit("for i = 1, items.n do")
-  if uses_loop then self:emit("L.index0 = i - 1") end
-  self:emit("do local f = lf")
+  if uses_loop then self:emit(L .. ".index0 = i - 1") end
+  if frames then self:emit("do local f = lf") end
   self:assign(n.target, "items[i]")
+  if not frames then self:emit("do") end
   self.loop = label
   self:body(n.body)
   self.loop = saved_loop
@@ -461,9 +721,10 @@ function C:loop_code(n, items_expr, depth_expr)
   self:emit("::" .. label .. "::")
   self:emit("if n > 4096 then n = R.compact(S, o, n) end")
   self:emit("end")
+  self.scope = saved_scope
   if n.else_ then
     self:emit("if items.n == 0 then")
-    self:body(n.else_)
+    self:branch(function() self:body(n.else_) end)
     self:emit("end")
   end
 end
@@ -572,8 +833,8 @@ end
 
 STMT.load = function(self, n)
   self:capture(n.body, function(text)
-    self:emit("R.set(f, " .. q(n.target) .. ", R.load_text(S, " .. q(n.format) .. ", "
-      .. text .. "))")
+    self:assign({ t = "name", name = n.target },
+      "R.load_text(S, " .. q(n.format) .. ", " .. text .. ")")
   end)
 end
 
@@ -597,6 +858,7 @@ function C:function_for(header, body, guard)
   self.guard = guard
   self:body(body)
   self.guard = false
+  self:emit("if tail then n = n + 1; o[n] = tail end")
   self:emit("return R.join(o, n) end")
 end
 
@@ -623,15 +885,16 @@ function M.compile(source)
                               uses = { filters = {}, tests = {} },
                               mentions_loop = source:find("loop", 1, true) ~= nil }, C)
   self:emit("local R = R; local NULL = R.NULL; local math_mininteger = R.MININT; "
-    .. "local type = R.type")
+    .. "local type, math_type = R.type, R.math_type")
   self:emit("local T = { blocks = {} }")
-  self:function_for("T.root = function(S, ctx, f)", tree.body, has_extends(tree.body))
+  self:function_for("T.root = function(S, ctx, f, tail)", tree.body, has_extends(tree.body))
   local names = {}
   for name in pairs(tree.blocks) do names[#names + 1] = name end
   table.sort(names)
   for _, name in ipairs(names) do
     local b = tree.blocks[name]
-    self:function_for("T.blocks[" .. q(name) .. "] = function(S, ctx, f)", b.body, false)
+    self:function_for("T.blocks[" .. q(name) .. "] = function(S, ctx, f, tail)", b.body,
+      false)
     self:emit("T.scoped = T.scoped or {}; T.scoped[" .. q(name) .. "] = "
       .. tostring(b.scoped))
     if b.required then

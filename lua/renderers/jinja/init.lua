@@ -227,25 +227,25 @@ M.format_error = format_error
 
 -- Renders compiled template T with vars; returns text or nil, message, err.
 function Env:_render(T, vars, extra_templates)
-  local S = { env = self, depth = 0, output = 0, globals = runtime.frame(self.globals) }
+  local S = { env = self, depth = 0, output = 0, globals = runtime.frame(self.globals),
+              fold = self.fold }
   if extra_templates then
     S.templates = {}
     for k, v in pairs(extra_templates) do S.templates[k] = v end
   end
-  local vf = runtime.top_frame(S.globals)
-  if vars then
-    for k, v in pairs(vars) do rawset(vf, k, v) end
-  end
+  -- the template's own top-level variables share the frame of the
+  -- variables given: nothing tells the two apart
+  local f = runtime.vars_frame(S.globals, vars)
   local saved = self.name
   self.name = T.name
-  local ok, out = xpcall(runtime.run, runtime.handler, S, T, runtime.top_frame(vf))
+  local ok, out = xpcall(runtime.run, runtime.handler, S, T, f, nil,
+    T.final_newline and "\n" or nil)
   self.name = saved
   if not ok then
     local all = { T }
     for _, t in pairs(S.templates or {}) do all[#all + 1] = t end
     return nil, format_error(out, all), out
   end
-  if T.final_newline then out = out .. "\n" end
   if self.crlf and T.crlf and not out:find("\r\n", 1, true) then
     out = out:gsub("\n", "\r\n")
   end
@@ -304,13 +304,19 @@ function M.new_environment(opts)
   -- The library's filters and tests are read through, not copied: an
   -- environment holds only the caller's own, which keeps each one small
   -- (and the collector's work with many of them).
-  local env = setmetatable({ root = opts.root, salt = opts.salt, opts = opts.opts,
+  local env
+  env = setmetatable({ root = opts.root, salt = opts.salt, opts = opts.opts,
     crlf = opts.crlf ~= false, repr = pyval.repr,
-    filters = setmetatable({}, { __index = builtin.filters }),
+    filters = setmetatable({}, { __index = builtin.filters, __newindex = function(t, k, v)
+      rawset(t, k, v)
+      -- text the compiler folded from this filter would be wrong here
+      if runtime.PURE_FILTERS[k] then env.fold = false end
+    end }),
     tests = setmetatable({}, { __index = builtin.tests }),
     checked = setmetatable({}, { __mode = "k" }), -- templates whose filters are known
     accepts_undefined = setmetatable({}, { __index = (builtin.filters or {}).accepts_undefined
                                                      or builtin.accepts_undefined }) }, Env)
+  env.fold = true -- no folded filter replaced (the compiler's folding)
   env.undefined = function(name, hint) return pyval.undefined(name, hint) end
   local bound_render = Env.render_string
   env.render_string = function(a, b, c, d)
@@ -328,6 +334,7 @@ function M.new_environment(opts)
   local globals = {}
   for k, g in pairs(builtin.globals or {}) do
     globals[k] = function(args, kwargs) return g(env, args, kwargs) end
+    runtime.harmless[globals[k]] = true
   end
   for k, v in pairs(opts.globals or {}) do globals[k] = v end
   env.globals = globals

@@ -12,6 +12,7 @@ local M = {}
 
 local null = data.null
 local is_undefined = pyval.is_undefined
+local rawequal = rawequal
 local undefined = pyval.undefined
 local raise = pyval.raise
 local concat = table.concat
@@ -20,7 +21,7 @@ M.MAX_DEPTH = 200          -- nested macro calls, includes and imports
 M.MAX_OUTPUT = 64 * 1048576 -- bytes of output from one render
 M.MAX_ITERATIONS = 10000000 -- loop iterations and macro calls in one render
 
-local R = { NULL = null, MININT = math.mininteger, type = type }
+local R = { NULL = null, MININT = math.mininteger, type = type, math_type = math.type }
 M.R = R
 
 -- Frames -------------------------------------------------------------------
@@ -40,12 +41,6 @@ end
 R.frame = frame
 M.frame = frame
 
--- A frame over a parent that gets no other child (the frames a render
--- starts with): its own metatable, without the weak table's bookkeeping.
-function M.top_frame(parent)
-  return setmetatable({}, { __index = parent })
-end
-
 function R.lookup(f, name)
   local v = f[name]
   if v == nil then return undefined(name) end
@@ -60,6 +55,13 @@ function R.lookup_self(f, ctx)
   return ctx.self_ref or self_reference(ctx)
 end
 
+-- A loop's local `v` when it is set, else `outer` (the name's value in
+-- the scopes around; see the compiler's read_name).
+function R.pick(v, outer)
+  if v == nil then return outer end
+  return v
+end
+
 function R.set(f, name, v)
   rawset(f, name, v)
 end
@@ -68,7 +70,38 @@ function R.missing(f, name)
   return rawget(f, name) == nil
 end
 
+-- Changes to data ---------------------------------------------------------
+
+-- A count of the moments data may have changed during renders: any call of
+-- a method or of a host function, a filter or test that is not a known
+-- builtin, a namespace attribute set. Two reads of the same table with the
+-- same count in between saw the same contents, which lets `| json` reuse
+-- its text (jinja2 has the same hooks: it calls out to Python there).
+local changes = { n = 0 }
+M.changes = changes
+
+-- Functions known not to change any data (the builtin globals of each
+-- environment): calling them leaves the count alone.
+local harmless = setmetatable({}, { __mode = "k" })
+M.harmless = harmless
+
+-- Builtin filters that change no data, call no code of the caller's and
+-- give the same result for the same input: calling them leaves the count
+-- alone, and the compiler may fold them on constant input.
+M.PURE_FILTERS = {}
+for name in ([[abs batch capitalize center count d default dictsort e escape first float
+  forceescape format indent int items join json last length list lower max min replace
+  reverse round safe slice sort string sum title tojson trim truncate unique upper wordcount
+  wordwrap yaml]]):gmatch("%S+") do
+  M.PURE_FILTERS[name] = true
+end
+local PURE_FILTERS = M.PURE_FILTERS
+
+-- Filters whose text is kept per render for the last table they encoded.
+local MEMO_FILTERS = { json = true, tojson = true }
+
 function R.ns_set(ns, name, v)
+  changes.n = changes.n + 1
   pyval.setattr(ns, name, v)
 end
 
@@ -173,14 +206,31 @@ function R.concat(items)
   return concat(items, "", 1, n)
 end
 
-function R.and_(a, b)
-  if not R.truthy(a) then return a end
-  return b()
+-- Compiled `and`, `or` and conditional expressions stand a false value in
+-- for FALSE while Lua's own and/or must not skip it (see the compiler).
+local FALSE = setmetatable({}, { __name = "brine.false" })
+
+function R.box(v)
+  if v == false then return FALSE end
+  return v
 end
 
-function R.or_(a, b)
-  if R.truthy(a) then return a end
-  return b()
+function R.unbox(v)
+  if v == FALSE then return false end
+  return v
+end
+
+-- `a and b`: a (boxed) when it is false in Python's sense, else nil.
+function R.and_left(a)
+  if a == false then return FALSE end
+  if a == true or pyval.truthy(a) then return nil end
+  return a
+end
+
+-- `a or b`: a when it is true in Python's sense, else nil.
+function R.or_left(a)
+  if a == true or (a ~= false and pyval.truthy(a)) then return a end
+  return nil
 end
 
 -- Jinja's inline `a if b` without else yields a plain (not strict)
@@ -335,6 +385,7 @@ end
 
 function R.call(S, fn, args, kwargs)
   if is_undefined(fn) then pyval.str(fn) end
+  if not harmless[fn] and getmetatable(fn) ~= MACRO_MT then changes.n = changes.n + 1 end
   return pyval.call(fn, args, kwargs)
 end
 
@@ -349,6 +400,10 @@ local function check_undefined_args(value, args, kwargs)
 end
 
 function R.filter(S, name, value, args, kwargs)
+  if S.memo_name == name and rawequal(S.memo_value, value) and S.memo_changes == changes.n
+      and args == NOARGS and kwargs == NOKW then
+    return pyval.markup(S.memo_text) -- see R.memo_filter
+  end
   local env = S.env
   local fn = env.filters[name]
   if not fn then raise("TemplateRuntimeError", "No filter named '" .. name .. "' found.") end
@@ -359,8 +414,37 @@ function R.filter(S, name, value, args, kwargs)
       check_undefined_args(value, args, kwargs)
     end
   end
+  local own = rawget(env.filters, name)
+  if own or not PURE_FILTERS[name] then changes.n = changes.n + 1 end
+  if MEMO_FILTERS[name] and not own and args == NOARGS and kwargs == NOKW
+      and type(value) == "table" then
+    return R.memo_filter(S, fn, name, value)
+  end
   local r = fn(env, value, args, kwargs)
   if r == nil then return null end
+  return r
+end
+
+-- R.filter for a value printed: its text, or an integer (the output
+-- buffer's table.concat prints integers as Python does).
+function R.print_filter(S, name, value, args, kwargs)
+  if S.memo_name == name and rawequal(S.memo_value, value) and S.memo_changes == changes.n
+      and args == NOARGS and kwargs == NOKW then
+    return S.memo_text -- see R.memo_filter
+  end
+  local v = R.filter(S, name, value, args, kwargs)
+  if type(v) == "string" or mtype(v) == "integer" then return v end
+  return R.str(v)
+end
+
+-- `value | json` again on the same table with no change since: the text of
+-- the last call, in a Markup of its own (as each call gives).
+function R.memo_filter(S, fn, name, value)
+  if S.memo_name == name and rawequal(S.memo_value, value) and S.memo_changes == changes.n then
+    return pyval.markup(S.memo_text)
+  end
+  local r = fn(S.env, value, NOARGS, NOKW)
+  S.memo_value, S.memo_name, S.memo_changes, S.memo_text = value, name, changes.n, r.s
   return r
 end
 
@@ -381,6 +465,7 @@ function R.test(S, name, value, args, kwargs)
       name, nargs + 1))
   end
   if not env.accepts_undefined[name] then check_undefined_args(value, args, kwargs) end
+  if rawget(env.tests, name) then changes.n = changes.n + 1 end
   return fn(env, value, args, kwargs) and true or false
 end
 
@@ -626,8 +711,12 @@ local function resolve(S, name, ignore_missing)
 end
 
 -- Creates the context of one template render: its blocks and a self reference.
+-- Its block table is the shared empty one until a template registers a
+-- block (most templates have none).
+local NO_BLOCKS = setmetatable({}, { __newindex = function() error("read-only") end })
+
 local function new_context(S, tpl)
-  return { blocks = {}, tpl = tpl, S = S }
+  return { blocks = NO_BLOCKS, tpl = tpl, S = S }
 end
 
 -- The template's `self`, made when a template first names it.
@@ -647,6 +736,7 @@ end
 
 local function register_blocks(ctx, tpl)
   if next(tpl.blocks) == nil then return end
+  if ctx.blocks == NO_BLOCKS then ctx.blocks = {} end
   for name, fn in pairs(tpl.blocks) do
     local list = ctx.blocks[name]
     if not list then
@@ -658,21 +748,40 @@ local function register_blocks(ctx, tpl)
   end
 end
 
--- Runs a template's root (and its parents') in frame f.
-local function run(S, tpl, f, ctx)
+-- Runs a template's root (and its parents') in frame f; `tail`, when
+-- given, ends the output (written into the output buffer, not appended to
+-- the finished text, which would copy it).
+local function run(S, tpl, f, ctx, tail)
   ctx = ctx or new_context(S, tpl)
   ctx.frame = f
   S.env:check_uses(tpl)
   register_blocks(ctx, tpl)
-  local out = tpl.root(S, ctx, f)
-  while ctx.parent do
-    local parent = ctx.parent
-    ctx.parent = nil
-    S.env:check_uses(parent)
-    register_blocks(ctx, parent)
-    out = out .. parent.root(S, ctx, f)
+  local out = tpl.root(S, ctx, f, tail)
+  if ctx.parent then
+    -- the child wrote its tail before learning it extends a parent
+    if tail then out = out:sub(1, -#tail - 1) end
+    while ctx.parent do
+      local parent = ctx.parent
+      ctx.parent = nil
+      S.env:check_uses(parent)
+      register_blocks(ctx, parent)
+      out = out .. parent.root(S, ctx, f)
+    end
+    if tail then out = out .. tail end
   end
   return check_output(S, out)
+end
+
+-- The frame a render starts in: the variables given (copied, the caller's
+-- table is left alone) over the globals. The constructor's fields make
+-- room for a dozen variables at once; the first insertions rehash less.
+function M.vars_frame(parent, vars)
+  local f = setmetatable({ _1 = nil, _2 = nil, _3 = nil, _4 = nil, _5 = nil, _6 = nil,
+    _7 = nil, _8 = nil, _9 = nil, _10 = nil, _11 = nil, _12 = nil }, { __index = parent })
+  if vars then
+    for k, v in next, vars do f[k] = v end
+  end
+  return f
 end
 M.run = run
 
