@@ -1046,7 +1046,7 @@ end
 -- True when the encoders can take v as it is: scalars, null, and lists
 -- and ordered maps holding only such values.
 local ARRAY_MT = getmetatable(data.array())
-local MAP_MT = getmetatable(data.map())
+local is_map = data.is_map -- each ordered map has a metatable of its own
 
 local function is_plain(v, depth)
   local t = type(v)
@@ -1059,7 +1059,7 @@ local function is_plain(v, depth)
       if type(x) == "table" and not is_plain(x, depth + 1) then return false end
     end
     return true
-  elseif mt == MAP_MT then -- (by identity: Markup's name starts like a map's)
+  elseif is_map(v) then
     for key, x in pairs(v) do
       if type(key) == "table" or not is_plain(x, depth + 1) then return false end
     end
