@@ -30,6 +30,24 @@ describe("jinja compatibility", function()
     fails("{{ 1 +}}", "end of print statement")
   end)
 
+  it("starts each loop iteration from the names outside the loop", function()
+    local vars = { l = { 3, 1, 2 } }
+    -- with locals (nothing reads frames by name) and with frames (a macro)
+    for _, head in ipairs({ "", "{% macro mm() %}{% endmacro %}" }) do
+      assert.equal("3-2", render(head .. "{% for x in l %}{% if x > 1 %}{% set z = x %}"
+        .. "{% endif %}{{ z|default('-') }}{% endfor %}", vars))
+      assert.equal("1311121", render(head .. "{% set y = 1 %}{% for x in l %}{{ y }}"
+        .. "{% set y = x %}{{ y }}{% endfor %}{{ y }}", vars))
+      assert.equal("uuu", render(head .. "{% for x in l %}{{ y|default('u') }}{% set y = x %}"
+        .. "{% endfor %}", vars))
+      assert.equal("False|10", render(head .. "{% for x in [] %}{% else %}{% set z = 1 %}"
+        .. "{% endfor %}{{ z is defined }}|{% set z = 0 %}{% for x in [] %}{% else %}"
+        .. "{% set z = 1 %}{{ z }}{% endfor %}{{ z }}", vars))
+    end
+    assert.equal("T.T.T.", render("{% for x in l %}{% for y in [] %}{% else %}{% set e = 'T' %}"
+      .. "{{ e }}{% endfor %}{{ e|default('.') }}{% endfor %}", vars))
+  end)
+
   it("formats booleans as integers once a spec is given", function()
     assert.equal("    1|True|0", render("{{ '{:>5}'.format(true) }}|{{ '{}'.format(true) }}"
       .. "|{{ '{:d}'.format(false) }}"))

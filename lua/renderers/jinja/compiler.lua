@@ -601,8 +601,8 @@ local function target_names(target, out, is_string)
 end
 
 -- The names a loop body sets into its own scope: `set` and `load`
--- targets anywhere in it except inside nested loops (which have their own
--- scope), the `else` of a nested loop included (it runs in this one).
+-- targets anywhere in it except inside nested loops and their `else`
+-- (which have scopes of their own).
 -- is_string(node), when given, tells the values that are always strings.
 local function assigned_names(body, out, is_string)
   for _, node in ipairs(body or {}) do
@@ -613,8 +613,10 @@ local function assigned_names(body, out, is_string)
     elseif node.t == "load" then
       target_names({ t = "name", name = node.target }, out, false)
     end
-    if node.t ~= "for" then assigned_names(node.body, out, is_string) end
-    assigned_names(node.else_, out, is_string)
+    if node.t ~= "for" then
+      assigned_names(node.body, out, is_string)
+      assigned_names(node.else_, out, is_string)
+    end
   end
   return out
 end
@@ -683,14 +685,15 @@ end
 -- for plain loops and inside a local function for recursive ones. A body
 -- that never names `loop` gets no loop object (only its iterations counted).
 -- The loop's variables (its target, `loop` and what the body sets) live in
--- Lua locals when C:can_use_locals allows, else in a frame of their own;
--- either is shared by all iterations, so a name set in one iteration is
--- still set at the start of the next.
+-- Lua locals when C:can_use_locals allows, else in a frame of their own.
+-- Either is made anew for each iteration, as Jinja scopes a loop body: a
+-- name set in one iteration is not set at the start of the next, where it
+-- reads the value from around the loop again.
 function C:loop_code(n, items_expr, depth_expr)
   local label = "continue_" .. self:tmp()
   local saved_loop, saved_scope = self.loop, self.scope
   local frames = not self:can_use_locals(n)
-  if frames then self:emit("local lf = R.frame(f)") end
+  if frames then self:emit("local lf = f") end
   self:emit("local items = R.iter(" .. items_expr .. ")")
   if n.test then self:loop_filter(n, frames) end
   -- a name comes from the source text as it is, so a source without the
@@ -700,18 +703,19 @@ function C:loop_code(n, items_expr, depth_expr)
   if uses_loop then
     self:emit("local " .. L .. " = R.loop(S, items, " .. depth_expr .. ", "
       .. (n.recursive and "rec" or "nil") .. ")")
-    if frames then self:emit("lf.loop = L") end
   else
     self:emit("R.count_loop(S, items)")
   end
-  if not frames then
+  self:emit("for i = 1, items.n do")
+  if uses_loop then self:emit(L .. ".index0 = i - 1") end
+  if frames then
+    self:emit("do local f = R.frame(lf)")
+    if uses_loop then self:emit("f.loop = L") end
+  else
     local scope = self:open_scope(assigned_names(n.body, target_names(n.target, {}),
       function(node) return self:is_string(node) end))
     if uses_loop then scope.vars.loop = { lua = L, sure = true } end
   end
-  self:emit("for i = 1, items.n do")
-  if uses_loop then self:emit(L .. ".index0 = i - 1") end
-  if frames then self:emit("do local f = lf") end
   self:assign(n.target, "items[i]")
   if not frames then self:emit("do") end
   self.loop = label
@@ -723,10 +727,23 @@ function C:loop_code(n, items_expr, depth_expr)
   self:emit("end")
   self.scope = saved_scope
   if n.else_ then
-    self:emit("if items.n == 0 then")
-    self:branch(function() self:body(n.else_) end)
-    self:emit("end")
+    self:loop_else(n)
   end
+end
+
+-- A loop's `else`, in a scope of its own as Jinja runs it: what it sets
+-- is not seen after the loop. Inside a loop compiled with locals it gets
+-- locals too (nothing there reads frames), elsewhere a frame.
+function C:loop_else(n)
+  self:emit("if items.n == 0 then")
+  if self.scope then
+    self:open_scope(assigned_names(n.else_, {}, function(node) return self:is_string(node) end))
+  else
+    self:emit("local f = R.frame(f)")
+  end
+  self:body(n.else_)
+  self:emit("end")
+  self.scope = self.scope and self.scope.parent or nil
 end
 
 STMT["for"] = function(self, n)
