@@ -48,6 +48,12 @@ describe("jinja compatibility", function()
       .. "{{ e }}{% endfor %}{{ e|default('.') }}{% endfor %}", vars))
   end)
 
+  it("formats '%d-%d' % (a, b) as Python, integers or not", function()
+    assert.equal("03-07 1/2/3 03-07 1%--4", render("{{ '%02d-%02d' % (3, 7) }} "
+      .. "{{ '%d/%d/%d' % (1, 2, 3) }} {{ '%02d-%02d' % (3, 7.5) }} {{ '%d%%-%d' % (true, -4) }}"))
+    fails("{{ '%02d-%02d' % (3, 'x') }}", "%d format: a real number is required, not str")
+  end)
+
   it("formats booleans as integers once a spec is given", function()
     assert.equal("    1|True|0", render("{{ '{:>5}'.format(true) }}|{{ '{}'.format(true) }}"
       .. "|{{ '{:d}'.format(false) }}"))

@@ -124,12 +124,16 @@ local function is_number_const(n)
 end
 
 -- "percent_int" for `'%02d' % x` (a literal format of one conversion),
--- which compiles to R.percent_int and always gives a string.
+-- "percent_ints" for `'%02d-%02d' % (x, y)` (two or three conversions
+-- given a tuple literal of as many values): they compile to
+-- R.percent_int and R.percent_ints and always give a string.
 function C:expr_kind(n)
   local a = n.a
-  if n.op == "mod" and a.t == "const" and type(a.value) == "string"
-      and require("renderers.jinja.py_format").is_one_int_format(a.value) then
-    return "percent_int"
+  if n.op ~= "mod" or a.t ~= "const" or type(a.value) ~= "string" then return nil end
+  local count = require("renderers.jinja.py_format").int_format_count(a.value)
+  if count == 1 then return "percent_int" end
+  if (count == 2 or count == 3) and n.b.t == "tuple" and #n.b.items == count then
+    return "percent_ints"
   end
 end
 
@@ -141,8 +145,11 @@ EXPR.bin = function(self, n)
     -- Python's `-2 ** x`, which Python reads as -(2 ** x): so do we
     return "R.op.neg(R.op.pow(" .. self:expr(a.a) .. ", " .. self:expr(n.b) .. "))"
   end
-  if self:expr_kind(n) == "percent_int" then
+  local kind = self:expr_kind(n)
+  if kind == "percent_int" then
     return "R.percent_int(" .. self:expr(a) .. ", " .. self:expr(n.b) .. ")"
+  elseif kind == "percent_ints" then
+    return "R.percent_ints(" .. self:expr(a) .. ", " .. self:items(n.b.items) .. ")"
   end
   return "R.op." .. n.op .. "(" .. self:expr(a) .. ", " .. self:expr(n.b) .. ")"
 end
@@ -304,7 +311,7 @@ function C:is_string(node)
   local t = node.t
   if t == "const" then return type(node.value) == "string" end
   if t == "concat" then return true end
-  if t == "bin" then return node.op == "mod" and self:expr_kind(node) == "percent_int" end
+  if t == "bin" then return self:expr_kind(node) ~= nil end
   if t == "cond" then
     return node.no ~= nil and self:is_string(node.yes) and self:is_string(node.no)
   end

@@ -220,6 +220,13 @@ function M.is_one_int_format(fmt)
   return convs and #convs == 1 or false
 end
 
+---The number of %d conversions of a simple format (see simple_specs), or
+---false: `fmt % (i, j)` for integers is then string.format(fmt, i, j).
+function M.int_format_count(fmt)
+  local convs = simple_specs(fmt)
+  return convs and #convs or false
+end
+
 -- The fast path of M.percent for simple %d formats given integers; nil
 -- when it does not apply.
 local function percent_simple(fmt, values)

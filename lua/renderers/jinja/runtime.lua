@@ -189,6 +189,15 @@ function R.percent_int(fmt, v)
   return pyval.mod(fmt, v)
 end
 
+-- `'%02d-%02d' % (a, b)`: a simple format given a tuple literal of as many
+-- values, formatted without building the tuple while they are integers.
+function R.percent_ints(fmt, a, b, c)
+  if mtype(a) == "integer" and mtype(b) == "integer" and (c == nil or mtype(c) == "integer") then
+    return format(fmt, a, b, c)
+  end
+  return pyval.mod(fmt, pyval.tuple({ a, b, c }))
+end
+
 R.op = {
   add = pyval.add, sub = pyval.sub, mul = pyval.mul, truediv = pyval.truediv,
   floordiv = pyval.floordiv, mod = pyval.mod, pow = pyval.pow, neg = pyval.neg,
