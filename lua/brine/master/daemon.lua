@@ -20,6 +20,11 @@ M.MASTER_DEFAULTS = {
   queue_jobs = false, queue_ttl = 86400,
   key_scan_interval = 0.25, tcp_keepalive = true, tcp_keepalive_idle = 300,
   tcp_keepalive_cnt = -1, tcp_keepalive_intvl = -1,
+  -- ZeroMQ heartbeats from the master: one link in 30 s, not the minions'
+  -- 5 s: libzmq's timers cost the master O(links) each, so 5 s heartbeats
+  -- kept a master of 5,000 minions at a whole core while idle
+  -- (bench/swarm.lua); a dead link is still closed within a minute
+  heartbeat_ivl = 30000, heartbeat_timeout = 30000,
 }
 
 M.MINION_DEFAULTS = {
