@@ -54,6 +54,15 @@ describe("jinja compatibility", function()
     fails("{{ '%02d-%02d' % (3, 'x') }}", "%d format: a real number is required, not str")
   end)
 
+  it("gives a plain Undefined for `a if c` without else when c is false", function()
+    assert.equal("|False|0|[]|[Undefined]|x|n|d", render("{{ 1 if false }}|"
+      .. "{{ (1 if false) is defined }}|{{ (1 if false)|length }}|{{ (1 if false)|list }}|"
+      .. "{{ [(1 if false)] }}|{{ (1 if false) ~ 'x' }}|{{ 'y' if (1 if false) else 'n' }}|"
+      .. "{{ (1 if false)|default('d') }}"))
+    fails("{{ (1 if false).attr }}", "no else section was defined")
+    fails("{{ (1 if false) + 1 }}", "no else section was defined")
+  end)
+
   it("formats booleans as integers once a spec is given", function()
     assert.equal("    1|True|0", render("{{ '{:>5}'.format(true) }}|{{ '{}'.format(true) }}"
       .. "|{{ '{:d}'.format(false) }}"))

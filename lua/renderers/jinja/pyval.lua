@@ -228,6 +228,12 @@ function M.undefined(name, hint, obj, exc)
 end
 local undefined = M.undefined
 
+---Jinja's plain (not strict) Undefined, which the inline `a if b` gives
+---when b is false: it prints as nothing, is false, empty and of length 0,
+---and fails like a strict one on any other use.
+M.PLAIN_UNDEFINED = setmetatable({ plain = true, hint = "the inline if-expression evaluated"
+  .. " to false and no else section was defined." }, UNDEF_MT)
+
 function M.is_undefined(v) return getmetatable(v) == UNDEF_MT end
 local function is_undef(v) return getmetatable(v) == UNDEF_MT end
 
@@ -449,7 +455,10 @@ function M.str(v)
   if t == "boolean" then return v and "True" or "False" end
   if v == null then return "None" end
   local mt = getmetatable(v)
-  if mt == UNDEF_MT then fail(v) end
+  if mt == UNDEF_MT then
+    if v.plain then return "" end
+    fail(v)
+  end
   if mt == MARKUP_MT then return v.s end
   if mt == OBJECT_MT and v.str then return v:str() end
   return repr(v)
@@ -469,7 +478,10 @@ function M.truthy(v)
     local k = kind(v)
     if k == "list" or k == "tuple" then return #v > 0 end
     if k == "dict" then return next(v) ~= nil end
-    if k == "undefined" then fail(v) end
+    if k == "undefined" then
+      if v.plain then return false end
+      fail(v)
+    end
     if k == "markup" or k == "bytes" then return v.s ~= "" end
     if k == "bigint" then return true end
   end
@@ -967,7 +979,7 @@ function M.iter(v)
     for i = 1, #v.s do out[i] = v.s:byte(i) end
     return out
   end
-  if k == "undefined" then fail(v) end
+  if k == "undefined" then return v.plain and {} or fail(v) end
   if k == "object" and v.iter then return v:iter() end
   raise("TypeError", "'" .. type_name(v) .. "' object is not iterable")
 end
@@ -987,7 +999,7 @@ function M.len(v)
   if k == "dict" then return data.count(v) end
   if k == "markup" then return ulen(v.s) end
   if k == "bytes" then return #v.s end
-  if k == "undefined" then fail(v) end
+  if k == "undefined" then return v.plain and 0 or fail(v) end
   if k == "object" and v.iter then return #v:iter() end
   raise("TypeError", "object of type '" .. type_name(v) .. "' has no len()")
 end

@@ -243,9 +243,9 @@ function R.or_left(a)
 end
 
 -- Jinja's inline `a if b` without else yields a plain (not strict)
--- Undefined, which prints as nothing.
+-- Undefined, which prints as nothing (pyval.PLAIN_UNDEFINED).
 function R.undefined_cond()
-  return ""
+  return pyval.PLAIN_UNDEFINED
 end
 
 local CMP_OPS = { lt = "lt", lteq = "le", gt = "gt", gteq = "ge", eq = "eq", ne = "ne" }
