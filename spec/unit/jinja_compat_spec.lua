@@ -63,6 +63,12 @@ describe("jinja compatibility", function()
     fails("{{ (1 if false) + 1 }}", "no else section was defined")
   end)
 
+  it("writes ascii() for %a and !a", function()
+    assert.equal([['\xe9' ['\xfc', '\u65e5', 'x'] '\xdf\U0001f600' 'plain']],
+      render("{{ '%a' % 'é' }} {{ '%a' % ['ü', '日', 'x'] }} {{ '{!a}'.format('ß😀') }}"
+        .. " {{ '%a' % 'plain' }}"))
+  end)
+
   it("formats booleans as integers once a spec is given", function()
     assert.equal("    1|True|0", render("{{ '{:>5}'.format(true) }}|{{ '{}'.format(true) }}"
       .. "|{{ '{:d}'.format(false) }}"))

@@ -99,13 +99,26 @@ local function sign_of(neg, flags)
   return ""
 end
 
+-- Python's ascii(): repr with every character past ASCII escaped.
+local function ascii(v)
+  local r = repr(v)
+  if not r:find("[\128-\255]") or not utf8.len(r) then return r end
+  return (r:gsub(utf8.charpattern, function(c)
+    local cp = utf8.codepoint(c)
+    if cp < 0x80 then return c end
+    if cp < 0x100 then return string.format("\\x%02x", cp) end
+    if cp < 0x10000 then return string.format("\\u%04x", cp) end
+    return string.format("\\U%08x", cp)
+  end))
+end
+
 local function printf_one(conv, v, flags, width, prec)
   local left = flags:find("-", 1, true)
   local zero = flags:find("0", 1, true) and not left
   local alt = flags:find("#", 1, true)
   local body, numeric
   if conv == "s" or conv == "r" or conv == "a" then
-    body = conv == "s" and str(v) or repr(v)
+    body = conv == "s" and str(v) or conv == "a" and ascii(v) or repr(v)
     if prec then body = table.concat(pyval.chars(body), "", 1, math.min(prec, ulen(body))) end
   elseif conv == "c" then
     if type(v) == "string" then
@@ -516,7 +529,8 @@ local function format_in(s, args, kwargs, state, depth)
           raise("ValueError", "end of string while looking for conversion specifier")
         end
         local v = lookup(name, args, kwargs, state)
-        if conv == "r" or conv == "a" then v = repr(v) elseif conv == "s" then v = str(v) end
+        if conv == "r" then v = repr(v) elseif conv == "a" then v = ascii(v)
+        elseif conv == "s" then v = str(v) end
         if spec:find("{", 1, true) then spec = format_in(spec, args, kwargs, state, depth + 1) end
         out[#out + 1] = M.format_value(v, spec)
         i = after
