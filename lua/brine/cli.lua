@@ -41,7 +41,12 @@ function M.help_text()
   lines[#lines + 1] = ""
   lines[#lines + 1] = "`brine SUBCOMMAND --help` describes each subcommand. The names"
   lines[#lines + 1] = "brine-call, brine-key, brine-run, ... run the subcommand of that name."
-  return table.concat(lines, "\n") .. "\n"
+  lines[#lines + 1] = ""
+  -- publishing a job, as `salt --help` shows it: its usage without the
+  -- first line (the usage line above)
+  lines[#lines + 1] = "Publishing a job (brine TARGET FUNCTION, as salt):"
+  lines[#lines + 1] = require("brine.cli.publish").usage:gsub("^[^\n]*\n\n?", "")
+  return table.concat(lines, "\n")
 end
 
 function M.version_text()

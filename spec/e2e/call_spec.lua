@@ -215,6 +215,12 @@ return { work = function() return "done" end }]], marker))
     local out, _, status = brine("call", "--help")
     assert.matches("Usage: brine call", out)
     assert.equal(0, status)
+    -- the top-level help lists the subcommands and salt's targeting options
+    out, _, status = brine("--help")
+    assert.equal(0, status)
+    assert.matches("\n  call +run an execution module function here", out)
+    assert.matches("\nPublishing a job %(brine TARGET FUNCTION, as salt%):\n", out)
+    assert.matches("\n  %-G, %-%-grain ", out)
     local _, err
     _, err, status = call("--bogus", "test.ping")
     assert.matches("no such option: %-%-bogus", err)
