@@ -295,7 +295,7 @@ function M.load(dir, role, explicit)
     dir = "/"
   end
   local main = dir .. "/" .. role
-  local overrides, err = {}, nil
+  local overrides, err = {}
   if file_exists(main) then
     overrides, err = read_yaml(main)
     if not overrides then

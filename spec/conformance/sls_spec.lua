@@ -99,7 +99,9 @@ function M.run_case(name)
   local expected_err = lib.read(dir .. "/expected.err")
   if expected_err then
     if value ~= nil then return false, "expected failure: " .. expected_err end
-    if not (tostring(err):find("line %d") or tostring(err):find(":%d+:")) then return false, "error names no line: " .. err end
+    if not (tostring(err):find("line %d") or tostring(err):find(":%d+:")) then
+      return false, "error names no line: " .. err
+    end
     return true
   end
   if value == nil then return false, "error: " .. tostring(err) end

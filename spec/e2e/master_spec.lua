@@ -273,34 +273,32 @@ describe("brine master and minion", function()
     assert.equal(0, count(w:minion_log("dev1"), "started in worker"))
   end)
 
-  it("logs to syslog when log_file names it, as Salt's udp:// and file:// forms", function()
+  -- Points the master's log_file at a syslog collector (harness) with the
+  -- given URL form, and returns what the collector received once the
+  -- master's start-up line is in.
+  local function master_syslog(scheme, facility)
     local port, out = w:syslog_collector()
     w:stop("master")
     local conf = assert(io.open(w.mconf .. "/master", "a"))
-    conf:write(string.format("log_file: udp://127.0.0.1:%d/LOG_DAEMON\n", port))
+    conf:write(string.format("log_file: %s://127.0.0.1:%d/%s\n", scheme, port, facility))
     conf:close()
     w:start_master()
     assert.truthy(w:wait(function()
       return harness.read(out):find("master listening", 1, true)
     end, 5), "nothing reached the syslog collector")
+    return harness.read(out)
+  end
+
+  it("logs to syslog when log_file names it, as Salt's udp:// and file:// forms", function()
     -- LOG_DAEMON (3) * 8 + info (6) = 30
     assert.matches("^<30>%a%a%a [ %d]%d %d%d:%d%d:%d%d brine%-master%[%d+%]: %[INFO%] master"
-      .. " listening", harness.read(out))
+      .. " listening", master_syslog("udp", "LOG_DAEMON"))
   end)
 
   it("logs to syslog over TCP, one line a message, as rsyslog reads it", function()
-    local port, out = w:syslog_collector()
-    w:stop("master")
-    local conf = assert(io.open(w.mconf .. "/master", "a"))
-    conf:write(string.format("log_file: tcp://127.0.0.1:%d/LOG_LOCAL0\n", port))
-    conf:close()
-    w:start_master()
-    assert.truthy(w:wait(function()
-      return harness.read(out):find("master listening", 1, true)
-    end, 5), "nothing reached the syslog collector")
     -- LOG_LOCAL0 (16) * 8 + info (6) = 134; every message ends its line
     assert.matches("<134>%a%a%a [ %d]%d %d%d:%d%d:%d%d brine%-master%[%d+%]: %[INFO%] master"
-      .. " listening[^\n]*\n", harness.read(out))
+      .. " listening[^\n]*\n", master_syslog("tcp", "LOG_LOCAL0"))
   end)
 
   it("keeps keys and folders private", function()

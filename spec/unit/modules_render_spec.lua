@@ -58,7 +58,8 @@ describe("rendering modules", function()
     it("renders a string with default_renderer and keyword variables", function()
       assert.equal("2 web-1 x", salt["slsutil.renderer"](kw({
         string = "{{ 1 + 1 }} {{ grains.id }} {{ v }}", default_renderer = "jinja", v = "x" })))
-      local out = salt["slsutil.renderer"](kw({ string = "a: {{ salt['pillar.get']('web:port') }}" }))
+      local out = salt["slsutil.renderer"](kw({
+        string = "a: {{ salt['pillar.get']('web:port') }}" }))
       assert.equal(8080, out.a)
       out = salt["slsutil.renderer"](kw({ string = "#!yaml\nb: [1, 2.0]" }))
       assert.equal('{"b": [1, 2.0]}', json.encode(out))
@@ -110,7 +111,8 @@ describe("rendering modules", function()
         .. '"web/motd.jinja"]', json.encode(salt["cp.list_master"](kw({ prefix = "web/" }))))
       assert.equal('[".", "broken", "jsononly", "web"]',
         json.encode(salt["cp.list_master_dirs"]()))
-      assert.equal(slurp(FIXTURES .. "/web/map.jinja"), salt["cp.get_file_str"]("salt://web/map.jinja"))
+      assert.equal(slurp(FIXTURES .. "/web/map.jinja"),
+        salt["cp.get_file_str"]("salt://web/map.jinja"))
       assert.is_false(salt["cp.get_file_str"]("salt://missing"))
     end)
   end)

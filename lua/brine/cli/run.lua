@@ -2,7 +2,6 @@
 -- Salt's salt-run) on the master's host with the master's options, and
 -- prints what it returns. Runners reach the running master through its
 -- local socket (brine.master.client), opened on first use.
-local data = require("brine.data")
 local args = require("brine.args")
 local client = require("brine.master.client")
 

@@ -411,4 +411,32 @@ function M.main(args, role)
   return ok and 0 or 1
 end
 
+--- The `brine master` and `brine minion` subcommands (lua/brine/cli/):
+--- the daemon of `role` in the foreground, or detached with -d, with the
+--- options of DIR/<role> and DIR/<role>.d/*.conf.
+---@param role string "master" or "minion"
+---@return table subcommand {summary=, usage=, run=}
+function M.subcommand(role)
+  local usage = string.format([==[
+Usage: brine %s [-c DIR] [-d] [-l LEVEL] [--log-file FILE] [--pid-file FILE]
+
+Runs the %s with the configuration DIR/%s and DIR/%s.d/*.conf
+(default /etc/brine), in the foreground unless -d (--daemon) detaches it.
+SIGTERM or SIGINT stop it cleanly; SIGHUP reopens the log file and reloads
+the options that can change while running. docs/operations.md lists the
+options.
+]==], role, role, role, role)
+  return {
+    summary = string.format("run the %s daemon (salt-%s)", role, role),
+    usage = usage,
+    run = function(args)
+      if args[1] == "-h" or args[1] == "--help" then
+        io.stdout:write(usage)
+        return 0
+      end
+      return M.main(args, role)
+    end,
+  }
+end
+
 return M

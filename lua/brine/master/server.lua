@@ -591,14 +591,14 @@ function Master:pillar_request(id, routing, msg, bytes)
     conn.grains_msg = bytes
   end
   self.pillars:request(id, msg, grains, function(pillar)
-    local ok, bytes = pcall(pillar_message, pillar)
-    if not ok or #bytes > wire.MAX_MESSAGE then
+    local ok, reply = pcall(pillar_message, pillar)
+    if not ok or #reply > wire.MAX_MESSAGE then
       self.log:error("minion %s: the pillar cannot be sent: %s", id,
-        ok and "larger than 8 MiB" or bytes)
-      bytes = pillar_message(data.map({ { "_errors",
+        ok and "larger than 8 MiB" or reply)
+      reply = pillar_message(data.map({ { "_errors",
         data.array({ "the pillar is too large or cannot be sent" }) } }))
     end
-    local sent, err = self.req:send({ routing, bytes }, { dontwait = true })
+    local sent, err = self.req:send({ routing, reply }, { dontwait = true })
     if not sent then
       self.log:info("minion %s: pillar not delivered (%s)", id, err)
     end

@@ -476,15 +476,25 @@ function Minion:on_ack(msg)
   self:pump()
 end
 
-function Minion:on_request_port()
-  local frames, err = self.req:recv({ dontwait = true, max_frames = 2 })
+-- The next message on sock (the port `name`), decoded; nil when there is
+-- none or it is malformed (logged and dropped).
+function Minion:receive(sock, name)
+  local frames, err = sock:recv({ dontwait = true, max_frames = 2 })
   if not frames then
-    return self.log:debug("request port: %s", err)
+    return self.log:debug("%s: %s", name, err)
   end
   local msg
   msg, err = decode_one(frames)
   if not msg then
     return self.log:warning("bad message from the master dropped: %s", err)
+  end
+  return msg
+end
+
+function Minion:on_request_port()
+  local msg = self:receive(self.req, "request port")
+  if not msg then
+    return
   end
   if msg.cmd == "_auth" and (self.state == "auth" or self.state == "auth_wait") then
     self:on_auth_reply(msg)
@@ -517,14 +527,9 @@ function Minion:check_job(msg)
 end
 
 function Minion:on_publish_port()
-  local frames, err = self.pubsock:recv({ dontwait = true, max_frames = 2 })
-  if not frames then
-    return self.log:debug("publish port: %s", err)
-  end
-  local msg
-  msg, err = decode_one(frames)
+  local msg = self:receive(self.pubsock, "publish port")
   if not msg then
-    return self.log:warning("bad message from the master dropped: %s", err)
+    return
   end
   self.alive = posix.monotonic()
   if msg.cmd == "hello" then
@@ -533,8 +538,7 @@ function Minion:on_publish_port()
     return self.log:warning("unknown message '%s' from the master dropped", msg.cmd)
   end
   self.log:debug("job %s received", tostring(msg.jid))
-  local ok
-  ok, err = self:check_job(msg)
+  local ok, err = self:check_job(msg)
   if not ok then
     return self.log:warning("%s", err)
   end

@@ -155,20 +155,20 @@ local function lex_tag(src, i, line, closer, tokens, end_type)
       tokens[#tokens + 1] = { type = "name", value = name, line = line }
       i = i + #name
     elseif c:match("%d") then
-      local ty, v, j = read_number(src, i, line)
+      local ty, v, after = read_number(src, i, line)
       tokens[#tokens + 1] = { type = ty, value = v, line = line }
-      i = j
+      i = after
     elseif c == "'" or c == '"' then
-      local j = i + 1
+      local close = i + 1
       while true do
-        local k = src:find("[\\" .. c .. "]", j)
+        local k = src:find("[\\" .. c .. "]", close)
         if not k then fail("unexpected char '" .. c .. "' at " .. i, line) end
-        if src:sub(k, k) == "\\" then j = k + 2 else j = k; break end
+        if src:sub(k, k) == "\\" then close = k + 2 else close = k; break end
       end
-      local body = src:sub(i + 1, j - 1):gsub("\r\n", "\n")
+      local body = src:sub(i + 1, close - 1):gsub("\r\n", "\n")
       tokens[#tokens + 1] = { type = "string", value = unescape(body, line), line = line }
-      line = line + count_lines(src, i, j)
-      i = j + 1
+      line = line + count_lines(src, i, close)
+      i = close + 1
     else
       local op = src:sub(i, i + 1)
       if not OPERATOR_SET[op] then
@@ -210,7 +210,7 @@ end
 local function lex_raw(src, i, line, tokens, lstrip_next)
   local head = src:match("^{%%[%-+]?%s*raw%s*%-?%%}", i)
   local body_start = i + #head
-  local s, e = nil, nil
+  local s, e
   local pos = body_start
   while true do
     s = src:find("{%", pos, true)
@@ -245,7 +245,6 @@ function M.tokenize(source)
       local ws = text:match("^%s*")
       line = line + count_lines(ws, 1, #ws)
       text = text:sub(#ws + 1)
-      lstrip_next = false
     end
     push_data(tokens, text, line)
     line = line + count_lines(text, 1, #text)

@@ -880,16 +880,16 @@ end
 
 -- Salt's serializer tags ---------------------------------------------------
 
-function R.load_text(S, format, text)
-  return S.env:parse_serialized(format, text)
+function R.load_text(S, kind, text)
+  return S.env:parse_serialized(kind, text)
 end
 
-function R.import_load(S, ctx, f, format, name, with_context)
+function R.import_load(S, ctx, f, kind, name, with_context)
   local tpl = resolve(S, name, false)
   enter(S, "import")
   local text = run(S, tpl, frame(with_context and f or S.globals))
   leave(S)
-  return S.env:parse_serialized(format, text)
+  return S.env:parse_serialized(kind, text)
 end
 
 -- Errors -------------------------------------------------------------------
