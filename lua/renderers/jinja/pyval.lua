@@ -1027,7 +1027,12 @@ function M.getitem(obj, key)
     if v ~= nil then return v end
   elseif k == "list" or k == "tuple" or k == "str" or k == "markup" then
     local i = (type(key) == "number" or type(key) == "boolean") and index_of(key, k) or nil
-    if i then
+    if i and k == "str" and is_ascii(obj) then -- a byte is a character
+      local n = #obj
+      if i < 0 then i = i + n end
+      if i >= 0 and i < n then return obj:sub(i + 1, i + 1) end
+      return undefined(key, nil, obj)
+    elseif i then
       local items = (k == "list" or k == "tuple") and obj or chars(M.text(obj))
       local n = #items
       if i < 0 then i = i + n end
@@ -1081,6 +1086,10 @@ function M.slice(obj, start, stop, step)
   local items
   if k == "list" or k == "tuple" then
     items = obj
+  elseif k == "str" and is_ascii(obj) and (step == nil or step == null or step == 1) then
+    -- the common s[a:b] of an ASCII string: one sub, no character table
+    local i, j = slice_indices(#obj, start, stop, step)
+    return i < j and obj:sub(i + 1, j) or ""
   elseif k == "str" or k == "markup" then
     items = chars(M.text(obj))
   elseif k == "undefined" then
