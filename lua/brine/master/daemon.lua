@@ -18,13 +18,17 @@ M.MASTER_DEFAULTS = {
   log_file = "/var/log/brine/master", log_level = "warning", log_level_logfile = false,
   auto_accept = false, open_mode = false, timeout = 5, keep_jobs = 24,
   queue_jobs = false, queue_ttl = 86400,
-  key_scan_interval = 0.25, tcp_keepalive = true, tcp_keepalive_idle = 300,
-  tcp_keepalive_cnt = -1, tcp_keepalive_intvl = -1,
-  -- ZeroMQ heartbeats from the master: one link in 30 s, not the minions'
-  -- 5 s: libzmq's timers cost the master O(links) each, so 5 s heartbeats
-  -- kept a master of 5,000 minions at a whole core while idle
-  -- (bench/swarm.lua); a dead link is still closed within a minute
-  heartbeat_ivl = 30000, heartbeat_timeout = 30000,
+  key_scan_interval = 0.25,
+  -- The master finds dead links through the kernel's TCP keepalive (idle
+  -- 60 s, then 3 probes 10 s apart: closed within about 90 s), not
+  -- through ZeroMQ heartbeats: libzmq cancels a heartbeat timer by
+  -- scanning all of its I/O thread's timers, so the master's heartbeats
+  -- cost it CPU growing with the square of its links (bench/swarm.lua: a
+  -- whole core idle at 5,000 minions with 5 s heartbeats, and at 9,800
+  -- with 30 s ones). Minions keep their heartbeats (one link each), which
+  -- the master answers.
+  tcp_keepalive = true, tcp_keepalive_idle = 60, tcp_keepalive_cnt = 3,
+  tcp_keepalive_intvl = 10, heartbeat_ivl = 0, heartbeat_timeout = 0,
 }
 
 M.MINION_DEFAULTS = {
