@@ -140,6 +140,7 @@ end
 ---@param ctx table|nil
 ---@return any|nil result
 ---@return string|nil error message naming the file (and line when known)
+---@return string|nil the name of the last renderer that ran, on success
 function M.pipeline(pipe, text, ctx)
   if type(text) ~= "string" then
     error("brine.render.pipeline: text must be a string", 2)
@@ -160,7 +161,7 @@ function M.pipeline(pipe, text, ctx)
   local stages = M.parse(pipe or M.default_pipe(ctx.name))
   local value = text
   if is_sls(ctx) and not value:find("%S") then
-    return data.map()
+    return data.map(), nil, stages[#stages].name
   end
   for _, stage in ipairs(stages) do
     local renderer, err = M.find(stage.name, ctx)
@@ -177,7 +178,7 @@ function M.pipeline(pipe, text, ctx)
   if is_sls(ctx) and (data.kind(value) == "null" or value == "") then
     return data.map()
   end
-  return value
+  return value, nil, stages[#stages].name
 end
 
 -- ---- rendering for execution modules (slsutil, cp, file) ----

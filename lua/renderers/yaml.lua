@@ -34,7 +34,9 @@ function M.render(input, ctx)
     end
     return nil, err
   end
-  if falsy(value) then
+  -- ctx.as_loaded (brine render FILE --renderer yaml): what the loader
+  -- read, as salt.utils.yaml.safe_load gives it
+  if falsy(value) and not ctx.as_loaded then
     return data.map()
   end
   return value

@@ -32,13 +32,46 @@ Exit status: 0 on success, 1 when rendering fails (the message names the
 file and line), 2 on bad usage.
 ]==]
 
+-- What strict JSON cannot hold, in the conformance corpus's JSON form:
+-- a non-finite float as {"$float": "inf"}, a byte string that is not
+-- UTF-8 (YAML's !!binary) as {"$bytes": base64}. Returns v itself when it
+-- holds neither (nothing copied).
+local function corpus_form(v, depth)
+  local t = type(v)
+  if t == "number" and (v ~= v or v == math.huge or v == -math.huge) then
+    local word = v ~= v and "nan" or (v > 0 and "inf" or "-inf")
+    return data.map({ { "$float", word } })
+  elseif t == "string" and not utf8.len(v) then
+    return data.map({ { "$bytes", require("brine.crypto").base64_encode(v) } })
+  elseif t ~= "table" or depth > 200 then
+    return v
+  end
+  local kind = data.kind(v)
+  if kind ~= "array" and kind ~= "map" then return v end
+  local out, changed = kind == "array" and data.array() or data.map(), false
+  for _, k in ipairs(data.keys(v)) do
+    local x = corpus_form(v[k], depth + 1)
+    changed = changed or x ~= v[k]
+    out[k] = x
+  end
+  return changed and out or v
+end
+
 --- Data as JSON text with a final newline, in Python's json.dumps layout
---- (indent 2), mapping order kept, floats always with a `.` or an exponent.
+--- (indent 2), mapping order kept, floats always with a `.` or an exponent;
+--- infinities, NaN and non-UTF-8 bytes as the conformance corpus writes
+--- them ({"$float": "inf"}, {"$bytes": base64}), so the text is strict JSON.
 ---@param value any
 ---@return string
 function M.json(value)
-  return require("brine.json").encode(value, { indent = 2, ensure_ascii = false }) .. "\n"
+  return require("brine.json").encode(corpus_form(value, 0), { indent = 2,
+    ensure_ascii = false }) .. "\n"
 end
+
+-- Renderers whose output is data: what they give, even a lone string (a
+-- YAML document `just text`), is printed as JSON. A string from any other
+-- renderer (jinja, text, a user's) is text, printed as it is.
+local DATA_RENDERERS = { yaml = true, json = true, lua = true }
 
 -- ---- the command ----
 
@@ -207,14 +240,19 @@ function M.run(args)
   if not text then
     return fail(ctx)
   end
-  local ok, result, err = pcall(render.pipeline, opts.renderer, text, ctx)
+  -- a YAML file rendered by the yaml renderer alone shows what the loader
+  -- read (null for an empty document), not the {} Salt's renderer makes of
+  -- a false-like result for the state system
+  ctx.as_loaded = not ctx.sls and opts.renderer ~= nil and opts.renderer:match("^%s*yaml%s*$")
+    ~= nil
+  local ok, result, err, last = pcall(render.pipeline, opts.renderer, text, ctx)
   if not ok then
     return fail(tostring(result))
   end
   if result == nil then
     return fail(err)
   end
-  if type(result) == "string" then
+  if type(result) == "string" and not DATA_RENDERERS[last] then
     io.stdout:write(result)
     return 0
   end
