@@ -26,6 +26,7 @@ static const char NULL_KEY = 0;
 static const char ARRAY_MT_KEY = 0;
 static const char TUPLE_MT_KEY = 0;
 static const char BIGINT_MT_KEY = 0;
+static const char BYTES_MT_KEY = 0;
 
 void brine__push_null(lua_State *L)
 {
@@ -217,6 +218,13 @@ enum brine_kind brine__kind(lua_State *L, int idx)
       lua_pop(L, 1);
       return BRINE_BIGINT;
     }
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &BYTES_MT_KEY);
+    int is_bytes = lua_rawequal(L, -1, -2);
+    lua_pop(L, 1);
+    if (is_bytes) {
+      lua_pop(L, 1);
+      return BRINE_BYTES;
+    }
     lua_rawgetp(L, LUA_REGISTRYINDEX, &ARRAY_MT_KEY);
     int is_array = lua_rawequal(L, -1, -2);
     lua_pop(L, 1);
@@ -235,7 +243,7 @@ enum brine_kind brine__kind(lua_State *L, int idx)
 const char *brine__kind_name(enum brine_kind kind)
 {
   static const char *const names[] = {"null", "boolean", "integer", "float",
-    "string", "array", "map", "bigint", "other"};
+    "string", "array", "map", "bigint", "bytes", "other"};
   return names[kind];
 }
 
@@ -518,6 +526,51 @@ static void push_bigint_meta(lua_State *L)
   }
 }
 
+/* Byte strings --------------------------------------------------------------- */
+
+static void push_bytes_meta(lua_State *L)
+{
+  if (luaL_newmetatable(L, "brine.bytes")) {
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &BYTES_MT_KEY);
+  }
+}
+
+void brine__push_bytes(lua_State *L, const char *s, size_t n)
+{
+  lua_createtable(L, 0, 1);
+  lua_pushlstring(L, s, n);
+  lua_setfield(L, -2, "s");
+  push_bytes_meta(L);
+  lua_setmetatable(L, -2);
+}
+
+const char *brine__bytes(lua_State *L, int idx, size_t *n)
+{
+  if (brine__kind(L, idx) != BRINE_BYTES)
+    return NULL;
+  lua_getfield(L, idx, "s");
+  const char *s = lua_tolstring(L, -1, n); /* the table keeps it alive */
+  lua_pop(L, 1);
+  return s;
+}
+
+/* data.bytes(s): a byte string holding s. */
+static int l_bytes(lua_State *L)
+{
+  size_t n;
+  const char *s = luaL_checklstring(L, 1, &n);
+  brine__push_bytes(L, s, n);
+  return 1;
+}
+
+/* The metatable of byte strings, for Lua code that makes them. */
+static int l_bytes_metatable(lua_State *L)
+{
+  push_bytes_meta(L);
+  return 1;
+}
+
 /* data.bigint(text): the integer a decimal text (an optional sign, then
  * digits) writes, as a Lua integer when it fits in 64 bits. */
 static int l_bigint(lua_State *L)
@@ -547,6 +600,8 @@ static int l_bigint_metatable(lua_State *L)
 static const luaL_Reg data_funcs[] = {
   {"bigint", l_bigint},
   {"bigint_metatable", l_bigint_metatable},
+  {"bytes", l_bytes},
+  {"bytes_metatable", l_bytes_metatable},
   {"map", l_map},
   {"array", l_array},
   {"tuple", l_tuple},

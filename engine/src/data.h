@@ -15,6 +15,7 @@ enum brine_kind {
   BRINE_ARRAY,
   BRINE_MAP,
   BRINE_BIGINT, /* an integer beyond 64 bits (see brine__push_digits) */
+  BRINE_BYTES,  /* a byte string from YAML's !!binary (brine__push_bytes) */
   BRINE_OTHER /* functions, threads, foreign userdata: not data */
 };
 
@@ -54,6 +55,13 @@ int brine__push_digits(lua_State *L, const char *s, size_t n, int base,
 int brine__is_bigint(lua_State *L, int idx);
 /* Pushes the decimal text of the big integer at idx. */
 void brine__bigint_text(lua_State *L, int idx);        /* [-0,+1] */
+
+/* Byte strings that are not text: YAML's !!binary, Python's bytes. One is
+ * a table {s = the bytes} with the "brine.bytes" metatable, the form the
+ * template engine's bytes have (lua/renderers/jinja/pyval.lua). */
+void brine__push_bytes(lua_State *L, const char *s, size_t n); /* [-0,+1] */
+/* The bytes of the byte string at idx (its "s"), or NULL. */
+const char *brine__bytes(lua_State *L, int idx, size_t *n);
 
 int brine__open_data(lua_State *L);
 

@@ -1045,6 +1045,12 @@ static int encode_value(struct enc *e, int idx)
   case LUA_TTABLE:
     if (brine__is_bigint(L, idx))
       return put_bigint(e, idx);
+    if (brine__bytes(L, idx, NULL)) {       /* a byte string, as its bytes */
+      size_t n;
+      const char *s = brine__bytes(L, idx, &n);
+      put_string(e, s, n);
+      return 0;
+    }
     if (is_data_map(e, idx))
       return encode_map(e, idx);
     if (is_data_array(e, idx))

@@ -319,6 +319,11 @@ static int pack_value(struct pk *p, int idx)
     return 0;
   case BRINE_INT: pack_int(p, lua_tointeger(L, idx)); return 0;
   case BRINE_BIGINT: return pack_bigint(p, idx);
+  case BRINE_BYTES: {                /* as a string: bin when not UTF-8 */
+    size_t n;
+    const char *s = brine__bytes(L, idx, &n);
+    return pack_string(p, s, n);
+  }
   case BRINE_FLOAT: pack_float(p, lua_tonumber(L, idx)); return 0;
   case BRINE_STRING: {
     size_t n;

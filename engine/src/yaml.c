@@ -1104,7 +1104,11 @@ static int construct_binary(lua_State *L, struct loader *ld, struct node *nd)
     return fail_at(ld, nd->line, nd->column, "failed to decode base64 data: "
                    "%s", "incorrect padding");
   }
-  luaL_pushresult(&b);
+  luaL_pushresult(&b);                       /* raw */
+  size_t n;
+  const char *raw = lua_tolstring(L, -1, &n);
+  brine__push_bytes(L, raw, n);              /* raw bytes */
+  lua_remove(L, -2);                         /* bytes */
   return 0;
 }
 
@@ -1890,6 +1894,16 @@ static int represent_scalar(lua_State *L, int idx, struct scalar *sc,
     sc->text = lua_tolstring(L, -1, &sc->len);
     sc->tag = "!!int";
     return 1;
+  case BRINE_BYTES: {                                /* as PyYAML writes bytes */
+    size_t n;
+    const char *s = brine__bytes(L, idx, &n);
+    push_base64(L, s, n);                            /* popped by the caller */
+    sc->text = lua_tolstring(L, -1, &sc->len);
+    sc->tag = "!!binary";
+    sc->implicit_plain = 0;
+    sc->literal = 1;
+    return 1;
+  }
   default: {
     size_t n;
     const char *s = lua_tolstring(L, idx, &n);
@@ -2009,7 +2023,10 @@ static void push_key_order(lua_State *L, struct dumper *d, int idx)
 /* A table that is a sequence or a mapping (a big integer is a scalar). */
 static int is_collection(lua_State *L, int idx)
 {
-  return lua_type(L, idx) == LUA_TTABLE && !brine__is_bigint(L, idx);
+  if (lua_type(L, idx) != LUA_TTABLE)
+    return 0;
+  enum brine_kind kind = brine__kind(L, idx);
+  return kind != BRINE_BIGINT && kind != BRINE_BYTES;
 }
 
 static void find_anchors(lua_State *L, struct dumper *d, int idx, int depth)

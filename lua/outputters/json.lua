@@ -57,6 +57,9 @@ local function encode(v, indent, sort, depth, out)
   if data.kind(v) == "bigint" then
     out[#out + 1] = tostring(v)
     return
+  elseif data.kind(v) == "bytes" then -- as its bytes, as before they had a type
+    out[#out + 1] = scalar(v.s)
+    return
   end
   local is_array = data.kind(v) == "array"
   local keys

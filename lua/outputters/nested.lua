@@ -48,7 +48,8 @@ local function display(c, st, value, indent, prefix, out)
   local tv = type(value)
   if value == nil or value == null or tv == "boolean" then
     line(out, c, indent, c.LIGHT_YELLOW, raw.repr(value), prefix)
-  elseif tv == "number" or (tv == "table" and data.kind(value) == "bigint") then
+  elseif tv == "number" or (tv == "table" and (data.kind(value) == "bigint"
+      or data.kind(value) == "bytes")) then
     line(out, c, indent, c.LIGHT_YELLOW, raw.repr(value), prefix)
   elseif tv == "string" then
     for i, l in ipairs(splitlines(value)) do
@@ -61,7 +62,7 @@ local function display(c, st, value, indent, prefix, out)
     local color = st.retcode ~= 0 and c.RED or c.GREEN
     for i = 1, #value do
       local item = value[i]
-      if type(item) == "table" and data.kind(item) ~= "bigint" then
+      if type(item) == "table" and data.kind(item) ~= "bigint" and data.kind(item) ~= "bytes" then
         line(out, c, indent, color, "|_")
         local p = data.kind(item) == "map" and "" or "- "
         display(c, st, item, indent + 2, p, out)

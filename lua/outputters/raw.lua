@@ -121,6 +121,8 @@ function M.repr(v)
   local kind = data.kind(v)
   if kind == "bigint" then
     return tostring(v)
+  elseif kind == "bytes" then
+    return "b" .. M.string(v.s)
   elseif kind == "array" then
     local parts = {}
     for i = 1, #v do

@@ -7,13 +7,16 @@
 -- The canonical form follows the corpus README: mappings keep their order,
 -- keys are strings (1 -> "1", true -> "true", null -> "null", floats as
 -- Python's repr), floats always carry a "." or an exponent, non-finite
--- floats are {"$float": "inf"}. One normalisation bridges brine's data
--- model and Python's: a {"$bytes": base64} value becomes the JSON string of
--- its decoded bytes (brine's strings are bytes). Integers beyond 64 bits
--- are compared digit for digit (brine.data's big integers).
+-- floats are {"$float": "inf"}, byte strings {"$bytes": base64} (brine.data's
+-- byte strings, from YAML's !!binary). Integers beyond 64 bits are compared
+-- digit for digit (brine.data's big integers).
 local data = require("brine.data")
 
 local M = {}
+
+local function b64_encode(s)
+  return require("brine.crypto").base64_encode(s)
+end
 
 -- data.kind, except that an ordered map stays a map even when its keys
 -- are 1..n (data.kind would call it an array).
@@ -170,6 +173,8 @@ local function encode(v, out)
     out[#out + 1] = json_float(v)
   elseif kind == "string" then
     out[#out + 1] = json_string(v)
+  elseif kind == "bytes" then
+    out[#out + 1] = '{"$bytes":' .. json_string(b64_encode(v.s)) .. "}"
   elseif kind == "array" then
     out[#out + 1] = "["
     for i = 1, #v do
@@ -354,7 +359,8 @@ function Reader:object()
     end
   end
   if #keys == 1 and keys[1] == "$bytes" then
-    return json_string(b64_decode(values[1]))
+    -- the same text for the same bytes, whatever base64 line breaks
+    return '{"$bytes":' .. json_string(b64_encode(b64_decode(values[1]))) .. "}"
   end
   local parts = {}
   for i, k in ipairs(keys) do

@@ -47,6 +47,9 @@ local function corpus_form(v, depth)
     return v
   end
   local kind = data.kind(v)
+  if kind == "bytes" then
+    return data.map({ { "$bytes", require("brine.crypto").base64_encode(v.s) } })
+  end
   if kind ~= "array" and kind ~= "map" then return v end
   local out, changed = kind == "array" and data.array() or data.map(), false
   for _, k in ipairs(data.keys(v)) do

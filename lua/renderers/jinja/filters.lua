@@ -1072,7 +1072,7 @@ local function to_plain(v)
   local k = kind(v)
   if k == "undefined" then pyval.fail_undefined(v) end
   if k == "markup" then return v.s end
-  if k == "bytes" then return v.s end
+  if k == "bytes" then return v end -- brine.data byte strings: the encoders know them
   if k == "list" or k == "tuple" then
     local out = data.array()
     for i = 1, #v do out[i] = to_plain(v[i]) end

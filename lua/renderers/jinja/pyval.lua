@@ -43,7 +43,7 @@ local ERROR_MT = {
 }
 local UNDEF_MT = { __name = "brine.undefined" }
 local MARKUP_MT = { __name = "brine.markup" }
-local BYTES_MT = { __name = "brine.bytes" }
+local BYTES_MT = data.bytes_metatable() -- shared with YAML's !!binary
 local OBJECT_MT = { __name = "brine.object" }
 M.NAMESPACE = { __name = "brine.namespace" }
 
