@@ -194,6 +194,16 @@ static int plain_is_array(lua_State *L, int idx)
   return count == n;
 }
 
+/* True when the metatable on top of the stack is the one registered
+ * under key. */
+static int is_meta(lua_State *L, const char *key)
+{
+  lua_rawgetp(L, LUA_REGISTRYINDEX, key);
+  int same = lua_rawequal(L, -1, -2);
+  lua_pop(L, 1);
+  return same;
+}
+
 enum brine_kind brine__kind(lua_State *L, int idx)
 {
   idx = lua_absindex(L, idx);
@@ -210,32 +220,14 @@ enum brine_kind brine__kind(lua_State *L, int idx)
     lua_pop(L, 1);
     return BRINE_MAP;
   }
-  if (lua_getmetatable(L, idx)) {
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &BIGINT_MT_KEY);
-    int is_big = lua_rawequal(L, -1, -2);
+  if (lua_getmetatable(L, idx)) {                            /* mt */
+    enum brine_kind kind = is_meta(L, &BIGINT_MT_KEY) ? BRINE_BIGINT
+      : is_meta(L, &BYTES_MT_KEY) ? BRINE_BYTES
+      : is_meta(L, &ARRAY_MT_KEY) || is_meta(L, &TUPLE_MT_KEY) ? BRINE_ARRAY
+      : BRINE_OTHER;
     lua_pop(L, 1);
-    if (is_big) {
-      lua_pop(L, 1);
-      return BRINE_BIGINT;
-    }
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &BYTES_MT_KEY);
-    int is_bytes = lua_rawequal(L, -1, -2);
-    lua_pop(L, 1);
-    if (is_bytes) {
-      lua_pop(L, 1);
-      return BRINE_BYTES;
-    }
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &ARRAY_MT_KEY);
-    int is_array = lua_rawequal(L, -1, -2);
-    lua_pop(L, 1);
-    if (!is_array) {
-      lua_rawgetp(L, LUA_REGISTRYINDEX, &TUPLE_MT_KEY);
-      is_array = lua_rawequal(L, -1, -2);
-      lua_pop(L, 1);
-    }
-    lua_pop(L, 1);
-    if (is_array)
-      return BRINE_ARRAY;
+    if (kind != BRINE_OTHER)
+      return kind;
   }
   return plain_is_array(L, idx) ? BRINE_ARRAY : BRINE_MAP;
 }
