@@ -388,12 +388,35 @@ local function repr_items(t, seen)
   return concat(parts, ", ")
 end
 
+-- f(v, seen) for a container v, or `open` when v is already being
+-- printed (a list holding itself prints as [...], as in Python).
 local function guard(v, seen, open, f)
   if seen[v] then return open end
   seen[v] = true
-  local s = f()
+  local s = f(v, seen)
   seen[v] = nil
   return s
+end
+
+local function list_body(v, seen)
+  local body = "[" .. repr_items(v, seen) .. "]"
+  if views[v] then
+    return views[v] .. "(" .. body .. ")"
+  end
+  return body
+end
+
+local function tuple_body(v, seen)
+  if #v == 1 then return "(" .. repr_in(v[1], seen) .. ",)" end
+  return "(" .. repr_items(v, seen) .. ")"
+end
+
+local function dict_body(v, seen)
+  local parts = {}
+  for i, key in ipairs(keys(v)) do
+    parts[i] = repr_in(key, seen) .. ": " .. repr_in(v[key], seen)
+  end
+  return "{" .. concat(parts, ", ") .. "}"
 end
 
 reprs = {
@@ -406,30 +429,10 @@ reprs = {
   bytes = function(v) return repr_bytes(v.s) end,
   markup = function(v) return "Markup(" .. repr_str(v.s) .. ")" end,
   list = function(v, seen)
-    if ranges[v] then return ranges[v] end
-    return guard(v, seen, "[...]", function()
-      local body = "[" .. repr_items(v, seen) .. "]"
-      if views[v] then
-        return views[v] .. "(" .. body .. ")"
-      end
-      return body
-    end)
+    return ranges[v] or guard(v, seen, "[...]", list_body)
   end,
-  tuple = function(v, seen)
-    return guard(v, seen, "(...)", function()
-      if #v == 1 then return "(" .. repr_in(v[1], seen) .. ",)" end
-      return "(" .. repr_items(v, seen) .. ")"
-    end)
-  end,
-  dict = function(v, seen)
-    return guard(v, seen, "{...}", function()
-      local parts = {}
-      for i, key in ipairs(keys(v)) do
-        parts[i] = repr_in(key, seen) .. ": " .. repr_in(v[key], seen)
-      end
-      return "{" .. concat(parts, ", ") .. "}"
-    end)
-  end,
+  tuple = function(v, seen) return guard(v, seen, "(...)", tuple_body) end,
+  dict = function(v, seen) return guard(v, seen, "{...}", dict_body) end,
   namespace = function(v, seen)
     return "<Namespace " .. reprs.dict(v.attrs, seen) .. ">"
   end,
