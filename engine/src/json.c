@@ -873,6 +873,12 @@ static int encode_key(struct enc *e, int k)
     putc_(e, '"');
     put_bigint(e, k);
     break;
+  case BRINE_BYTES: {                 /* a byte string key: its bytes */
+    size_t n;
+    const char *s = brine__bytes(e->L, k, &n);
+    put_string(e, s, n);
+    return 0;
+  }
   case BRINE_BOOL:
     put(e, lua_toboolean(e->L, k) ? "\"true" : "\"false",
         lua_toboolean(e->L, k) ? 5 : 6);

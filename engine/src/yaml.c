@@ -841,15 +841,68 @@ static void key_text(lua_State *L, int idx, char *buf, size_t size)
   case LUA_TSTRING:
     snprintf(buf, size, "%s", lua_tostring(L, idx));
     break;
+  case LUA_TTABLE: {                  /* a big integer or a byte string */
+    int bytes = brine__kind(L, idx) == BRINE_BYTES;
+    if (brine__kind(L, idx) == BRINE_BIGINT)
+      brine__bigint_text(L, idx);
+    else
+      lua_pushstring(L, bytes ? brine__bytes(L, idx, NULL) : "None");
+    snprintf(buf, size, bytes ? "b'%s'" : "%s", lua_tostring(L, -1));
+    lua_pop(L, 1);
+    break;
+  }
   default:
     snprintf(buf, size, "None");
   }
+}
+
+/* A big integer or a byte string: a scalar kept in a table. */
+static int is_scalar_table(lua_State *L, int idx)
+{
+  enum brine_kind kind = brine__kind(L, idx);
+  return kind == BRINE_BIGINT || kind == BRINE_BYTES;
+}
+
+/* Pushes the text that tells scalar tables of one kind apart. */
+static void push_scalar_text(lua_State *L, int idx)
+{
+  if (brine__kind(L, idx) == BRINE_BIGINT) {
+    brine__bigint_text(L, idx);
+  } else {
+    size_t n;
+    const char *s = brine__bytes(L, idx, &n);
+    lua_pushlstring(L, s, n);
+  }
+}
+
+/* key_taken for a scalar table key (at -2 under its value): tables are
+ * told apart by identity, these by kind and text, as Python compares. */
+static int scalar_key_taken(lua_State *L, int map)
+{
+  int key = lua_absindex(L, -2);
+  enum brine_kind kind = brine__kind(L, key);
+  push_scalar_text(L, key);                               /* text */
+  int text = lua_gettop(L), taken = 0;
+  struct brine__iter it;
+  brine__iter_start(L, map, &it);                         /* text helper */
+  while (!taken && brine__iter_next(L, &it)) {            /* ... k v */
+    if (brine__kind(L, -2) == kind) {
+      push_scalar_text(L, -2);                            /* ... k v t */
+      taken = lua_rawequal(L, -1, text);
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 2);
+  }
+  lua_pop(L, 2);
+  return taken;
 }
 
 /* Is key (at -2, value at -1) already in the map, as Python's dict sees
  * it: True == 1 == 1.0 and False == 0. */
 static int key_taken(lua_State *L, int map)
 {
+  if (is_scalar_table(L, -2))
+    return scalar_key_taken(L, map);
   lua_pushvalue(L, -2);
   int taken = lua_rawget(L, map) != LUA_TNIL;
   lua_pop(L, 1);
@@ -879,7 +932,7 @@ static int construct_map(lua_State *L, struct loader *ld, struct node *nd,
     struct node *k = nd->kids[i];
     if (construct(L, ld, k, depth + 1))
       return -1;
-    if (lua_type(L, -1) == LUA_TTABLE
+    if ((lua_type(L, -1) == LUA_TTABLE && !is_scalar_table(L, -1))
         || (lua_type(L, -1) == LUA_TNUMBER && isnan(lua_tonumber(L, -1))))
       return construct_error(ld, nd, k, "found unacceptable key (%s)",
                              lua_type(L, -1) == LUA_TTABLE

@@ -67,8 +67,12 @@ end
 ---@param value any
 ---@return string
 function M.json(value)
-  return require("brine.json").encode(corpus_form(value, 0), { indent = 2,
-    ensure_ascii = false }) .. "\n"
+  local text, err = require("brine.json").encode(corpus_form(value, 0), { indent = 2,
+    ensure_ascii = false })
+  if not text then
+    error(err, 0)
+  end
+  return text .. "\n"
 end
 
 -- Renderers whose output is data: what they give, even a lone string (a
