@@ -452,6 +452,17 @@ int brine__push_digits(lua_State *L, const char *s, size_t n, int base,
   /* scratch limbs in a userdata, so that a memory error leaks nothing */
   uint32_t *limbs = lua_newuserdatauv(L, (n + 1) * sizeof *limbs, 0);
   size_t used = 0;
+  if (base == 10) {
+    /* decimal (JSON, msgpack, most YAML): the limbs are the groups of
+     * seven digits from the right, read in linear time */
+    for (size_t end = n; end > 0; end = end > 7 ? end - 7 : 0) {
+      uint32_t limb = 0;
+      for (size_t i = end > 7 ? end - 7 : 0; i < end; i++)
+        limb = limb * 10 + digit_value(s[i]);
+      limbs[used++] = limb;
+    }
+    n = 0;                                           /* nothing left below */
+  }
   for (size_t i = 0; i < n; i++) {
     uint64_t carry = digit_value(s[i]);
     for (size_t k = 0; k < used; k++) {

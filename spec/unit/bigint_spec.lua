@@ -18,6 +18,11 @@ describe("big integers", function()
     assert.equal("9223372036854775808", tostring(data.bigint("9223372036854775808")))
     assert.equal("bigint", data.kind(data.bigint("9223372036854775808")))
     assert.has_error(function() data.bigint("12a") end)
+    -- decimal text is cut into limbs directly: every length, zeros inside
+    for _, t in ipairs({ "10000000000000000000000", "-1000000000000000000000000000",
+      "1" .. string.rep("0", 4299), "100000000000000000000000000000000000" }) do
+      assert.equal(t, tostring(data.bigint(t)))
+    end
   end)
 
   it("load from YAML in every base Salt reads, and dump back", function()
