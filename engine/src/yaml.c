@@ -2076,10 +2076,7 @@ static void push_key_order(lua_State *L, struct dumper *d, int idx)
 /* A table that is a sequence or a mapping (a big integer is a scalar). */
 static int is_collection(lua_State *L, int idx)
 {
-  if (lua_type(L, idx) != LUA_TTABLE)
-    return 0;
-  enum brine_kind kind = brine__kind(L, idx);
-  return kind != BRINE_BIGINT && kind != BRINE_BYTES;
+  return lua_type(L, idx) == LUA_TTABLE && !is_scalar_table(L, idx);
 }
 
 static void find_anchors(lua_State *L, struct dumper *d, int idx, int depth)

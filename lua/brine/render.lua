@@ -175,10 +175,11 @@ function M.pipeline(pipe, text, ctx)
     end
     value = out
   end
+  local last = stages[#stages].name
   if is_sls(ctx) and (data.kind(value) == "null" or value == "") then
-    return data.map()
+    return data.map(), nil, last
   end
-  return value, nil, stages[#stages].name
+  return value, nil, last
 end
 
 -- ---- rendering for execution modules (slsutil, cp, file) ----

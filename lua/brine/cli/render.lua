@@ -36,19 +36,23 @@ file and line), 2 on bad usage.
 -- a non-finite float as {"$float": "inf"}, a byte string that is not
 -- UTF-8 (YAML's !!binary) as {"$bytes": base64}. Returns v itself when it
 -- holds neither (nothing copied).
+local function bytes_form(s)
+  return data.map({ { "$bytes", require("brine.crypto").base64_encode(s) } })
+end
+
 local function corpus_form(v, depth)
   local t = type(v)
   if t == "number" and (v ~= v or v == math.huge or v == -math.huge) then
     local word = v ~= v and "nan" or (v > 0 and "inf" or "-inf")
     return data.map({ { "$float", word } })
   elseif t == "string" and not utf8.len(v) then
-    return data.map({ { "$bytes", require("brine.crypto").base64_encode(v) } })
+    return bytes_form(v)
   elseif t ~= "table" or depth > 200 then
     return v
   end
   local kind = data.kind(v)
   if kind == "bytes" then
-    return data.map({ { "$bytes", require("brine.crypto").base64_encode(v.s) } })
+    return bytes_form(v.s)
   end
   if kind ~= "array" and kind ~= "map" then return v end
   local out, changed = kind == "array" and data.array() or data.map(), false

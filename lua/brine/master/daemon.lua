@@ -195,27 +195,26 @@ local STREAM_BACKLOG, STREAM_RETRY = 65536, 10
 
 function Log:send_stream(line)
   local now = posix.monotonic()
+  self.stream_dropped = self.stream_dropped or 0
   if not self.stream_fd then
-    if self.stream_retry and now < self.stream_retry then
-      self.stream_dropped = (self.stream_dropped or 0) + 1
-      return
+    if not self.stream_retry or now >= self.stream_retry then
+      local host, port = self.syslog:match("^tcp:(.+):(%d+)$")
+      self.stream_fd = posix.stream_connect(host, port, 1)
+      self.stream_retry = not self.stream_fd and now + STREAM_RETRY or nil
     end
-    local host, port = self.syslog:match("^tcp:(.+):(%d+)$")
-    self.stream_fd = posix.stream_connect(host, port, 1)
     if not self.stream_fd then
-      self.stream_retry = now + STREAM_RETRY
-      self.stream_dropped = (self.stream_dropped or 0) + 1
+      self.stream_dropped = self.stream_dropped + 1
       return
     end
-    self.stream_retry, self.stream_pending = nil, ""
-    if (self.stream_dropped or 0) > 0 then
+    self.stream_pending = ""
+    if self.stream_dropped > 0 then
       line = string.format("<%d>%s [WARNING] %d log line(s) dropped\n", self.facility * 8 + 4,
         (self.name:gsub("%.", "-")), self.stream_dropped) .. line
       self.stream_dropped = 0
     end
   end
   if #self.stream_pending + #line > STREAM_BACKLOG then
-    self.stream_dropped = (self.stream_dropped or 0) + 1
+    self.stream_dropped = self.stream_dropped + 1
     line = ""
   end
   local out = self.stream_pending .. line
