@@ -48,6 +48,16 @@ describe("jinja compatibility", function()
       .. "{{ e }}{% endfor %}{{ e|default('.') }}{% endfor %}", vars))
   end)
 
+  it("reads a list in place as Python's loop does: items removed end it sooner", function()
+    assert.equal("12|[1]", render("{% set l = [1, 2, 3] %}{% for x in l %}{{ x }}"
+      .. "{% do l.pop() %}{% endfor %}|{{ l }}"))
+    -- with a loop object too; its length is the count at the start
+    assert.equal("1/3 2/3 |[1]", render("{% set l = [1, 2, 3] %}{% for x in l %}"
+      .. "{{ x }}/{{ loop.length }} {% do l.pop() %}{% endfor %}|{{ l }}"))
+    assert.equal("a=1;b=2;37", render("{% set d = {'a': 1, 'b': 2} %}{% for k, v in d.items() %}"
+      .. "{{ k }}={{ v }};{% endfor %}{% for a, b in [[1, 2], (3, 4)] %}{{ a + b }}{% endfor %}"))
+  end)
+
   it("formats '%d-%d' % (a, b) as Python, integers or not", function()
     assert.equal("03-07 1/2/3 03-07 1%--4", render("{{ '%02d-%02d' % (3, 7) }} "
       .. "{{ '%d/%d/%d' % (1, 2, 3) }} {{ '%02d-%02d' % (3, 7.5) }} {{ '%d%%-%d' % (true, -4) }}"))

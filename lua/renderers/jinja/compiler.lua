@@ -675,7 +675,7 @@ end
 
 -- Emits the `if` filter of a loop: drops the items it rejects.
 function C:loop_filter(n, frame_code)
-  self:emit("items = R.filter_items(items, function(item)")
+  self:emit("items, count = R.filter_items(items, function(item)")
   if frame_code then
     self:emit("local f = R.frame(lf)")
   else
@@ -701,19 +701,23 @@ function C:loop_code(n, items_expr, depth_expr)
   local saved_loop, saved_scope = self.loop, self.scope
   local frames = not self:can_use_locals(n)
   if frames then self:emit("local lf = f") end
-  self:emit("local items = R.iter(" .. items_expr .. ")")
-  if n.test then self:loop_filter(n, frames) end
   -- a name comes from the source text as it is, so a source without the
   -- word needs no walk of the body
   local uses_loop = n.recursive or (self.mentions_loop and names_var(n.body, "loop"))
+  -- A loop reads a list in place; a filter needs the items copied (R.items
+  -- and R.iter).
+  local plain = not n.test
+  self:emit("local items, count = " .. (plain and "R.items(" or "R.iter(") .. items_expr .. ")")
+  if n.test then self:loop_filter(n, frames) end
   local L = frames and "L" or "L" .. self:tmp():sub(2)
   if uses_loop then
-    self:emit("local " .. L .. " = R.loop(S, items, " .. depth_expr .. ", "
+    self:emit("local " .. L .. " = R.loop(S, items, count, " .. depth_expr .. ", "
       .. (n.recursive and "rec" or "nil") .. ")")
   else
-    self:emit("R.count_loop(S, items)")
+    self:emit("R.count_loop(S, count)")
   end
-  self:emit("for i = 1, items.n do")
+  self:emit("for i = 1, count do")
+  if plain then self:emit("if items[i] == nil then break end") end
   if uses_loop then self:emit(L .. ".index0 = i - 1") end
   if frames then
     self:emit("do local f = R.frame(lf)")
@@ -742,7 +746,7 @@ end
 -- is not seen after the loop. Inside a loop compiled with locals it gets
 -- locals too (nothing there reads frames), elsewhere a frame.
 function C:loop_else(n)
-  self:emit("if items.n == 0 then")
+  self:emit("if count == 0 then")
   if self.scope then
     self:open_scope(assigned_names(n.else_, {}, function(node) return self:is_string(node) end))
   else
@@ -925,13 +929,15 @@ function M.compile(source)
       self:emit("T.required = T.required or {}; T.required[" .. q(name) .. "] = true")
     end
   end
-  local uses = {}
+  -- the filters and tests to check before the first render; none, no table
+  local uses, any = {}, false
   for kind, set in pairs(self.uses) do
     local parts = {}
     for name, line in pairs(set) do parts[#parts + 1] = "[" .. q(name) .. "] = " .. line end
+    any = any or #parts > 0
     uses[#uses + 1] = kind .. " = {" .. table.concat(parts, ", ") .. "}"
   end
-  self:emit("T.uses = {" .. table.concat(uses, ", ") .. "}")
+  if any then self:emit("T.uses = {" .. table.concat(uses, ", ") .. "}") end
   self:emit("return T")
   return table.concat(self.code, "\n"), self.lmap
 end

@@ -225,21 +225,26 @@ local function format_error(err, templates)
 end
 M.format_error = format_error
 
+local frame, vars_frame, run, handler = runtime.frame, runtime.vars_frame, runtime.run,
+  runtime.handler
+
 -- Renders compiled template T with vars; returns text or nil, message, err.
 function Env:_render(T, vars, extra_templates)
-  local S = { env = self, depth = 0, output = 0, globals = runtime.frame(self.globals),
-              fold = self.fold }
+  local globals = frame(self.globals)
+  -- The render state is also the metatable of the top frame (its __index
+  -- reads through to the globals): one table fewer to make per render.
+  local S = { env = self, depth = 0, output = 0, globals = globals, fold = self.fold,
+              __index = globals }
   if extra_templates then
     S.templates = {}
     for k, v in pairs(extra_templates) do S.templates[k] = v end
   end
   -- the template's own top-level variables share the frame of the
   -- variables given: nothing tells the two apart
-  local f = runtime.vars_frame(S.globals, vars)
+  local f = vars_frame(S, vars)
   local saved = self.name
   self.name = T.name
-  local ok, out = xpcall(runtime.run, runtime.handler, S, T, f, nil,
-    T.final_newline and "\n" or nil)
+  local ok, out = xpcall(run, handler, S, T, f, nil, T.final_newline and "\n" or nil)
   self.name = saved
   if not ok then
     local all = { T }

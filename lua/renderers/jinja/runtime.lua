@@ -324,14 +324,33 @@ function R.slice(obj, a, b, c)
   return pyval.slice(obj, a, b, c)
 end
 
+local ARRAY_MT, TUPLE_MT = getmetatable(data.array({})), getmetatable(data.tuple({}))
+
+-- The items of a loop with a filter, copied (the filter runs over all of
+-- them before the loop), and their count, also kept as items.n.
 function R.iter(v)
   local items = pyval.iter(v)
-  items.n = #items
-  return items
+  local count = #items
+  items.n = count
+  return items, count
 end
 
-function R.unpack(v, n)
+-- The items of a loop without a filter and their count. A list or tuple
+-- is read in place, as Python's iterator reads it: the compiled loop stops
+-- at the first missing item, so a list made shorter during the loop ends
+-- it (a loop object's length stays the count at the start).
+function R.items(v)
+  local mt = getmetatable(v)
+  if mt == ARRAY_MT or mt == TUPLE_MT then return v, #v end
   local items = pyval.iter(v)
+  return items, #items
+end
+
+-- Unpacking a loop target or `set a, b = ...`: a list or tuple is read
+-- in place (nothing is written to it).
+function R.unpack(v, n)
+  local mt = getmetatable(v)
+  local items = (mt == ARRAY_MT or mt == TUPLE_MT) and v or pyval.iter(v)
   if #items ~= n then
     if #items > n then
       raise("ValueError", "too many values to unpack (expected " .. n .. ")")
@@ -343,14 +362,15 @@ function R.unpack(v, n)
 end
 
 function R.filter_items(items, keep)
-  local out = { n = 0 }
+  local out, n = {}, 0
   for i = 1, items.n do
     if keep(items[i]) then
-      out.n = out.n + 1
-      out[out.n] = items[i]
+      n = n + 1
+      out[n] = items[i]
     end
   end
-  return out
+  out.n = n
+  return out, n
 end
 
 -- Calls ----------------------------------------------------------------------
@@ -630,20 +650,24 @@ end
 local LOOP_ATTRS = {
   index = function(L) return L.index0 + 1 end,
   index0 = function(L) return L.index0 end,
-  revindex = function(L) return L.items.n - L.index0 end,
-  revindex0 = function(L) return L.items.n - L.index0 - 1 end,
+  revindex = function(L) return L.n - L.index0 end,
+  revindex0 = function(L) return L.n - L.index0 - 1 end,
   first = function(L) return L.index0 == 0 end,
-  last = function(L) return L.index0 == L.items.n - 1 end,
-  length = function(L) return L.items.n end,
+  last = function(L) return L.index0 == L.n - 1 end,
+  length = function(L) return L.n end,
   depth = function(L) return L.depth end,
   depth0 = function(L) return L.depth - 1 end,
   previtem = function(L)
-    if L.index0 == 0 then return undefined("previtem", "there is no previous item") end
-    return L.items[L.index0]
+    local v
+    if L.index0 > 0 then v = L.items[L.index0] end
+    if v == nil then return undefined("previtem", "there is no previous item") end
+    return v
   end,
   nextitem = function(L)
-    if L.index0 >= L.items.n - 1 then return undefined("nextitem", "there is no next item") end
-    return L.items[L.index0 + 2]
+    local v
+    if L.index0 < L.n - 1 then v = L.items[L.index0 + 2] end
+    if v == nil then return undefined("nextitem", "there is no next item") end
+    return v
   end,
 }
 
@@ -660,13 +684,14 @@ local function loop_advance(L, i)
 end
 
 -- A loop whose body does not name `loop`: only its iterations counted.
-function R.count_loop(S, items)
-  count_steps(S, items.n)
+function R.count_loop(S, count)
+  count_steps(S, count)
 end
 
-function R.loop(S, items, depth, rec)
-  count_steps(S, items.n)
-  local L = pyval.object("LoopContext", loop_get, { items = items, index0 = -1,
+-- The loop object: its length is the count of items at the start.
+function R.loop(S, items, count, depth, rec)
+  count_steps(S, count)
+  local L = pyval.object("LoopContext", loop_get, { items = items, n = count, index0 = -1,
     depth = depth, advance = loop_advance })
   if rec then
     -- `loop(children)` renders the loop body again, one level deeper.
@@ -684,7 +709,7 @@ function R.loop(S, items, depth, rec)
       return out
     end
   end
-  L.str = function() return "<LoopContext " .. (L.index0 + 1) .. "/" .. L.items.n .. ">" end
+  L.str = function() return "<LoopContext " .. (L.index0 + 1) .. "/" .. L.n .. ">" end
   return L
 end
 
@@ -724,8 +749,8 @@ end
 -- block (most templates have none).
 local NO_BLOCKS = setmetatable({}, { __newindex = function() error("read-only") end })
 
-local function new_context(S, tpl)
-  return { blocks = NO_BLOCKS, tpl = tpl, S = S }
+local function new_context(S, tpl, f)
+  return { blocks = NO_BLOCKS, tpl = tpl, S = S, frame = f }
 end
 
 -- The template's `self`, made when a template first names it.
@@ -761,10 +786,9 @@ end
 -- given, ends the output (written into the output buffer, not appended to
 -- the finished text, which would copy it).
 local function run(S, tpl, f, ctx, tail)
-  ctx = ctx or new_context(S, tpl)
-  ctx.frame = f
-  S.env:check_uses(tpl)
-  register_blocks(ctx, tpl)
+  if ctx then ctx.frame = f else ctx = new_context(S, tpl, f) end
+  if tpl.uses then S.env:check_uses(tpl) end
+  if next(tpl.blocks) ~= nil then register_blocks(ctx, tpl) end
   local out = tpl.root(S, ctx, f, tail)
   if ctx.parent then
     -- the child wrote its tail before learning it extends a parent
@@ -782,14 +806,15 @@ local function run(S, tpl, f, ctx, tail)
 end
 
 -- The frame a render starts in: the variables given (copied, the caller's
--- table is left alone) over the globals. The constructor's fields make
--- room for a dozen variables at once; the first insertions rehash less.
-function M.vars_frame(parent, vars)
+-- table is left alone) over the globals. `mt` is the metatable that reads
+-- through to the globals (the render state serves, see Env:_render). The
+-- constructor's fields make room for a dozen variables at once; the first
+-- insertions rehash less.
+function M.vars_frame(mt, vars)
+  if vars == nil or next(vars) == nil then return setmetatable({}, mt) end
   local f = setmetatable({ _1 = nil, _2 = nil, _3 = nil, _4 = nil, _5 = nil, _6 = nil,
-    _7 = nil, _8 = nil, _9 = nil, _10 = nil, _11 = nil, _12 = nil }, { __index = parent })
-  if vars then
-    for k, v in next, vars do f[k] = v end
-  end
+    _7 = nil, _8 = nil, _9 = nil, _10 = nil, _11 = nil, _12 = nil }, mt)
+  for k, v in next, vars do f[k] = v end
   return f
 end
 M.run = run
