@@ -507,7 +507,7 @@ end
 function C:capture(body, finish)
   local guard = self.guard
   self.guard = false
-  self:emit("do local o, n = {}, 0")
+  self:emit("do local o, n = R.buffer(), 0")
   self:body(body)
   self.guard = guard
   finish("R.join(o, n)")
@@ -768,7 +768,7 @@ STMT["for"] = function(self, n)
   local guard = self.guard
   self.guard = false
   self:emit("do local rec; rec = function(S, iterable, depth)")
-  self:emit("local o, n = {}, 0")
+  self:emit("local o, n = R.buffer(), 0")
   self:loop_code(n, "iterable", "depth")
   self:emit("return R.join(o, n) end")
   self.guard = guard
@@ -797,7 +797,7 @@ function C:macro_function(n, name)
   self:emit("local m = R.macro(S, " .. q(name) .. ", {" .. table.concat(names, ", ") .. "}, "
     .. tostring(found.varargs or false) .. ", " .. tostring(found.kwargs or false) .. ", "
     .. tostring(found.caller or false) .. ", f, function(S, f)", n.line)
-  self:emit("local o, n = {}, 0")
+  self:emit("local o, n = R.buffer(), 0")
   for i, a in ipairs(n.args) do
     if n.defaults[i] then
       self:emit("if R.missing(f, " .. q(a) .. ") then R.set(f, " .. q(a) .. ", "
@@ -882,7 +882,7 @@ end
 
 function C:function_for(header, body, guard)
   self:emit(header)
-  self:emit("local o, n = {}, 0")
+  self:emit("local o, n = R.buffer(), 0")
   self.guard = guard
   self:body(body)
   self.guard = false

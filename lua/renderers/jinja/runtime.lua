@@ -166,9 +166,40 @@ end
 -- and stops a render whose output grows past the limit. The slots above 1
 -- are left as they are: the next pieces overwrite them, and only o[1..n]
 -- is ever read.
+-- Output buffers: every compiled function and capture writes its pieces
+-- into a table `o` from R.buffer and ends with R.join. Small ones are kept
+-- for the next as they are (a render makes and frees few tables for its
+-- text); the pool holds them weakly, so what their slots still hold is
+-- freed by the next collection as if they were garbage. One that was
+-- compacted or held many pieces is not kept, so that the kept ones stay
+-- small.
+local POOL_MAX, POOLED_PIECES = 16, 128
+local pool, pooled = setmetatable({}, { __mode = "v" }), 0
+local compacted = setmetatable({}, { __mode = "k" })
+
+function R.buffer()
+  while pooled > 0 do
+    local o = pool[pooled]
+    pool[pooled] = nil
+    pooled = pooled - 1
+    if o then return o end
+  end
+  return {}
+end
+
+function R.join(o, n)
+  local s = concat(o, "", 1, n)
+  if n <= POOLED_PIECES and pooled < POOL_MAX and not compacted[o] then
+    pooled = pooled + 1
+    pool[pooled] = o
+  end
+  return s
+end
+
 function R.compact(S, o, n)
   local s = concat(o, "", 1, n)
   o[1] = s
+  compacted[o] = true
   if #s > M.MAX_OUTPUT then too_big() end
   return 1
 end
@@ -179,7 +210,6 @@ function R.truthy(v)
   return pyval.truthy(v)
 end
 
-function R.join(o, n) return concat(o, "", 1, n) end
 
 -- `'%02d' % x` with a literal format of one %d conversion (the compiler
 -- checks): string.format for an integer, the usual case; Python's rules
