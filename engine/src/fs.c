@@ -211,6 +211,21 @@ static int l_lstat(lua_State *L)
   return 1;
 }
 
+/* fs.stamp(path) -> mtime_ns, size, inode: what changes when a file is
+ * rewritten, as three integers (no table), for caches that check a file
+ * on every use (the template engine's). Follows links. */
+static int l_stamp(lua_State *L)
+{
+  const char *path = luaL_checkstring(L, 1);
+  struct stat st;
+  if (stat(path, &st) < 0)
+    return fail(L, "stat", path);
+  lua_pushinteger(L, (lua_Integer)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec);
+  lua_pushinteger(L, (lua_Integer)st.st_size);
+  lua_pushinteger(L, (lua_Integer)st.st_ino);
+  return 3;
+}
+
 /* exists / is_dir / is_file follow links (a dangling link does not
  * exist), as Python's os.path does; is_link does not. */
 static int l_exists(lua_State *L)
@@ -684,6 +699,7 @@ int brine__open_fs(lua_State *L)
 {
   static const luaL_Reg funcs[] = {
       {"stat", l_stat},         {"lstat", l_lstat},
+      {"stamp", l_stamp},
       {"exists", l_exists},     {"is_dir", l_is_dir},
       {"is_file", l_is_file},   {"is_link", l_is_link},
       {"read", l_read},         {"write_atomic", l_write_atomic},

@@ -39,6 +39,18 @@ describe("jinja engine", function()
     assert.equal("inc|\n", render("{% include 'nl.j' %}|\n"))
   end)
 
+  it("reads an included file again once it changed on disk, not before", function()
+    write("changes.j", "one")
+    assert.equal("[one]", render("[{% include 'changes.j' %}]"))
+    assert.equal("[one]", render("[{% include 'changes.j' %}]"))
+    write("changes.j", "two, longer")
+    assert.equal("[two, longer]", render("[{% include 'changes.j' %}]"))
+    os.remove(root .. "/changes.j")
+    local out, err = render("[{% include 'changes.j' %}]")
+    assert.is_nil(out)
+    assert.matches("TemplateNotFound: changes.j", err, 1, true)
+  end)
+
   it("scopes loop variables and set inside loops", function()
     assert.equal("1 0", render("{% set x = 0 %}{% for i in [1] %}{% set x = i %}{{ x }}"
       .. "{% endfor %} {{ x }}"))

@@ -10,6 +10,7 @@ local pyval = require "renderers.jinja.pyval"
 local M = {}
 
 local ok_crypto, crypto = pcall(require, "brine.crypto")
+local ok_fs, fs = pcall(require, "brine.fs")
 local ok_filters, builtin = pcall(require, "renderers.jinja.filters")
 if not ok_filters then
   -- Only a missing filter library is tolerated (the engine alone still
@@ -72,9 +73,14 @@ function M.compile(text, name)
   return T
 end
 
---- Forgets every compiled template (benchmarks measure compilation with it).
+-- Bumped by M.clear_cache: what environments kept from before is stale.
+local generation = 0
+
+--- Forgets every compiled template, the environments' too (benchmarks
+--- measure compilation with it).
 function M.clear_cache()
   cache, cache_size = {}, 0
+  generation = generation + 1
 end
 
 --- Lua source of a compiled template (for debugging and the docs).
@@ -121,6 +127,32 @@ function Env:load_file(name)
   return read_file(self.root .. "/" .. path), path
 end
 
+-- A template file by its name from the root, compiled, and its path; nil
+-- when there is no such file. The environment keeps what it compiled with
+-- the file's stamp (modification time, size, inode) and reads the file
+-- again only when the stamp changed, as jinja2's auto_reload does: an
+-- include in a loop costs one stat, not a read and a hash of the text.
+function Env:load_template(name)
+  local path = self.root and normpath(name)
+  if not path or path == "" then return nil end
+  local file = self.root .. "/" .. path
+  local loaded = self.loaded
+  local m, size, inode
+  if ok_fs then
+    m, size, inode = fs.stamp(file)
+    if not m then return nil end
+    local c = loaded[path]
+    if c and c.m == m and c.size == size and c.inode == inode and c.generation == generation then
+      return c.T, path
+    end
+  end
+  local text = read_file(file)
+  if not text then return nil end
+  local T = M.compile(text, path)
+  loaded[path] = { T = T, m = m, size = size, inode = inode, generation = generation }
+  return T, path
+end
+
 -- Loads a template for render state S, following SaltCacheLoader: names
 -- starting with ./ or ../ are relative to the tpldir global; other names
 -- update the tpldir, tplfile and tpldot globals.
@@ -139,12 +171,12 @@ function Env:get_template(S, name, ignore_missing)
   end
   local T = templates[full]
   if not T then
-    local text, path = self:load_file(full)
-    if not text then
+    local path
+    T, path = self:load_template(full)
+    if not T then
       if ignore_missing then return nil end
       pyval.raise("TemplateNotFound", name)
     end
-    T = M.compile(text, path)
     templates[full] = T
     if not relative then
       local dir = path:match("^(.*)/[^/]*$") or ""
@@ -319,6 +351,7 @@ function M.new_environment(opts)
     end }),
     tests = setmetatable({}, { __index = builtin.tests }),
     checked = setmetatable({}, { __mode = "k" }), -- templates whose filters are known
+    loaded = {}, -- templates read from the root (Env:load_template)
     accepts_undefined = setmetatable({}, { __index = (builtin.filters or {}).accepts_undefined
                                                      or builtin.accepts_undefined }) }, Env)
   env.fold = true -- no folded filter replaced (the compiler's folding)
