@@ -242,6 +242,22 @@ describe("jinja engine", function()
     assert.equal(after_first, parses)
   end)
 
+  it("prints long runs of values and text (compiled as joined pieces)", function()
+    local want = {}
+    for i = 1, 500 do
+      want[i] = "1-b" .. (i % 2 == 1 and "z" or "")
+    end
+    local vars = { x = 1, y = "b" }
+    assert.equal(table.concat(want, "\n"), render("{% for i in range(1, 501) %}"
+      .. "{{ x }}-{{ y }}{{ 'z' if i is odd }}{{ '\n' if not loop.last }}{% endfor %}", vars))
+    local flat = {}
+    for i = 1, 500 do flat[i] = "{{ x }}-{{ y }}" .. (i % 2 == 1 and "z" or "") end
+    local out = render(table.concat(flat, "\n"), vars)
+    assert.equal(table.concat(want, "\n"), out)
+    local _, err = render("a\n{{ x }}{{ x }}\n{{ y.z.w }}\nb", { x = 1, y = {} })
+    assert.matches("line 3", err, 1, true)
+  end)
+
   it("turns CRLF sources into CRLF output", function()
     assert.equal("a\r\nb\r\n", render("a\r\n{{ 'b' }}\r\n"))
   end)
@@ -249,7 +265,7 @@ describe("jinja engine", function()
   it("prints literal-only expressions as compiled text, errors still at render", function()
     local text = "{{ 7 / 2 }} {{ [1] + [2] }} {{ 'a' ~ 1 if 2 > 1 }}"
     assert.equal("3.5 [1, 2] a1", render(text))
-    assert.matches('o%[n%] = "3.5"', jinja.lua_source(text))
+    assert.matches('o%[n%] = "3.5 %[1, 2%] a1"', jinja.lua_source(text))
     assert.equal("ok", render("{% if false %}{{ 1 / 0 }}{% endif %}ok"))
     local out, err = render("one\n{{ 1 / 0 }}")
     assert.is_nil(out)

@@ -20,10 +20,88 @@ local function fail(message, line)
   error({ class = "TemplateSyntaxError", message = message, line = line }, 0)
 end
 
+-- Emits one line of Lua; the pieces of output waiting (see C:piece) are
+-- written first, so that everything happens in the template's order.
 function C:emit(code, line)
+  if self.npending > 0 then self:flush() end
   local n = #self.code + 1
   self.code[n] = code
   self.lmap[n] = line or self.line
+end
+
+-- Output pieces in a row are written to the buffer as one: `a .. b .. c`
+-- makes one string where each piece took a slot of its own, and the
+-- buffer's final table.concat has that many fewer to join. A piece is a
+-- string literal or a Lua local that holds a string or an integer (Lua's
+-- `..` prints an integer as Python does); a printed value is first kept in
+-- a local of its own, in the order the template computes it, inside a
+-- do-block that the write closes. Anything else emitted writes the pieces
+-- waiting first.
+local MAX_PIECES = 40 -- operands of one `..`: each takes a register
+
+function C:raw_emit(code)
+  local n = #self.code + 1
+  self.code[n] = code
+  self.lmap[n] = self.line
+end
+
+function C:piece(operand, literal)
+  local pending, n = self.pending, self.npending
+  if literal and n > 0 and self.pending_text[n] then
+    -- text after text: one literal
+    self.pending_text[n] = self.pending_text[n] .. literal
+    pending[n] = q(self.pending_text[n])
+    return
+  end
+  if n >= MAX_PIECES then self:flush(); n = 0 end
+  n = n + 1
+  pending[n], self.pending_text[n] = operand, literal
+  self.npending = n
+end
+
+-- A printed value as a piece: computed now into a local.
+function C:value_piece(expr, checked)
+  -- full: written before the local is made, so it is in the block it is read in
+  if self.npending >= MAX_PIECES then self:flush() end
+  if not self.in_do then
+    self:raw_emit("do")
+    self.in_do = true
+  end
+  self.nvalue = self.nvalue + 1
+  local v = "p" .. self.nvalue
+  if checked then
+    self:raw_emit("local " .. v .. " = " .. expr)
+  else
+    self:raw_emit("local " .. v .. " = " .. expr .. "; if type(" .. v .. ") ~= \"string\" and "
+      .. "math_type(" .. v .. ") ~= \"integer\" then " .. v .. " = R.str(" .. v .. ") end")
+  end
+  self:piece(v)
+end
+
+-- Joined pieces shorter than this are written one by one instead: Lua
+-- interns short strings (up to 40 bytes), so joining `"- " .. name` costs
+-- a hash and a string table lookup that two slots do not.
+local JOIN_MIN = 40
+
+function C:flush()
+  local n = self.npending
+  self.npending = 0
+  local text = 0
+  for i = 1, n do text = text + #(self.pending_text[i] or "") end
+  local line
+  if n > 1 and text < JOIN_MIN then
+    line = "n = n + " .. n .. "; o[n - " .. (n - 1) .. "] = " .. self.pending[1]
+    for i = 2, n - 1 do line = line .. "; o[n - " .. (n - i) .. "] = " .. self.pending[i] end
+    line = line .. "; o[n] = " .. self.pending[n]
+  else
+    line = "n = n + 1; o[n] = " .. table.concat(self.pending, " .. ", 1, n)
+  end
+  if self.in_do then
+    line = line .. " end"
+    self.in_do = false
+  end
+  self:raw_emit(line)
+  for i = 1, n do self.pending[i], self.pending_text[i] = nil, nil end
 end
 
 function C:tmp()
@@ -351,8 +429,9 @@ end
 -- them, nothing emitted) joins it in one piece. Folded values stay pieces
 -- of their own, so the compiled source shows them.
 function C:write_text(text, folded)
+  if not self.guard then return self:piece(q(text), text) end
   local last = #self.code
-  if not folded and self.text_at == last and self.text_guard == self.guard then
+  if not folded and self.text_at == last then
     self.text = self.text .. text
     self.code[last] = nil
     self.lmap[last] = nil
@@ -361,7 +440,7 @@ function C:write_text(text, folded)
     self.text = text
     self:write(q(text))
   end
-  self.text_at, self.text_guard = not folded and #self.code, self.guard
+  self.text_at = not folded and #self.code
 end
 
 STMT.data = function(self, n) self:write_text(n.value) end
@@ -438,17 +517,18 @@ STMT.output = function(self, n)
   if self.guard then
     return self:write("R.str(" .. e .. ")")
   end
-  if self:is_string(n.expr) then return self:emit("n = n + 1; o[n] = " .. e) end
+  -- a local known to hold a string is a piece as it is
+  if self:is_string(n.expr) and e:match("^v%d+_[%w_]*$") then return self:piece(e) end
+  if self:is_string(n.expr) then return self:value_piece(e, true) end
   if n.expr.t == "filter" and n.expr.node then
     -- a filter's value printed: R.print_filter gives its text directly
     -- (`| json` again on an unchanged value makes no Markup)
-    return self:emit("n = n + 1; o[n] = R.print_filter" .. e:sub(#"R.filter" + 1))
+    return self:value_piece("R.print_filter" .. e:sub(#"R.filter" + 1), true)
   end
-  -- strings and integers (most printed values) skip the call: the buffer's
-  -- table.concat prints an integer as Python does. The total size is
-  -- still checked by R.compact and at the end of the render.
-  self:emit("do local v = " .. e .. "; if type(v) ~= \"string\" and math_type(v) ~= "
-    .. "\"integer\" then v = R.str(v) end; n = n + 1; o[n] = v end")
+  -- strings and integers (most printed values) skip the call: `..` and the
+  -- buffer's table.concat print an integer as Python does. The total size
+  -- is still checked by R.compact and at the end of the render.
+  self:value_piece(e)
 end
 
 -- Compiles fn() as code that may not run on every pass: a local set there
@@ -910,6 +990,7 @@ function M.compile(source)
   check_utf8(source)
   local tree = parser.parse(source)
   local self = setmetatable({ code = {}, lmap = {}, line = 1, ntmp = 0,
+                              pending = {}, pending_text = {}, npending = 0, nvalue = 0,
                               uses = { filters = {}, tests = {} },
                               mentions_loop = source:find("loop", 1, true) ~= nil }, C)
   self:emit("local R = R; local NULL = R.NULL; local math_mininteger = R.MININT; "

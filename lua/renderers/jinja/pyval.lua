@@ -361,11 +361,6 @@ function M.float_repr(x)
 end
 local float_repr = M.float_repr
 
-local function seq_items(t, n)
-  n = n or #t
-  return n
-end
-
 ---The keys of a dict, in order (insertion order for maps, sorted for
 ---plain tables).
 function M.keys(d)
@@ -382,9 +377,21 @@ local function repr_in(v, seen)
   return "<" .. type_name(v) .. " object>"
 end
 
+-- Integers go into the pieces as they are (table.concat prints them as
+-- Python does) and strings straight to repr_str: most items are one or
+-- the other.
 local function repr_items(t, seen)
   local parts = {}
-  for i = 1, seq_items(t) do parts[i] = repr_in(t[i], seen) end
+  for i = 1, #t do
+    local x = t[i]
+    if mtype(x) == "integer" then
+      parts[i] = x
+    elseif type(x) == "string" then
+      parts[i] = repr_str(x)
+    else
+      parts[i] = repr_in(x, seen)
+    end
+  end
   return concat(parts, ", ")
 end
 
