@@ -246,6 +246,7 @@ end
 
 -- Python's jinja2, installed from Debian's archive when missing.
 local function have_jinja2()
+  if os.getenv("NO_PY") then return false end
   local check = "python3 -c 'import jinja2' >/dev/null 2>&1"
   if os.execute(check) then return true end
   local as_root = io.popen("id -u"):read("l") == "0"

@@ -67,6 +67,22 @@ static void test_lua_side(lua_State *L)
   lua_pop(L, 1);
 }
 
+/* The collector runs generational, and core.trim_memory keeps it so
+ * while it collects everything. */
+static void test_collector(lua_State *L)
+{
+  const char *code =
+    "local core = require('brine.core') "
+    "local t = {} for i = 1, 10000 do t[i] = {i} end t = nil "
+    "local before = collectgarbage('count') "
+    "local after = core.trim_memory() "
+    "return collectgarbage('generational'), after < before";
+  CHECK(luaL_dostring(L, code) == LUA_OK);
+  CHECK(strcmp(lua_tostring(L, -2), "generational") == 0);
+  CHECK(lua_toboolean(L, -1));
+  lua_pop(L, 2);
+}
+
 int main(void)
 {
   brine_engine *engine = brine_engine_new(NULL);
@@ -75,6 +91,7 @@ int main(void)
   test_map_order(L);
   test_kinds(L);
   test_lua_side(L);
+  test_collector(L);
   CHECK(lua_gettop(L) == 0);
   brine_engine_free(engine);
   if (failures)
