@@ -341,7 +341,13 @@ end
 
 EXPR.call = function(self, n)
   local args, kw = self:args(n)
-  return "R.call(S, " .. self:expr(n.fn) .. ", " .. args .. ", " .. kw .. ")"
+  local fn = n.fn
+  if fn.t == "getattr" and type(fn.name) == "string" then
+    -- a method call: R.method finds the method without binding it
+    return "R.method(S, " .. self:expr(fn.obj) .. ", " .. q(fn.name) .. ", " .. args .. ", "
+      .. kw .. ")"
+  end
+  return "R.call(S, " .. self:expr(fn) .. ", " .. args .. ", " .. kw .. ")"
 end
 
 function C:note_use(kind, name)

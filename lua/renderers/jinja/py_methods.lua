@@ -821,6 +821,8 @@ local TABLES = {
   bytes = bytes_methods, float = float_methods, int = int_methods,
 }
 
+M.TABLES = TABLES -- the method tables by kind (the runtime's R.method reads them)
+
 local NO_KW = pyval.NO_KWARGS
 
 ---The bound method `name` of obj (of pyval kind k), or nil.

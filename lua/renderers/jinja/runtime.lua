@@ -442,10 +442,46 @@ function R.with_caller(kwargs, m)
   return kwargs
 end
 
+-- A call. A recursive loop's object (`loop(children)`) renders the loop
+-- body again, one level deeper (L.rec, see R.loop).
 function R.call(S, fn, args, kwargs)
-  if is_undefined(fn) then pyval.str(fn) end
+  if type(fn) == "table" then
+    if is_undefined(fn) then pyval.str(fn) end
+    if rawget(fn, "rec") and rawget(fn, "advance") then return fn.rec(args, kwargs) end
+  end
   if not harmless[fn] and getmetatable(fn) ~= MACRO_MT then changes.n = changes.n + 1 end
   return pyval.call(fn, args, kwargs)
+end
+
+-- `obj.name(...)`: for a string, a list or a dict whose kind has a method
+-- of that name, the method runs on obj directly, without the bound method
+-- that R.getattr makes; anything else goes the general way.
+local METHODS -- renderers.jinja.py_methods' tables, on the first method call
+local is_range = pyval.is_range
+
+function R.method(S, obj, name, args, kwargs)
+  local t
+  if type(obj) == "string" then
+    METHODS = METHODS or require("renderers.jinja.py_methods").TABLES
+    t = METHODS.str
+  else
+    local mt = getmetatable(obj)
+    if mt == ARRAY_MT and not is_range(obj) then
+      METHODS = METHODS or require("renderers.jinja.py_methods").TABLES
+      t = METHODS.list
+    elseif mt and mt.__name == "brine.map" then
+      METHODS = METHODS or require("renderers.jinja.py_methods").TABLES
+      t = METHODS.dict
+    end
+  end
+  local f = t and t[name]
+  if f and name:byte(1) ~= 95 then -- no method name starts with _, the sandbox's rule
+    changes.n = changes.n + 1
+    local r = f(obj, args, kwargs)
+    if r == nil then return null end
+    return r
+  end
+  return R.call(S, R.getattr(obj, name), args, kwargs)
 end
 
 local function check_undefined_args(value, args, kwargs)
@@ -743,14 +779,6 @@ function R.loop(S, items, count, depth, rec)
   return L
 end
 
--- A recursive loop object is called through R.call: route it to L.rec.
-local base_call = R.call
-function R.call(S, fn, args, kwargs)
-  if type(fn) == "table" and rawget(fn, "rec") and rawget(fn, "advance") then
-    return fn.rec(args, kwargs)
-  end
-  return base_call(S, fn, args, kwargs)
-end
 
 -- Templates: include, import, extends, blocks ----------------------------
 
