@@ -72,8 +72,12 @@ function C:value_piece(expr, checked)
   if checked then
     self:raw_emit("local " .. v .. " = " .. expr)
   else
-    self:raw_emit("local " .. v .. " = " .. expr .. "; if type(" .. v .. ") ~= \"string\" and "
-      .. "math_type(" .. v .. ") ~= \"integer\" then " .. v .. " = R.str(" .. v .. ") end")
+    -- strings as they are, integers 0-1023 as their text (SMALL_INTS), any
+    -- other integer as it is (`..` prints it as Python does), the rest
+    -- through R.str
+    self:raw_emit("local " .. v .. " = " .. expr .. "; if type(" .. v .. ") ~= \"string\" then "
+      .. "if math_type(" .. v .. ") == \"integer\" then " .. v .. " = SMALL_INTS[" .. v .. "] or "
+      .. v .. " else " .. v .. " = R.str(" .. v .. ") end end")
   end
   self:piece(v)
 end
@@ -1000,7 +1004,7 @@ function M.compile(source)
                               uses = { filters = {}, tests = {} },
                               mentions_loop = source:find("loop", 1, true) ~= nil }, C)
   self:emit("local R = R; local NULL = R.NULL; local math_mininteger = R.MININT; "
-    .. "local type, math_type = R.type, R.math_type")
+    .. "local type, math_type, SMALL_INTS = R.type, R.math_type, R.SMALL_INTS")
   self:emit("local T = { blocks = {} }")
   self:function_for("T.root = function(S, ctx, f, tail)", tree.body, has_extends(tree.body))
   local names = {}

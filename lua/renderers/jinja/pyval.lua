@@ -172,9 +172,14 @@ end
 ---("range(0, 5)") and, like it, has no methods that change it.
 function M.range(t, start, stop, step)
   local l = list(t)
-  ranges[l] = step == 1 and string.format("range(%d, %d)", start, stop)
-    or string.format("range(%d, %d, %d)", start, stop, step)
+  ranges[l] = { start, stop, step } -- printed only if ever printed
   return l
+end
+
+-- Python's repr of a range, from what M.range kept.
+local function range_repr(r)
+  if r[3] == 1 then return string.format("range(%d, %d)", r[1], r[2]) end
+  return string.format("range(%d, %d, %d)", r[1], r[2], r[3])
 end
 
 ---@return boolean true for a list made by M.range
@@ -377,6 +382,26 @@ local function repr_in(v, seen)
   return "<" .. type_name(v) .. " object>"
 end
 
+-- The text of the integers 0 to 1023, made on first use: printing an
+-- integer otherwise formats it with snprintf each time (through
+-- table.concat or `..`), which costs more than the rest of printing it.
+local SMALL_INTS = setmetatable({}, { __index = function(t, i)
+  if math.type(i) == "integer" and i >= 0 and i < 1024 then
+    local s = tostring(i)
+    t[i] = s
+    return s
+  end
+end })
+M.SMALL_INTS = SMALL_INTS
+
+-- `seen` holds the containers being printed, the one printed included, so
+-- that a list holding itself prints as [...] as in Python. The outermost
+-- container is printed with seen nil, and the set is made only when one of
+-- its items is a table (most printed lists hold none).
+local function inner_seen(seen, t)
+  return seen or { [t] = true }
+end
+
 -- Integers go into the pieces as they are (table.concat prints them as
 -- Python does) and strings straight to repr_str: most items are one or
 -- the other.
@@ -385,19 +410,20 @@ local function repr_items(t, seen)
   for i = 1, #t do
     local x = t[i]
     if mtype(x) == "integer" then
-      parts[i] = x
+      parts[i] = SMALL_INTS[x] or x
     elseif type(x) == "string" then
       parts[i] = repr_str(x)
     else
+      if type(x) == "table" then seen = inner_seen(seen, t) end
       parts[i] = repr_in(x, seen)
     end
   end
   return concat(parts, ", ")
 end
 
--- f(v, seen) for a container v, or `open` when v is already being
--- printed (a list holding itself prints as [...], as in Python).
+-- f(v, seen) for a container v, or `open` when v is already being printed.
 local function guard(v, seen, open, f)
+  if seen == nil then return f(v, nil) end
   if seen[v] then return open end
   seen[v] = true
   local s = f(v, seen)
@@ -414,14 +440,19 @@ local function list_body(v, seen)
 end
 
 local function tuple_body(v, seen)
-  if #v == 1 then return "(" .. repr_in(v[1], seen) .. ",)" end
+  if #v == 1 then
+    if type(v[1]) == "table" then seen = inner_seen(seen, v) end
+    return "(" .. repr_in(v[1], seen) .. ",)"
+  end
   return "(" .. repr_items(v, seen) .. ")"
 end
 
 local function dict_body(v, seen)
   local parts = {}
   for i, key in ipairs(keys(v)) do
-    parts[i] = repr_in(key, seen) .. ": " .. repr_in(v[key], seen)
+    local x = v[key]
+    if type(x) == "table" or type(key) == "table" then seen = inner_seen(seen, v) end
+    parts[i] = repr_in(key, seen) .. ": " .. repr_in(x, seen)
   end
   return "{" .. concat(parts, ", ") .. "}"
 end
@@ -436,7 +467,9 @@ reprs = {
   bytes = function(v) return repr_bytes(v.s) end,
   markup = function(v) return "Markup(" .. repr_str(v.s) .. ")" end,
   list = function(v, seen)
-    return ranges[v] or guard(v, seen, "[...]", list_body)
+    local r = ranges[v]
+    if r then return range_repr(r) end
+    return guard(v, seen, "[...]", list_body)
   end,
   tuple = function(v, seen) return guard(v, seen, "(...)", tuple_body) end,
   dict = function(v, seen) return guard(v, seen, "{...}", dict_body) end,
@@ -450,7 +483,7 @@ reprs = {
 
 ---Python's repr() of v.
 function M.repr(v)
-  return repr_in(v, {})
+  return repr_in(v, nil)
 end
 repr = M.repr
 

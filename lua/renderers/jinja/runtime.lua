@@ -21,7 +21,8 @@ M.MAX_DEPTH = 200          -- nested macro calls, includes and imports
 M.MAX_OUTPUT = 64 * 1048576 -- bytes of output from one render
 M.MAX_ITERATIONS = 10000000 -- loop iterations and macro calls in one render
 
-local R = { NULL = null, MININT = math.mininteger, type = type, math_type = math.type }
+local R = { NULL = null, MININT = math.mininteger, type = type, math_type = math.type,
+            SMALL_INTS = pyval.SMALL_INTS }
 M.R = R
 
 -- Frames -------------------------------------------------------------------
