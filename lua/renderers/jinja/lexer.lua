@@ -4,9 +4,11 @@
 -- (`{%-`, `-%}`, `{%+`), comments, `{% raw %}` and the expression tokens
 -- inside tags. Errors are raised as tables {class=, message=, line=}.
 --
--- The first render of a template pays for lexing, so the scanner works on
--- bytes and keeps its tokens in three parallel arrays (type, value, line)
--- instead of a table per token; `M.scan` hands those to the parser.
+-- The first render of a template pays for lexing, so inside tags the
+-- scanner makes one pattern match per token (which also captures the first
+-- characters of the next one) and keeps its tokens in three parallel arrays
+-- (type, value, line) instead of a table per token; `M.scan` hands those to
+-- the parser.
 local M = {}
 
 local byte, find, match, sub = string.byte, string.find, string.match, string.sub
@@ -15,34 +17,34 @@ local function fail(message, line)
   error({ class = "TemplateSyntaxError", message = message, line = line }, 0)
 end
 
--- Byte classes, built from the same Lua patterns a character-wise lexer
--- would use, so they agree with `%s`, `%a` and `%d`.
-local SPACE, NAME_START, NAME_CHAR, DIGIT = {}, {}, {}, {}
+-- Character classes, keyed by one-character strings (what the lexer's
+-- patterns capture), built from the same Lua patterns a character-wise
+-- lexer would use, so they agree with `%s`, `%a` and `%d`.
+local SPACE, NAME_START, DIGIT = {}, {}, {}
 for b = 0, 255 do
   local c = string.char(b)
-  SPACE[b] = c:match("%s") ~= nil
-  NAME_START[b] = c:match("[%a_]") ~= nil
-  NAME_CHAR[b] = c:match("[%w_]") ~= nil
-  DIGIT[b] = c:match("%d") ~= nil
+  SPACE[c] = c:match("%s") ~= nil
+  NAME_START[c] = c:match("[%a_]") ~= nil
+  DIGIT[c] = c:match("%d") ~= nil
 end
 
--- Operators: by first byte, then (for the two-byte ones) by second byte.
+-- Operators: by first character, then (for the two-character ones) by second.
 local OP1, OP2 = {}, {}
 for _, o in ipairs({ "+", "-", "/", "*", "%", "~", "[", "]", "(", ")", "{", "}",
                      ">", "<", "=", ".", ":", "|", ",", ";" }) do
-  OP1[byte(o)] = o
+  OP1[o] = o
 end
 for _, o in ipairs({ "//", "**", "==", "!=", ">=", "<=" }) do
-  local b1, b2 = byte(o, 1, 2)
-  OP2[b1] = OP2[b1] or {}
-  OP2[b1][b2] = o
+  local c1, c2 = o:sub(1, 1), o:sub(2, 2)
+  OP2[c1] = OP2[c1] or {}
+  OP2[c1][c2] = o
 end
 
 local OPEN = { ["("] = ")", ["["] = "]", ["{"] = "}" }
 local CLOSE = { [")"] = true, ["]"] = true, ["}"] = true }
 
 local B_NL, B_DASH, B_PLUS, B_PERCENT, B_RBRACE = 10, 45, 43, 37, 125
-local B_QUOTE, B_DQUOTE, B_HASH = 39, 34, 35
+local B_QUOTE, B_DQUOTE, B_HASH, B_LBRACE = 39, 34, 35, 123
 
 -- Newlines in s[i..j].
 local function count_lines(s, i, j)
@@ -154,106 +156,74 @@ local function read_string(src, i, line)
     if not k then fail("unexpected char '" .. sub(src, i, i) .. "' at " .. i, line) end
     if byte(src, k) == 92 then close = k + 2 else close = k; break end
   end
-  -- src has no "\r" left (tokenize normalised newlines)
+  -- (normalise left no "\r" in src: the body needs no newline conversion)
   return unescape(sub(src, i + 1, close - 1), line), close
 end
 
--- The bytes of src[i..j] as an array (built in slices: string.byte returns
--- its results on the stack).
-local function byte_array(src, i, j)
-  if j - i < 4096 then return { byte(src, i, j) } end
-  local out = {}
-  for a = i, j, 4096 do
-    local part = { byte(src, a, math.min(a + 4095, j)) }
-    table.move(part, 1, #part, a - i + 1, out)
-  end
-  return out
-end
-
--- A window on the bytes of a tag from position i: through the next
--- occurrence of the closing delimiter and one byte more (enough to see
--- `-%}` and `+%}`), or to the end. Returns the array, the position before
--- its first byte and the last position it covers.
-local function tag_window(src, i, close_text)
-  local c = find(src, close_text, i, true)
-  local top = c and c + 2 or #src
-  return byte_array(src, i, top), i - 1, top
-end
-
--- Continuation bytes of a number that need read_number's full rules.
-local NUMBER_TAIL = { [46] = true, [95] = true, [101] = true, [69] = true }
+-- Skips spaces and tabs from a position; gives the position after them and
+-- the two characters there ("" past the end). Each token's pattern ends with
+-- the same, so one match per token also looks at the next one.
+local LOOK = "^[ \t]*()(.?)(.?)"
+local NAME_LOOK = "^([%w_]+)[ \t]*()(.?)(.?)"
+-- A decimal integer and the character after it, when that is one that
+-- needs read_number's full rules.
+local PLAIN_INT = "^(%d+)([%._eE]?)"
 
 -- Tokenizes the inside of a tag, starting at position i; `closer` is the
--- first byte of its closing delimiter (`%` or `}`, the second is always
--- `}`). Appends to the token arrays from index n + 1 and returns the position
--- after the closing delimiter, the line there, whether the delimiter strips
--- the following whitespace (`-%}`) and the new token count.
+-- first character of its closing delimiter (`%` or `}`, the second is
+-- always `}`). Appends to the token arrays from index n + 1 and returns the
+-- position after the closing delimiter, the line there, whether the
+-- delimiter strips the following whitespace (`-%}`) and the new token count.
 local function lex_tag(src, i, line, closer, types, values, lines, n, end_type)
-  local close_text = closer == B_PERCENT and "%}" or "}}"
-  local len = #src
   local stack, depth = {}, 0
-  local bytes, base, top = nil, 0, 0 -- bytes[p - base] is src's byte p, p <= top
+  local p, c, c2 = match(src, LOOK, i)
   while true do
-    local k, b
-    repeat -- skip whitespace, moving the window when near its end
-      if i + 2 > top and top < len then bytes, base, top = tag_window(src, i, close_text) end
-      k = i - base
-      b = bytes[k]
-      while SPACE[b] do
-        if b == B_NL then line = line + 1 end
-        k = k + 1
-        b = bytes[k]
-      end
-      i = k + base
-    until i + 2 <= top or top >= len
-    if not b then
-      fail("unexpected end of template, expected '" .. close_text .. "'.", line)
+    while SPACE[c] do -- a newline (or \v, \f): spaces and tabs are skipped already
+      if c == "\n" then line = line + 1 end
+      p, c, c2 = match(src, LOOK, p + 1)
     end
+    i = p
+    if c == "" then fail("unexpected end of template, expected '" .. closer .. "}'.", line) end
     n = n + 1
     if depth == 0 then
-      local b2 = bytes[k + 1]
-      if b == closer and b2 == B_RBRACE then
+      if c == closer and c2 == "}" then
         types[n], values[n], lines[n] = end_type, false, line
         return i + 2, line, false, n
       end
       -- `+%}` (Jinja 3) ends a block and keeps trim_blocks off for it,
       -- which Salt's settings leave off anyway
-      if b == B_PLUS and closer == B_PERCENT and b2 == B_PERCENT
-          and bytes[k + 2] == B_RBRACE then
+      if c == "+" and closer == "%" and c2 == "%" and byte(src, i + 2) == B_RBRACE then
         types[n], values[n], lines[n] = end_type, false, line
         return i + 3, line, false, n
       end
       -- Jinja only accepts `-` directly before the closer.
-      if b == B_DASH and b2 == closer and bytes[k + 2] == B_RBRACE then
+      if c == "-" and c2 == closer and byte(src, i + 2) == B_RBRACE then
         types[n], values[n], lines[n] = end_type, true, line
         return i + 3, line, true, n
       end
     end
     lines[n] = line
-    if NAME_START[b] then
-      local e = k + 1
-      while NAME_CHAR[bytes[e]] do e = e + 1 end
-      types[n], values[n] = "name", sub(src, i, e - 1 + base)
-      i = e + base
-    elseif DIGIT[b] then
-      local e = k + 1
-      while DIGIT[bytes[e]] do e = e + 1 end
-      if b ~= 48 and e - k < 19 and not NUMBER_TAIL[bytes[e]] then
+    if NAME_START[c] then
+      types[n], values[n], p, c, c2 = "name", match(src, NAME_LOOK, i)
+    elseif DIGIT[c] then
+      local digits, tail = match(src, PLAIN_INT, i)
+      if c ~= "0" and tail == "" and #digits < 19 then
         -- a plain decimal integer, the common case
-        types[n], values[n] = "integer", math.tointeger(tonumber(sub(src, i, e - 1 + base)))
-        i = e + base
+        types[n], values[n] = "integer", tonumber(digits)
+        i = i + #digits
       else
         types[n], values[n], i = read_number(src, i)
       end
-    elseif b == B_QUOTE or b == B_DQUOTE then
+      p, c, c2 = match(src, LOOK, i)
+    elseif c == "'" or c == '"' then
       local value, close = read_string(src, i, line)
       types[n], values[n] = "string", value
       line = line + count_lines(src, i, close)
-      i = close + 1
+      p, c, c2 = match(src, LOOK, close + 1)
     else
-      local two = OP2[b]
-      local op = two and two[bytes[k + 1]] or OP1[b]
-      if not op then fail("unexpected char '" .. sub(src, i, i) .. "' at " .. i, line) end
+      local two = OP2[c]
+      local op = two and two[c2] or OP1[c]
+      if not op then fail("unexpected char '" .. c .. "' at " .. i, line) end
       if OPEN[op] then
         depth = depth + 1
         stack[depth] = OPEN[op]
@@ -266,7 +236,7 @@ local function lex_tag(src, i, line, closer, types, values, lines, n, end_type)
         end
       end
       types[n], values[n] = "op", op
-      i = i + #op
+      p, c, c2 = match(src, LOOK, i + #op)
     end
   end
 end
@@ -274,7 +244,7 @@ end
 -- The last position of s[i..j] once trailing whitespace is dropped (i - 1
 -- when it is all whitespace).
 local function rstrip_end(s, i, j)
-  while j >= i and SPACE[byte(s, j)] do j = j - 1 end
+  while j >= i and SPACE[sub(s, j, j)] do j = j - 1 end
   return j
 end
 
@@ -333,12 +303,11 @@ end
 -- and `rstrip` (before `{%-`) are applied. Returns the line after it and
 -- the token count.
 local function lex_data(src, i, j, line, lstrip, rstrip, types, values, lines, n)
-  if lstrip then
-    local b = byte(src, i)
-    while i <= j and SPACE[b] do
-      if b == B_NL then line = line + 1 end
-      i = i + 1
-      b = byte(src, i)
+  if lstrip then -- (the whitespace cannot run past j: a tag or the end follows)
+    local e = match(src, "^%s*()", i)
+    if e > i then
+      line = line + count_lines(src, i, e - 1)
+      i = e
     end
   end
   if i > j then
@@ -369,12 +338,15 @@ function M.scan(source)
   local i, line, len = 1, 1, #src
   local lstrip_next = false
   while i <= len do
-    local s = find(src, "{[%%{#]", i)
-    local mod = s and byte(src, s + 2)
+    local s, kind, mod = find(src, "{", i, true)
+    while s do -- the next `{%`, `{{` or `{#`
+      kind, mod = byte(src, s + 1, s + 2)
+      if kind == B_PERCENT or kind == B_LBRACE or kind == B_HASH then break end
+      s = find(src, "{", s + 1, true)
+    end
     line, n = lex_data(src, i, (s or len + 1) - 1, line, lstrip_next, mod == B_DASH,
                        types, values, lines, n)
     if not s then break end
-    local kind = byte(src, s + 1)
     local body = s + 2 + ((mod == B_DASH or mod == B_PLUS) and 1 or 0)
     if kind == B_HASH then
       local e = find(src, "#}", body, true)
@@ -389,8 +361,8 @@ function M.scan(source)
       if kind == B_PERCENT then begin_type, end_type = "block_begin", "block_end" end
       n = n + 1
       types[n], values[n], lines[n] = begin_type, false, line
-      i, line, lstrip_next, n = lex_tag(src, body, line, kind == B_PERCENT and B_PERCENT
-                                        or B_RBRACE, types, values, lines, n, end_type)
+      i, line, lstrip_next, n = lex_tag(src, body, line, kind == B_PERCENT and "%" or "}",
+                                        types, values, lines, n, end_type)
     end
   end
   n = n + 1

@@ -240,7 +240,11 @@ function unary(with_filter)
     pos = k + 1
     node = { t = "unary", op = "pos", a = unary(false), line = lines[k] }
   else
-    node = postfix(primary())
+    node = primary()
+    -- most operands are followed by none of `.`, `[`, `(`, `|` or `is`
+    local ty = types[pos]
+    if ty ~= "op" and ty ~= "name" then return node end
+    node = postfix(node)
   end
   if with_filter ~= false then node = filter_expr(node) end
   return node
@@ -318,18 +322,23 @@ end
 
 -- Parses a comma separated tuple. `simplified` limits items to primaries
 -- (for assignment targets); `extra_end` lists names that end the tuple.
+-- One item and no comma is that item, not a tuple.
 function tuple(simplified, explicit, with_condexpr, extra_end)
   local line = lines[pos]
-  local items = {}
-  while true do
-    if #items > 0 then expect("op", ",") end
-    if tuple_ends(explicit, extra_end) then break end
+  local items
+  while not tuple_ends(explicit, extra_end) do
     local item
     if simplified then item = primary() else item = expression(with_condexpr) end
-    if #items == 0 and not is("op", ",") then return item end
+    if types[pos] ~= "op" or values[pos] ~= "," then
+      if not items then return item end
+      items[#items + 1] = item
+      break
+    end
+    items = items or {}
     items[#items + 1] = item
-    if not is("op", ",") then break end
+    pos = pos + 1
   end
+  items = items or {}
   if #items == 0 and not explicit then
     fail("Expected an expression, got '" .. describe(pos) .. "'", lines[pos])
   end
@@ -579,7 +588,7 @@ local function subparse(end_tokens)
     elseif ty == "variable_begin" then
       pos = k + 1
       local expr = tuple(nil, false, true)
-      expect("variable_end")
+      if types[pos] == "variable_end" then pos = pos + 1 else expect("variable_end") end
       body[#body + 1] = { t = "output", expr = expr, line = lines[k] }
     elseif ty == "block_begin" then
       pos = k + 1
