@@ -17,6 +17,23 @@ local function fail(message, line)
   error({ class = "TemplateSyntaxError", message = message, line = line }, 0)
 end
 
+-- The line of position p of src.
+local function line_at(src, p)
+  local line = 1
+  local k = find(src, "\n", 1, true)
+  while k and k < p do
+    line = line + 1
+    k = find(src, "\n", k + 1, true)
+  end
+  return line
+end
+
+-- Fails with the line of position p of src (the lexer tracks positions,
+-- not lines).
+local function fail_at(src, p, message)
+  fail(message, line_at(src, p))
+end
+
 -- Character classes, keyed by one-character strings (what the lexer's
 -- patterns capture), built from the same Lua patterns a character-wise
 -- lexer would use, so they agree with `%s`, `%a` and `%d`.
@@ -45,17 +62,6 @@ local CLOSE = { [")"] = true, ["]"] = true, ["}"] = true }
 
 local B_NL, B_DASH, B_PLUS, B_PERCENT, B_RBRACE = 10, 45, 43, 37, 125
 local B_QUOTE, B_DQUOTE, B_HASH, B_LBRACE = 39, 34, 35, 123
-
--- Newlines in s[i..j].
-local function count_lines(s, i, j)
-  local n = 0
-  local k = find(s, "\n", i, true)
-  while k and k <= j do
-    n = n + 1
-    k = find(s, "\n", k + 1, true)
-  end
-  return n
-end
 
 local function utf8_char(cp)
   if cp > 0x10FFFF then return "\xEF\xBF\xBD" end
@@ -148,61 +154,60 @@ local STRING_STOP = { [B_QUOTE] = "[\\']", [B_DQUOTE] = '[\\"]' }
 
 -- Reads the string literal whose quote is at i; returns its value and the
 -- position of the closing quote.
-local function read_string(src, i, line)
+local function read_string(src, i)
   local q = byte(src, i)
-  local close = i + 1
+  local close, escaped = i + 1, false
   while true do
     local k = find(src, STRING_STOP[q], close)
-    if not k then fail("unexpected char '" .. sub(src, i, i) .. "' at " .. i, line) end
-    if byte(src, k) == 92 then close = k + 2 else close = k; break end
+    if not k then fail_at(src, i, "unexpected char '" .. sub(src, i, i) .. "' at " .. i) end
+    if byte(src, k) == 92 then close, escaped = k + 2, true else close = k; break end
   end
   -- (normalise left no "\r" in src: the body needs no newline conversion)
-  return unescape(sub(src, i + 1, close - 1), line), close
+  local body = sub(src, i + 1, close - 1)
+  if escaped then body = unescape(body, line_at(src, i)) end
+  return body, close
 end
 
--- Skips spaces and tabs from a position; gives the position after them and
--- the two characters there ("" past the end). Each token's pattern ends with
+-- Skips whitespace from a position; gives the position after it and the
+-- two characters there ("" past the end). Each token's pattern ends with
 -- the same, so one match per token also looks at the next one.
-local LOOK = "^[ \t]*()(.?)(.?)"
-local NAME_LOOK = "^([%w_]+)[ \t]*()(.?)(.?)"
+local LOOK = "^%s*()(.?)(.?)"
+local NAME_LOOK = "^([%w_]+)%s*()(.?)(.?)"
 -- A decimal integer and the character after it, when that is one that
 -- needs read_number's full rules.
 local PLAIN_INT = "^(%d+)([%._eE]?)"
 
 -- Tokenizes the inside of a tag, starting at position i; `closer` is the
 -- first character of its closing delimiter (`%` or `}`, the second is
--- always `}`). Appends to the token arrays from index n + 1 and returns the
--- position after the closing delimiter, the line there, whether the
--- delimiter strips the following whitespace (`-%}`) and the new token count.
-local function lex_tag(src, i, line, closer, types, values, lines, n, end_type)
-  local stack, depth = {}, 0
+-- always `}`). Appends to the token arrays from index n + 1 (with their
+-- positions for lines) and returns the position after the closing
+-- delimiter, whether it strips the following whitespace (`-%}`) and the
+-- new token count.
+local function lex_tag(src, i, closer, types, values, lines, n, end_type)
+  local stack, depth = nil, 0 -- the closers of the open brackets
   local p, c, c2 = match(src, LOOK, i)
   while true do
-    while SPACE[c] do -- a newline (or \v, \f): spaces and tabs are skipped already
-      if c == "\n" then line = line + 1 end
-      p, c, c2 = match(src, LOOK, p + 1)
-    end
     i = p
-    if c == "" then fail("unexpected end of template, expected '" .. closer .. "}'.", line) end
+    if c == "" then fail_at(src, i, "unexpected end of template, expected '" .. closer .. "}'.") end
     n = n + 1
+    lines[n] = i
     if depth == 0 then
       if c == closer and c2 == "}" then
-        types[n], values[n], lines[n] = end_type, false, line
-        return i + 2, line, false, n
+        types[n], values[n] = end_type, false
+        return i + 2, false, n
       end
       -- `+%}` (Jinja 3) ends a block and keeps trim_blocks off for it,
       -- which Salt's settings leave off anyway
       if c == "+" and closer == "%" and c2 == "%" and byte(src, i + 2) == B_RBRACE then
-        types[n], values[n], lines[n] = end_type, false, line
-        return i + 3, line, false, n
+        types[n], values[n] = end_type, false
+        return i + 3, false, n
       end
       -- Jinja only accepts `-` directly before the closer.
       if c == "-" and c2 == closer and byte(src, i + 2) == B_RBRACE then
-        types[n], values[n], lines[n] = end_type, true, line
-        return i + 3, line, true, n
+        types[n], values[n] = end_type, true
+        return i + 3, true, n
       end
     end
-    lines[n] = line
     if NAME_START[c] then
       types[n], values[n], p, c, c2 = "name", match(src, NAME_LOOK, i)
     elseif DIGIT[c] then
@@ -216,23 +221,23 @@ local function lex_tag(src, i, line, closer, types, values, lines, n, end_type)
       end
       p, c, c2 = match(src, LOOK, i)
     elseif c == "'" or c == '"' then
-      local value, close = read_string(src, i, line)
+      local value, close = read_string(src, i)
       types[n], values[n] = "string", value
-      line = line + count_lines(src, i, close)
       p, c, c2 = match(src, LOOK, close + 1)
     else
       local two = OP2[c]
       local op = two and two[c2] or OP1[c]
-      if not op then fail("unexpected char '" .. c .. "' at " .. i, line) end
+      if not op then fail_at(src, i, "unexpected char '" .. c .. "' at " .. i) end
       if OPEN[op] then
         depth = depth + 1
+        stack = stack or {}
         stack[depth] = OPEN[op]
       elseif CLOSE[op] then
-        if depth == 0 then fail("unexpected '" .. op .. "'", line) end
+        if depth == 0 then fail_at(src, i, "unexpected '" .. op .. "'") end
         local want = stack[depth]
         depth = depth - 1
         if want ~= op then
-          fail("unexpected '" .. op .. "', expected '" .. want .. "'", line)
+          fail_at(src, i, "unexpected '" .. op .. "', expected '" .. want .. "'")
         end
       end
       types[n], values[n] = "op", op
@@ -264,16 +269,16 @@ local RAW_HEAD = "^{%%[%-+]?%s*raw%s*%-?%%}"
 local RAW_TAIL = "^{%%[%-+]?%s*endraw%s*%-?%%}"
 
 -- Handles `{% raw %}...{% endraw %}` starting at i (the `{%`). Returns the
--- next position, line, whether the following data is to be lstripped, and
--- the token count.
-local function lex_raw(src, i, line, types, values, lines, n)
+-- next position, whether the following data is to be lstripped, and the
+-- token count.
+local function lex_raw(src, i, types, values, lines, n)
   local head = match(src, RAW_HEAD, i)
   local body_start = i + #head
   local s, e
   local pos = body_start
   while true do
     s = find(src, "{%", pos, true)
-    if not s then fail("Missing end of raw directive", line) end
+    if not s then fail_at(src, i, "Missing end of raw directive") end
     local tail = match(src, RAW_TAIL, s)
     if tail then e = s + #tail - 1; break end
     pos = s + 2
@@ -285,9 +290,9 @@ local function lex_raw(src, i, line, types, values, lines, n)
   if sub(tail, 3, 3) == "-" then body = body:gsub("%s+$", "") end
   if body ~= "" then
     n = n + 1
-    types[n], values[n], lines[n] = "data", body, line + count_lines(src, i, body_start - 1)
+    types[n], values[n], lines[n] = "data", body, body_start
   end
-  return e + 1, line + count_lines(src, i, e), sub(tail, -3, -3) == "-", n
+  return e + 1, sub(tail, -3, -3) == "-", n
 end
 
 -- Normalises newlines to "\n" and drops one trailing newline, as Jinja
@@ -300,26 +305,33 @@ local function normalise(source)
 end
 
 -- Appends the data between tags, src[i..j], once `lstrip` (after `-%}`)
--- and `rstrip` (before `{%-`) are applied. Returns the line after it and
--- the token count.
-local function lex_data(src, i, j, line, lstrip, rstrip, types, values, lines, n)
-  if lstrip then -- (the whitespace cannot run past j: a tag or the end follows)
-    local e = match(src, "^%s*()", i)
-    if e > i then
-      line = line + count_lines(src, i, e - 1)
-      i = e
-    end
-  end
+-- and `rstrip` (before `{%-`) are applied. Returns the token count.
+local function lex_data(src, i, j, lstrip, rstrip, types, values, lines, n)
+  -- (the whitespace cannot run past j: a tag or the end follows)
+  if lstrip then i = match(src, "^%s*()", i) end
   if i > j then
     if rstrip then n = rstrip_last(types, values, n) end
-    return line, n
+    return n
   end
   local e = rstrip and rstrip_end(src, i, j) or j
   if e >= i then
     n = n + 1
-    types[n], values[n], lines[n] = "data", sub(src, i, e), line
+    types[n], values[n], lines[n] = "data", sub(src, i, e), i
   end
-  return line + count_lines(src, i, j), n
+  return n
+end
+
+-- Turns the token positions in lines[1..n] (in order) into line numbers.
+local function number_lines(src, lines, n)
+  local line, nl = 1, find(src, "\n", 1, true)
+  for k = 1, n do
+    local p = lines[k]
+    while nl and nl < p do
+      line = line + 1
+      nl = find(src, "\n", nl + 1, true)
+    end
+    lines[k] = line
+  end
 end
 
 --- Tokenizes a template into three parallel arrays. Newlines are normalised
@@ -335,7 +347,7 @@ end
 function M.scan(source)
   local src = normalise(source)
   local types, values, lines, n = {}, {}, {}, 0
-  local i, line, len = 1, 1, #src
+  local i, len = 1, #src
   local lstrip_next = false
   while i <= len do
     local s, kind, mod = find(src, "{", i, true)
@@ -344,29 +356,28 @@ function M.scan(source)
       if kind == B_PERCENT or kind == B_LBRACE or kind == B_HASH then break end
       s = find(src, "{", s + 1, true)
     end
-    line, n = lex_data(src, i, (s or len + 1) - 1, line, lstrip_next, mod == B_DASH,
-                       types, values, lines, n)
+    n = lex_data(src, i, (s or len + 1) - 1, lstrip_next, mod == B_DASH, types, values, lines, n)
     if not s then break end
     local body = s + 2 + ((mod == B_DASH or mod == B_PLUS) and 1 or 0)
     if kind == B_HASH then
       local e = find(src, "#}", body, true)
-      if not e then fail("Missing end of comment tag", line) end
-      line = line + count_lines(src, s, e + 1)
+      if not e then fail_at(src, s, "Missing end of comment tag") end
       lstrip_next = byte(src, e - 1) == B_DASH and e - 1 >= body
       i = e + 2
     elseif kind == B_PERCENT and match(src, RAW_HEAD, s) then
-      i, line, lstrip_next, n = lex_raw(src, s, line, types, values, lines, n)
+      i, lstrip_next, n = lex_raw(src, s, types, values, lines, n)
     else
       local begin_type, end_type = "variable_begin", "variable_end"
       if kind == B_PERCENT then begin_type, end_type = "block_begin", "block_end" end
       n = n + 1
-      types[n], values[n], lines[n] = begin_type, false, line
-      i, line, lstrip_next, n = lex_tag(src, body, line, kind == B_PERCENT and "%" or "}",
-                                        types, values, lines, n, end_type)
+      types[n], values[n], lines[n] = begin_type, false, s
+      i, lstrip_next, n = lex_tag(src, body, kind == B_PERCENT and "%" or "}",
+                                  types, values, lines, n, end_type)
     end
   end
   n = n + 1
-  types[n], values[n], lines[n] = "eof", false, line
+  types[n], values[n], lines[n] = "eof", false, len + 1
+  number_lines(src, lines, n)
   return types, values, lines, n
 end
 

@@ -110,7 +110,15 @@ local function expression(with_condexpr)
   end
   -- most expressions are one operand: parse it, and climb the levels only
   -- when an operator follows
-  local first = unary()
+  local first
+  if types[k] == "op" then
+    first = unary()
+  else -- what unary does when there is no sign, without its call
+    first = primary()
+    local after = types[pos]
+    if after ~= "op" and after ~= "name" then return first end
+    first = filter_expr(postfix(first))
+  end
   local ty = types[pos]
   if ty == "op" then
     if not BINARY_OPS[values[pos]] then return first end
@@ -312,13 +320,8 @@ function dict(line)
   return { t = "dict", items = items, line = line }
 end
 
--- Whether the next token ends a tuple (see tuple).
-local function tuple_ends(explicit, extra_end)
-  local ty, v = types[pos], values[pos]
-  return ty == "variable_end" or ty == "block_end" or ty == "eof"
-    or (ty == "op" and v == ")" and explicit)
-    or (extra_end and ty == "name" and extra_end[v])
-end
+-- The token types that end a tuple.
+local TUPLE_END = { variable_end = true, block_end = true, eof = true }
 
 -- Parses a comma separated tuple. `simplified` limits items to primaries
 -- (for assignment targets); `extra_end` lists names that end the tuple.
@@ -326,7 +329,12 @@ end
 function tuple(simplified, explicit, with_condexpr, extra_end)
   local line = lines[pos]
   local items
-  while not tuple_ends(explicit, extra_end) do
+  while true do
+    local ty, v = types[pos], values[pos]
+    if TUPLE_END[ty] or (ty == "op" and v == ")" and explicit)
+        or (extra_end and ty == "name" and extra_end[v]) then
+      break
+    end
     local item
     if simplified then item = primary() else item = expression(with_condexpr) end
     if types[pos] ~= "op" or values[pos] ~= "," then
@@ -436,8 +444,8 @@ function subscribed()
            line = line }
 end
 
-local function ensure(cond, line)
-  if not cond then fail("invalid syntax for function call expression", line) end
+local function fail_call(line)
+  fail("invalid syntax for function call expression", line)
 end
 
 function call_args()
@@ -446,26 +454,26 @@ function call_args()
   local args, kwargs = {}, {}
   local dyn_args, dyn_kwargs
   local require_comma = false
-  while not is("op", ")") do
+  while types[pos] ~= "op" or values[pos] ~= ")" do
     if require_comma then
       expect("op", ",")
       if is("op", ")") then break end
     end
-    if is("op", "*") then
-      ensure(dyn_args == nil and dyn_kwargs == nil, line)
+    local ty, v = types[pos], values[pos]
+    if ty == "op" and v == "*" then
+      if dyn_args ~= nil or dyn_kwargs ~= nil then fail_call(line) end
       pos = pos + 1
       dyn_args = expression()
-    elseif is("op", "**") then
-      ensure(dyn_kwargs == nil, line)
+    elseif ty == "op" and v == "**" then
+      if dyn_kwargs ~= nil then fail_call(line) end
       pos = pos + 1
       dyn_kwargs = expression()
-    elseif types[pos] == "name" and types[pos + 1] == "op" and values[pos + 1] == "=" then
-      ensure(dyn_kwargs == nil, line)
-      local key = values[pos]
+    elseif ty == "name" and types[pos + 1] == "op" and values[pos + 1] == "=" then
+      if dyn_kwargs ~= nil then fail_call(line) end
       pos = pos + 2
-      kwargs[#kwargs + 1] = { key = key, value = expression() }
+      kwargs[#kwargs + 1] = { key = v, value = expression() }
     else
-      ensure(dyn_args == nil and dyn_kwargs == nil and #kwargs == 0, line)
+      if dyn_args ~= nil or dyn_kwargs ~= nil or #kwargs > 0 then fail_call(line) end
       args[#args + 1] = expression()
     end
     require_comma = true
@@ -491,13 +499,17 @@ local function dotted_name()
 end
 
 function filter(node, start_inline)
-  while is("op", "|") or start_inline do
+  while (types[pos] == "op" and values[pos] == "|") or start_inline do
     if not start_inline then pos = pos + 1 end
     start_inline = false
     local line = lines[pos]
     local name = dotted_name()
     local c
-    if is("op", "(") then c = call_args() else c = { args = {}, kwargs = {} } end
+    if types[pos] == "op" and values[pos] == "(" then
+      c = call_args()
+    else
+      c = { args = {}, kwargs = {} }
+    end
     c.t, c.name, c.node, c.line = "filter", name, node, line
     node = c
   end
@@ -609,7 +621,7 @@ local function subparse(end_tokens)
           body[#body + 1] = stmt
         end
       end
-      expect("block_end")
+      if types[pos] == "block_end" then pos = pos + 1 else expect("block_end") end
     elseif ty == "eof" then
       if end_tokens then fail_unknown_tag(nil, lines[k]) end
       return body
