@@ -35,15 +35,17 @@ local function fail_at(src, p, message)
 end
 
 -- Character classes, keyed by one-character strings (what the lexer's
--- patterns capture), built from the same Lua patterns a character-wise
--- lexer would use, so they agree with `%s`, `%a` and `%d`.
-local SPACE, NAME_START, DIGIT = {}, {}, {}
-for b = 0, 255 do
-  local c = string.char(b)
-  SPACE[c] = c:match("%s") ~= nil
-  NAME_START[c] = c:match("[%a_]") ~= nil
-  DIGIT[c] = c:match("%d") ~= nil
+-- patterns capture). brine never sets a locale, so these are what the
+-- patterns' `%s`, `%a` and `%d` mean (C's).
+local function set_of(chars)
+  local set = {}
+  for k = 1, #chars do set[sub(chars, k, k)] = true end
+  return set
 end
+
+local SPACE = set_of(" \t\n\v\f\r")
+local DIGIT = set_of("0123456789")
+local NAME_START = set_of("_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 -- Operators: by first character, then (for the two-character ones) by second.
 local OP1, OP2 = {}, {}
