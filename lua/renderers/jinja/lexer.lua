@@ -3,34 +3,67 @@
 -- line statements, keep_trailing_newline off). It owns whitespace control
 -- (`{%-`, `-%}`, `{%+`), comments, `{% raw %}` and the expression tokens
 -- inside tags. Errors are raised as tables {class=, message=, line=}.
+--
+-- The first render of a template pays for lexing, so inside tags the
+-- scanner makes one pattern match per token (which also captures the first
+-- characters of the next one) and keeps its tokens in three parallel arrays
+-- (type, value, line) instead of a table per token; `M.scan` hands those to
+-- the parser.
 local M = {}
+
+local byte, find, match, sub = string.byte, string.find, string.match, string.sub
 
 local function fail(message, line)
   error({ class = "TemplateSyntaxError", message = message, line = line }, 0)
 end
 
--- Operators, longest first so `**` wins over `*`.
-local OPERATORS = {
-  "//", "**", "==", "!=", ">=", "<=",
-  "+", "-", "/", "*", "%", "~", "[", "]", "(", ")", "{", "}",
-  ">", "<", "=", ".", ":", "|", ",", ";",
-}
+-- The line of position p of src.
+local function line_at(src, p)
+  local line = 1
+  local k = find(src, "\n", 1, true)
+  while k and k < p do
+    line = line + 1
+    k = find(src, "\n", k + 1, true)
+  end
+  return line
+end
 
--- The operators by length, for a lookup instead of a scan.
-local OPERATOR_SET = {}
-for _, o in ipairs(OPERATORS) do OPERATOR_SET[o] = true end
+-- Fails with the line of position p of src (the lexer tracks positions,
+-- not lines).
+local function fail_at(src, p, message)
+  fail(message, line_at(src, p))
+end
+
+-- Character classes, keyed by one-character strings (what the lexer's
+-- patterns capture). brine never sets a locale, so these are what the
+-- patterns' `%s`, `%a` and `%d` mean (C's).
+local function set_of(chars)
+  local set = {}
+  for k = 1, #chars do set[sub(chars, k, k)] = true end
+  return set
+end
+
+local SPACE = set_of(" \t\n\v\f\r")
+local DIGIT = set_of("0123456789")
+local NAME_START = set_of("_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+-- Operators: by first character, then (for the two-character ones) by second.
+local OP1, OP2 = {}, {}
+for _, o in ipairs({ "+", "-", "/", "*", "%", "~", "[", "]", "(", ")", "{", "}",
+                     ">", "<", "=", ".", ":", "|", ",", ";" }) do
+  OP1[o] = o
+end
+for _, o in ipairs({ "//", "**", "==", "!=", ">=", "<=" }) do
+  local c1, c2 = o:sub(1, 1), o:sub(2, 2)
+  OP2[c1] = OP2[c1] or {}
+  OP2[c1][c2] = o
+end
 
 local OPEN = { ["("] = ")", ["["] = "]", ["{"] = "}" }
+local CLOSE = { [")"] = true, ["]"] = true, ["}"] = true }
 
-local function count_lines(s, i, j)
-  local n = 0
-  local k = s:find("\n", i, true)
-  while k and k <= j do
-    n = n + 1
-    k = s:find("\n", k + 1, true)
-  end
-  return n
-end
+local B_NL, B_DASH, B_PLUS, B_PERCENT, B_RBRACE = 10, 45, 43, 37, 125
+local B_QUOTE, B_DQUOTE, B_HASH, B_LBRACE = 39, 34, 35, 123
 
 local function utf8_char(cp)
   if cp > 0x10FFFF then return "\xEF\xBF\xBD" end
@@ -44,32 +77,32 @@ local SIMPLE_ESCAPES = {
 
 -- Python's unicode-escape decoding of a string literal's body.
 local function unescape(body, line)
-  if not body:find("\\", 1, true) then return body end
+  if not find(body, "\\", 1, true) then return body end
   local out, i, n = {}, 1, #body
   while i <= n do
-    local c = body:sub(i, i)
+    local c = sub(body, i, i)
     if c ~= "\\" then
-      local j = body:find("\\", i, true) or (n + 1)
-      out[#out + 1] = body:sub(i, j - 1)
+      local j = find(body, "\\", i, true) or (n + 1)
+      out[#out + 1] = sub(body, i, j - 1)
       i = j
     else
-      local e = body:sub(i + 1, i + 1)
+      local e = sub(body, i + 1, i + 1)
       if SIMPLE_ESCAPES[e] then
         out[#out + 1] = SIMPLE_ESCAPES[e]
         i = i + 2
       elseif e == "x" or e == "u" or e == "U" then
         local len = (e == "x" and 2) or (e == "u" and 4) or 8
-        local hex = body:sub(i + 2, i + 1 + len)
-        if #hex ~= len or not hex:match("^%x+$") then
+        local hex = sub(body, i + 2, i + 1 + len)
+        if #hex ~= len or not match(hex, "^%x+$") then
           fail("(unicode error) truncated \\" .. e .. " escape", line)
         end
         out[#out + 1] = utf8_char(tonumber(hex, 16))
         i = i + 2 + len
-      elseif e:match("[0-7]") then
-        local oct = body:match("^[0-7][0-7]?[0-7]?", i + 1)
+      elseif match(e, "[0-7]") then
+        local oct = match(body, "^[0-7][0-7]?[0-7]?", i + 1)
         out[#out + 1] = utf8_char(tonumber(oct, 8))
         i = i + 1 + #oct
-      elseif e == "N" and body:sub(i + 2, i + 2) == "{" then
+      elseif e == "N" and sub(body, i + 2, i + 2) == "{" then
         fail("named unicode escapes are not supported", line)
       else
         out[#out + 1] = "\\"
@@ -82,7 +115,6 @@ end
 
 local function strip_digits(s) return (s:gsub("_", "")) end
 
--- Reads one number at position i; returns token type, value and the next position.
 -- An integer literal in base 2, 8 or 16: a Lua integer, or its digits
 -- when it needs more than 63 bits (tonumber would wrap it around).
 local function based_integer(digits, base)
@@ -92,24 +124,25 @@ local function based_integer(digits, base)
   return math.tointeger(tonumber(digits, base))
 end
 
-local function read_number(src, i, line)
-  local s = src:match("^0[bB]_?[01][_01]*", i)
+-- Reads one number at position i; returns token type, value and the next position.
+local function read_number(src, i)
+  local s = match(src, "^0[bB]_?[01][_01]*", i)
   if s then return "integer", based_integer(s:sub(3), 2), i + #s end
-  s = src:match("^0[oO]_?[0-7][_0-7]*", i)
+  s = match(src, "^0[oO]_?[0-7][_0-7]*", i)
   if s then return "integer", based_integer(s:sub(3), 8), i + #s end
-  s = src:match("^0[xX]_?%x[_%x]*", i)
+  s = match(src, "^0[xX]_?%x[_%x]*", i)
   if s then return "integer", based_integer(s:sub(3), 16), i + #s end
-  local int = src:match("^%d+[_%d]*", i)
+  local int = match(src, "^%d+[_%d]*", i)
   local j = i + #int
-  local frac = src:match("^%.%d[_%d]*", j)
+  local frac = match(src, "^%.%d[_%d]*", j)
   local after = j + (frac and #frac or 0)
-  local exp = src:match("^[eE][+-]?%d[_%d]*", after)
+  local exp = match(src, "^[eE][+-]?%d[_%d]*", after)
   if frac or exp then
     local text = int .. (frac or "") .. (exp or "")
     return "float", tonumber(strip_digits(text)) + 0.0, i + #text
   end
   -- Jinja's integer rule: no leading zeros except for zero itself.
-  local lead = int:match("^0[0_]*")
+  local lead = match(int, "^0[0_]*")
   if lead then int = lead; j = i + #lead end
   local clean = strip_digits(int)
   local v = math.tointeger(tonumber(clean))
@@ -118,158 +151,255 @@ local function read_number(src, i, line)
   return "integer", v, j
 end
 
--- Tokenizes the inside of a tag, starting at position i. Appends tokens and
--- returns the position after the closing delimiter and the line there.
-local function lex_tag(src, i, line, closer, tokens, end_type)
-  local stack = {}
-  local n = #src
+-- The patterns that find the end of a string literal opened by ' or ".
+local STRING_STOP = { [B_QUOTE] = "[\\']", [B_DQUOTE] = '[\\"]' }
+
+-- Reads the string literal whose quote is at i; returns its value and the
+-- position of the closing quote.
+local function read_string(src, i)
+  local q = byte(src, i)
+  local close, escaped = i + 1, false
   while true do
-    local j = src:find("%S", i) or n + 1
-    if j > i then line = line + count_lines(src, i, j - 1); i = j end
-    if i > n then
-      fail("unexpected end of template, expected '" .. closer .. "'.", line)
-    end
-    if #stack == 0 then
-      if src:sub(i, i + #closer - 1) == closer then
-        tokens[#tokens + 1] = { type = end_type, line = line, strip = false }
-        return i + #closer, line, false
+    local k = find(src, STRING_STOP[q], close)
+    if not k then fail_at(src, i, "unexpected char '" .. sub(src, i, i) .. "' at " .. i) end
+    if byte(src, k) == 92 then close, escaped = k + 2, true else close = k; break end
+  end
+  -- (normalise left no "\r" in src: the body needs no newline conversion)
+  local body = sub(src, i + 1, close - 1)
+  if escaped then body = unescape(body, line_at(src, i)) end
+  return body, close
+end
+
+-- Skips whitespace from a position; gives the position after it and the
+-- two characters there ("" past the end). Each token's pattern ends with
+-- the same, so one match per token also looks at the next one.
+local LOOK = "^%s*()(.?)(.?)"
+local NAME_LOOK = "^([%w_]+)%s*()(.?)(.?)"
+-- A decimal integer and the character after it, when that is one that
+-- needs read_number's full rules.
+local PLAIN_INT = "^(%d+)([%._eE]?)"
+
+-- Tokenizes the inside of a tag, starting at position i; `closer` is the
+-- first character of its closing delimiter (`%` or `}`, the second is
+-- always `}`). Appends to the token arrays from index n + 1 (with their
+-- positions for lines) and returns the position after the closing
+-- delimiter, whether it strips the following whitespace (`-%}`) and the
+-- new token count.
+local function lex_tag(src, i, closer, types, values, lines, n, end_type)
+  local stack, depth = nil, 0 -- the closers of the open brackets
+  local p, c, c2 = match(src, LOOK, i)
+  while true do
+    i = p
+    if c == "" then fail_at(src, i, "unexpected end of template, expected '" .. closer .. "}'.") end
+    n = n + 1
+    lines[n] = i
+    if depth == 0 then
+      if c == closer and c2 == "}" then
+        types[n], values[n] = end_type, false
+        return i + 2, false, n
       end
       -- `+%}` (Jinja 3) ends a block and keeps trim_blocks off for it,
       -- which Salt's settings leave off anyway
-      if closer == "%}" and src:sub(i, i + 2) == "+%}" then
-        tokens[#tokens + 1] = { type = end_type, line = line, strip = false }
-        return i + 3, line, false
+      if c == "+" and closer == "%" and c2 == "%" and byte(src, i + 2) == B_RBRACE then
+        types[n], values[n] = end_type, false
+        return i + 3, false, n
       end
-      local dash = src:match("^%-%s*", i)
-      if dash and src:sub(i + #dash, i + #dash + #closer - 1) == closer then
-        -- Jinja only accepts `-` directly before the closer.
-        if #dash == 1 then
-          tokens[#tokens + 1] = { type = end_type, line = line, strip = true }
-          return i + 1 + #closer, line, true
-        end
+      -- Jinja only accepts `-` directly before the closer.
+      if c == "-" and c2 == closer and byte(src, i + 2) == B_RBRACE then
+        types[n], values[n] = end_type, true
+        return i + 3, true, n
       end
     end
-    local c = src:sub(i, i)
-    local name = src:match("^[%a_][%w_]*", i)
-    if name then
-      tokens[#tokens + 1] = { type = "name", value = name, line = line }
-      i = i + #name
-    elseif c:match("%d") then
-      local ty, v, after = read_number(src, i, line)
-      tokens[#tokens + 1] = { type = ty, value = v, line = line }
-      i = after
+    if NAME_START[c] then
+      types[n], values[n], p, c, c2 = "name", match(src, NAME_LOOK, i)
+    elseif DIGIT[c] then
+      local digits, tail = match(src, PLAIN_INT, i)
+      if c ~= "0" and tail == "" and #digits < 19 then
+        -- a plain decimal integer, the common case
+        types[n], values[n] = "integer", tonumber(digits)
+        i = i + #digits
+      else
+        types[n], values[n], i = read_number(src, i)
+      end
+      p, c, c2 = match(src, LOOK, i)
     elseif c == "'" or c == '"' then
-      local close = i + 1
-      while true do
-        local k = src:find("[\\" .. c .. "]", close)
-        if not k then fail("unexpected char '" .. c .. "' at " .. i, line) end
-        if src:sub(k, k) == "\\" then close = k + 2 else close = k; break end
-      end
-      local body = src:sub(i + 1, close - 1):gsub("\r\n", "\n")
-      tokens[#tokens + 1] = { type = "string", value = unescape(body, line), line = line }
-      line = line + count_lines(src, i, close)
-      i = close + 1
+      local value, close = read_string(src, i)
+      types[n], values[n] = "string", value
+      p, c, c2 = match(src, LOOK, close + 1)
     else
-      local op = src:sub(i, i + 1)
-      if not OPERATOR_SET[op] then
-        op = OPERATOR_SET[c] and c or nil
-      end
-      if not op then fail("unexpected char '" .. c .. "' at " .. i, line) end
+      local two = OP2[c]
+      local op = two and two[c2] or OP1[c]
+      if not op then fail_at(src, i, "unexpected char '" .. c .. "' at " .. i) end
       if OPEN[op] then
-        stack[#stack + 1] = OPEN[op]
-      elseif op == ")" or op == "]" or op == "}" then
-        if #stack == 0 then fail("unexpected '" .. op .. "'", line) end
-        local want = table.remove(stack)
+        depth = depth + 1
+        stack = stack or {}
+        stack[depth] = OPEN[op]
+      elseif CLOSE[op] then
+        if depth == 0 then fail_at(src, i, "unexpected '" .. op .. "'") end
+        local want = stack[depth]
+        depth = depth - 1
         if want ~= op then
-          fail("unexpected '" .. op .. "', expected '" .. want .. "'", line)
+          fail_at(src, i, "unexpected '" .. op .. "', expected '" .. want .. "'")
         end
       end
-      tokens[#tokens + 1] = { type = "op", value = op, line = line }
-      i = i + #op
+      types[n], values[n] = "op", op
+      p, c, c2 = match(src, LOOK, i + #op)
     end
   end
 end
 
-local function push_data(tokens, text, line)
-  if text ~= "" then
-    tokens[#tokens + 1] = { type = "data", value = text, line = line }
-  end
+-- The last position of s[i..j] once trailing whitespace is dropped (i - 1
+-- when it is all whitespace).
+local function rstrip_end(s, i, j)
+  while j >= i and SPACE[sub(s, j, j)] do j = j - 1 end
+  return j
 end
 
--- Strips trailing whitespace from the last data token (for `{%-`).
-local function rstrip_last(tokens)
-  local last = tokens[#tokens]
-  if last and last.type == "data" then
-    last.value = last.value:gsub("%s+$", "")
-    if last.value == "" then tokens[#tokens] = nil end
+-- Strips trailing whitespace from token n when it is data (for `{%-`);
+-- returns the token count, one less when the data became empty.
+local function rstrip_last(types, values, n)
+  if n > 0 and types[n] == "data" then
+    local v = values[n]
+    local e = rstrip_end(v, 1, #v)
+    if e == 0 then return n - 1 end
+    values[n] = sub(v, 1, e)
   end
+  return n
 end
+
+local RAW_HEAD = "^{%%[%-+]?%s*raw%s*%-?%%}"
+local RAW_TAIL = "^{%%[%-+]?%s*endraw%s*%-?%%}"
 
 -- Handles `{% raw %}...{% endraw %}` starting at i (the `{%`). Returns the
--- next position, line, and whether the following data is to be lstripped.
-local function lex_raw(src, i, line, tokens, lstrip_next)
-  local head = src:match("^{%%[%-+]?%s*raw%s*%-?%%}", i)
+-- next position, whether the following data is to be lstripped, and the
+-- token count.
+local function lex_raw(src, i, types, values, lines, n)
+  local head = match(src, RAW_HEAD, i)
   local body_start = i + #head
   local s, e
   local pos = body_start
   while true do
-    s = src:find("{%", pos, true)
-    if not s then fail("Missing end of raw directive", line) end
-    local tail = src:match("^{%%[%-+]?%s*endraw%s*%-?%%}", s)
+    s = find(src, "{%", pos, true)
+    if not s then fail_at(src, i, "Missing end of raw directive") end
+    local tail = match(src, RAW_TAIL, s)
     if tail then e = s + #tail - 1; break end
     pos = s + 2
   end
-  local tail = src:sub(s, e)
-  local body = src:sub(body_start, s - 1)
-  if head:sub(3, 3) == "-" then rstrip_last(tokens) end
-  if lstrip_next then body = body:gsub("^%s+", "") end
-  if head:sub(-3, -3) == "-" then body = body:gsub("^%s+", "") end
-  if tail:sub(3, 3) == "-" then body = body:gsub("%s+$", "") end
-  push_data(tokens, body, line + count_lines(src, i, body_start - 1))
-  return e + 1, line + count_lines(src, i, e), tail:sub(-3, -3) == "-"
+  local tail = sub(src, s, e)
+  local body = sub(src, body_start, s - 1)
+  if sub(head, 3, 3) == "-" then n = rstrip_last(types, values, n) end
+  if sub(head, -3, -3) == "-" then body = body:gsub("^%s+", "") end
+  if sub(tail, 3, 3) == "-" then body = body:gsub("%s+$", "") end
+  if body ~= "" then
+    n = n + 1
+    types[n], values[n], lines[n] = "data", body, body_start
+  end
+  return e + 1, sub(tail, -3, -3) == "-", n
 end
 
---- Tokenizes a template. Newlines are normalised to "\n" and one trailing
---- newline is dropped, as Jinja does with keep_trailing_newline off.
----@param source string
----@return table tokens each {type=, value=, line=}
-function M.tokenize(source)
-  local src = source:gsub("\r\n", "\n"):gsub("\r", "\n")
-  if src:sub(-1) == "\n" then src = src:sub(1, -2) end
-  local tokens, i, line, n = {}, 1, 1, #src
-  local lstrip_next = false
-  while i <= n do
-    local s = src:find("{[%%{#]", i)
-    local text = src:sub(i, (s or n + 1) - 1)
-    if lstrip_next then
-      local ws = text:match("^%s*")
-      line = line + count_lines(ws, 1, #ws)
-      text = text:sub(#ws + 1)
+-- Normalises newlines to "\n" and drops one trailing newline, as Jinja
+-- does with keep_trailing_newline off.
+local function normalise(source)
+  local src = source
+  if find(src, "\r", 1, true) then src = src:gsub("\r\n", "\n"):gsub("\r", "\n") end
+  if byte(src, -1) == B_NL then src = sub(src, 1, -2) end
+  return src
+end
+
+-- Appends the data between tags, src[i..j], once `lstrip` (after `-%}`)
+-- and `rstrip` (before `{%-`) are applied. Returns the token count.
+local function lex_data(src, i, j, lstrip, rstrip, types, values, lines, n)
+  -- (the whitespace cannot run past j: a tag or the end follows)
+  if lstrip then i = match(src, "^%s*()", i) end
+  if i > j then
+    if rstrip then n = rstrip_last(types, values, n) end
+    return n
+  end
+  local e = rstrip and rstrip_end(src, i, j) or j
+  if e >= i then
+    n = n + 1
+    types[n], values[n], lines[n] = "data", sub(src, i, e), i
+  end
+  return n
+end
+
+-- Turns the token positions in lines[1..n] (in order) into line numbers.
+local function number_lines(src, lines, n)
+  local line, nl = 1, find(src, "\n", 1, true)
+  for k = 1, n do
+    local p = lines[k]
+    while nl and nl < p do
+      line = line + 1
+      nl = find(src, "\n", nl + 1, true)
     end
-    push_data(tokens, text, line)
-    line = line + count_lines(text, 1, #text)
+    lines[k] = line
+  end
+end
+
+--- Tokenizes a template into three parallel arrays. Newlines are normalised
+--- to "\n" and one trailing newline is dropped, as Jinja does with
+--- keep_trailing_newline off. `values` holds the value of data, name, op,
+--- string, integer and float tokens, whether an end token strips (`-%}`)
+--- and false for the others.
+---@param source string
+---@return string[] types
+---@return any[] values
+---@return integer[] lines
+---@return integer n the token count (the last one is "eof")
+function M.scan(source)
+  local src = normalise(source)
+  local types, values, lines, n = {}, {}, {}, 0
+  local i, len = 1, #src
+  local lstrip_next = false
+  while i <= len do
+    local s, kind, mod = find(src, "{", i, true)
+    while s do -- the next `{%`, `{{` or `{#`
+      kind, mod = byte(src, s + 1, s + 2)
+      if kind == B_PERCENT or kind == B_LBRACE or kind == B_HASH then break end
+      s = find(src, "{", s + 1, true)
+    end
+    n = lex_data(src, i, (s or len + 1) - 1, lstrip_next, mod == B_DASH, types, values, lines, n)
     if not s then break end
-    local kind = src:sub(s + 1, s + 1)
-    local mod = src:sub(s + 2, s + 2)
-    if mod == "-" then rstrip_last(tokens) end
-    local body = s + 2 + ((mod == "-" or mod == "+") and 1 or 0)
-    if kind == "#" then
-      local e = src:find("#}", body, true)
-      if not e then fail("Missing end of comment tag", line) end
-      line = line + count_lines(src, s, e + 1)
-      lstrip_next = src:sub(e - 1, e - 1) == "-" and e - 1 >= body
+    local body = s + 2 + ((mod == B_DASH or mod == B_PLUS) and 1 or 0)
+    if kind == B_HASH then
+      local e = find(src, "#}", body, true)
+      if not e then fail_at(src, s, "Missing end of comment tag") end
+      lstrip_next = byte(src, e - 1) == B_DASH and e - 1 >= body
       i = e + 2
-    elseif kind == "%" and src:match("^{%%[%-+]?%s*raw%s*%-?%%}", s) then
-      i, line, lstrip_next = lex_raw(src, s, line, tokens, false)
-    elseif kind == "%" then
-      tokens[#tokens + 1] = { type = "block_begin", line = line }
-      i, line, lstrip_next = lex_tag(src, body, line, "%}", tokens, "block_end")
+    elseif kind == B_PERCENT and match(src, RAW_HEAD, s) then
+      i, lstrip_next, n = lex_raw(src, s, types, values, lines, n)
     else
-      tokens[#tokens + 1] = { type = "variable_begin", line = line }
-      i, line, lstrip_next = lex_tag(src, body, line, "}}", tokens, "variable_end")
+      local begin_type, end_type = "variable_begin", "variable_end"
+      if kind == B_PERCENT then begin_type, end_type = "block_begin", "block_end" end
+      n = n + 1
+      types[n], values[n], lines[n] = begin_type, false, s
+      i, lstrip_next, n = lex_tag(src, body, kind == B_PERCENT and "%" or "}",
+                                  types, values, lines, n, end_type)
     end
   end
-  tokens[#tokens + 1] = { type = "eof", line = line }
+  n = n + 1
+  types[n], values[n], lines[n] = "eof", false, len + 1
+  number_lines(src, lines, n)
+  return types, values, lines, n
+end
+
+--- Tokenizes a template into a list of token tables (for tests and tools;
+--- the parser reads `M.scan`'s arrays).
+---@param source string
+---@return table tokens each {type=, value=, line=}; end tokens carry strip=
+function M.tokenize(source)
+  local types, values, lines, n = M.scan(source)
+  local tokens = {}
+  for k = 1, n do
+    local ty = types[k]
+    if ty == "block_end" or ty == "variable_end" then
+      tokens[k] = { type = ty, line = lines[k], strip = values[k] }
+    elseif values[k] == false then
+      tokens[k] = { type = ty, line = lines[k] }
+    else
+      tokens[k] = { type = ty, value = values[k], line = lines[k] }
+    end
+  end
   return tokens
 end
 

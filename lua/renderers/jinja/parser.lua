@@ -3,12 +3,20 @@
 -- Jinja 3's grammar and precedence, and its error messages, so that a
 -- template that Jinja rejects is rejected here with the same words. Salt's
 -- serializer tags (load_yaml, import_yaml, ...) are part of the grammar.
+--
+-- The first render of a template pays for parsing, so the parser reads the
+-- lexer's parallel token arrays through upvalues of this module (a parse
+-- runs to its end without yielding, so one parse at a time uses them) and
+-- builds no table per token.
 local lexer = require "renderers.jinja.lexer"
 
 local M = {}
 
-local P = {}
-P.__index = P
+-- The parse in progress: token k is types[k], values[k], lines[k]; pos is
+-- the next token.
+local types, values, lines, pos
+-- Its end-tag lists (innermost last), open tag names and {% block %}s.
+local end_stack, tag_stack, blocks
 
 local function fail(message, line)
   error({ class = "TemplateSyntaxError", message = message, line = line }, 0)
@@ -20,127 +28,165 @@ local TYPE_NAMES = {
   block_begin = "begin of statement block",
 }
 
-local function describe(tok)
-  if tok.type == "op" or tok.type == "name" then return tostring(tok.value) end
-  if tok.type == "string" or tok.type == "integer" or tok.type == "float" then
-    return tostring(tok.value)
+local VALUE_TYPES = { op = true, name = true, string = true, integer = true, float = true }
+
+-- How an error message names token k.
+local function describe(k)
+  local ty = types[k]
+  if VALUE_TYPES[ty] then return tostring(values[k]) end
+  return TYPE_NAMES[ty] or ty
+end
+
+-- Whether the next token is of type ty (and has the value, when given).
+local function is(ty, value)
+  return types[pos] == ty and (value == nil or values[pos] == value)
+end
+
+-- Consumes the next token when it matches; says whether it did.
+local function skip(ty, value)
+  if types[pos] == ty and (value == nil or values[pos] == value) then
+    pos = pos + 1
+    return true
   end
-  return TYPE_NAMES[tok.type] or tok.type
+  return false
 end
 
-function P:peek() return self.tokens[self.pos] end
-function P:look() return self.tokens[self.pos + 1] end
-function P:next()
-  local tok = self.tokens[self.pos]
-  self.pos = self.pos + 1
-  return tok
-end
-
-function P:is(ty, value)
-  local tok = self.tokens[self.pos]
-  return tok.type == ty and (value == nil or tok.value == value)
-end
-
-function P:skip(ty, value)
-  if self:is(ty, value) then return self:next() end
-end
-
-function P:expect(ty, value)
-  local tok = self:peek()
-  if tok.type == ty and (value == nil or tok.value == value) then return self:next() end
+-- Consumes the next token, which must match; returns its value.
+local function expect(ty, value)
+  local k = pos
+  if types[k] == ty and (value == nil or values[k] == value) then
+    pos = k + 1
+    return values[k]
+  end
   local want = value or TYPE_NAMES[ty] or ty
-  if tok.type == "eof" then
-    fail("unexpected end of template, expected '" .. want .. "'.", tok.line)
+  if types[k] == "eof" then
+    fail("unexpected end of template, expected '" .. want .. "'.", lines[k])
   end
-  fail("expected token '" .. want .. "', got '" .. describe(tok) .. "'", tok.line)
+  fail("expected token '" .. want .. "', got '" .. describe(k) .. "'", lines[k])
 end
 
-function P:fail_unknown_tag(name, line, end_tokens)
+local function fail_unknown_tag(name, line)
   local msg
   if name then
     msg = "Encountered unknown tag '" .. name .. "'."
   else
     msg = "Unexpected end of template."
   end
-  local stack = self.end_stack
-  if #stack > 0 then
+  if #end_stack > 0 then
     local expected = {}
-    for _, e in ipairs(stack[#stack]) do expected[#expected + 1] = "'" .. e .. "'" end
+    for _, e in ipairs(end_stack[#end_stack]) do expected[#expected + 1] = "'" .. e .. "'" end
     msg = msg .. " Jinja was looking for the following tags: "
       .. table.concat(expected, " or ") .. "."
   end
-  if #self.tag_stack > 0 then
+  if #tag_stack > 0 then
     msg = msg .. " The innermost block that needs to be closed is '"
-      .. self.tag_stack[#self.tag_stack] .. "'."
+      .. tag_stack[#tag_stack] .. "'."
   end
   fail(msg, line)
 end
 
 -- Expressions ---------------------------------------------------------------
 
-function P:expression(with_condexpr)
-  if with_condexpr == false then return self:or_expr() end
-  return self:condexpr()
+-- One function per precedence level, loosest first. Each level's node
+-- takes the line of the level's first token. A level called with `first`
+-- (an operand already parsed by unary, starting on `line`) continues from
+-- it instead of parsing its first operand.
+local condexpr, or_expr, and_expr, not_expr, compare, math1, concat, math2, pow
+local unary, primary, postfix, filter_expr, tuple, subscript, subscribed, call_args
+local call, filter, test, list, dict
+
+-- Tokens after an operand that one of the levels above unary acts on.
+local BINARY_OPS = { ["**"] = true, ["*"] = true, ["/"] = true, ["//"] = true, ["%"] = true,
+  ["~"] = true, ["+"] = true, ["-"] = true, ["=="] = true, ["!="] = true, ["<"] = true,
+  ["<="] = true, [">"] = true, [">="] = true }
+local BINARY_NAMES = { ["in"] = true, ["not"] = true, ["and"] = true, ["or"] = true,
+  ["if"] = true }
+
+local function expression(with_condexpr)
+  local k = pos
+  if types[k] == "name" and values[k] == "not" then
+    if with_condexpr == false then return or_expr() end
+    return condexpr()
+  end
+  -- most expressions are one operand: parse it, and climb the levels only
+  -- when an operator follows
+  local first
+  if types[k] == "op" then
+    first = unary()
+  else -- what unary does when there is no sign, without its call
+    first = primary()
+    local after = types[pos]
+    if after ~= "op" and after ~= "name" then return first end
+    first = filter_expr(postfix(first))
+  end
+  local ty = types[pos]
+  if ty == "op" then
+    if not BINARY_OPS[values[pos]] then return first end
+  elseif ty ~= "name" or not BINARY_NAMES[values[pos]] then
+    return first
+  end
+  if with_condexpr == false then return or_expr(first, lines[k]) end
+  return condexpr(first, lines[k])
 end
 
-function P:condexpr()
-  local line = self:peek().line
-  local e1 = self:or_expr()
-  while self:skip("name", "if") do
-    local test = self:or_expr()
+function condexpr(first, line)
+  line = line or lines[pos]
+  local e1 = or_expr(first, line)
+  while skip("name", "if") do
+    local test_ = or_expr()
     local e3
-    if self:skip("name", "else") then e3 = self:condexpr() end
-    e1 = { t = "cond", test = test, yes = e1, no = e3, line = line }
+    if skip("name", "else") then e3 = condexpr() end
+    e1 = { t = "cond", test = test_, yes = e1, no = e3, line = line }
   end
   return e1
 end
 
-function P:or_expr()
-  local line = self:peek().line
-  local left = self:and_expr()
-  while self:skip("name", "or") do
-    left = { t = "or", a = left, b = self:and_expr(), line = line }
+function or_expr(first, line)
+  line = line or lines[pos]
+  local left = and_expr(first, line)
+  while skip("name", "or") do
+    left = { t = "or", a = left, b = and_expr(), line = line }
   end
   return left
 end
 
-function P:and_expr()
-  local line = self:peek().line
-  local left = self:not_expr()
-  while self:skip("name", "and") do
-    left = { t = "and", a = left, b = self:not_expr(), line = line }
+function and_expr(first, line)
+  line = line or lines[pos]
+  local left = not_expr(first, line)
+  while skip("name", "and") do
+    left = { t = "and", a = left, b = not_expr(), line = line }
   end
   return left
 end
 
-function P:not_expr()
-  local tok = self:peek()
-  if tok.type == "name" and tok.value == "not" then
-    self:next()
-    return { t = "not", a = self:not_expr(), line = tok.line }
+function not_expr(first, line)
+  if not first and types[pos] == "name" and values[pos] == "not" then
+    local l = lines[pos]
+    pos = pos + 1
+    return { t = "not", a = not_expr(), line = l }
   end
-  return self:compare()
+  return compare(first, line)
 end
 
 local CMP = { ["=="] = "eq", ["!="] = "ne", ["<"] = "lt", ["<="] = "lteq",
               [">"] = "gt", [">="] = "gteq" }
 
-function P:compare()
-  local line = self:peek().line
-  local expr = self:math1()
+function compare(first, line)
+  line = line or lines[pos]
+  local expr = math1(first, line)
   local ops = {}
   while true do
-    local tok = self:peek()
-    if tok.type == "op" and CMP[tok.value] then
-      self:next()
-      ops[#ops + 1] = { op = CMP[tok.value], expr = self:math1() }
-    elseif tok.type == "name" and tok.value == "in" then
-      self:next()
-      ops[#ops + 1] = { op = "in", expr = self:math1() }
-    elseif tok.type == "name" and tok.value == "not" and self:look().type == "name"
-        and self:look().value == "in" then
-      self.pos = self.pos + 2
-      ops[#ops + 1] = { op = "notin", expr = self:math1() }
+    local ty, v = types[pos], values[pos]
+    if ty == "op" and CMP[v] then
+      pos = pos + 1
+      ops[#ops + 1] = { op = CMP[v], expr = math1() }
+    elseif ty == "name" and v == "in" then
+      pos = pos + 1
+      ops[#ops + 1] = { op = "in", expr = math1() }
+    elseif ty == "name" and v == "not" and types[pos + 1] == "name"
+        and values[pos + 1] == "in" then
+      pos = pos + 2
+      ops[#ops + 1] = { op = "notin", expr = math1() }
     else
       break
     end
@@ -149,293 +195,322 @@ function P:compare()
   return { t = "compare", expr = expr, ops = ops, line = line }
 end
 
-function P:math1()
-  local line = self:peek().line
-  local left = self:concat()
-  while self:is("op", "+") or self:is("op", "-") do
-    local op = self:next().value
-    left = { t = "bin", op = op == "+" and "add" or "sub", a = left, b = self:concat(),
+function math1(first, line)
+  line = line or lines[pos]
+  local left = concat(first, line)
+  while types[pos] == "op" and (values[pos] == "+" or values[pos] == "-") do
+    local op = values[pos]
+    pos = pos + 1
+    left = { t = "bin", op = op == "+" and "add" or "sub", a = left, b = concat(),
              line = line }
   end
   return left
 end
 
-function P:concat()
-  local line = self:peek().line
-  local args = { self:math2() }
-  while self:skip("op", "~") do args[#args + 1] = self:math2() end
-  if #args == 1 then return args[1] end
+function concat(first, line)
+  line = line or lines[pos]
+  local left = math2(first, line)
+  if not (types[pos] == "op" and values[pos] == "~") then return left end
+  local args = { left }
+  while skip("op", "~") do args[#args + 1] = math2() end
   return { t = "concat", items = args, line = line }
 end
 
 local MATH2 = { ["*"] = "mul", ["/"] = "truediv", ["//"] = "floordiv", ["%"] = "mod" }
 
-function P:math2()
-  local line = self:peek().line
-  local left = self:pow()
-  while self:peek().type == "op" and MATH2[self:peek().value] do
-    local op = MATH2[self:next().value]
-    left = { t = "bin", op = op, a = left, b = self:pow(), line = line }
+function math2(first, line)
+  line = line or lines[pos]
+  local left = pow(first, line)
+  while types[pos] == "op" and MATH2[values[pos]] do
+    local op = MATH2[values[pos]]
+    pos = pos + 1
+    left = { t = "bin", op = op, a = left, b = pow(), line = line }
   end
   return left
 end
 
-function P:pow()
-  local line = self:peek().line
-  local left = self:unary()
-  while self:skip("op", "**") do
-    left = { t = "bin", op = "pow", a = left, b = self:unary(), line = line }
+function pow(first, line)
+  line = line or lines[pos]
+  local left = first or unary()
+  while skip("op", "**") do
+    left = { t = "bin", op = "pow", a = left, b = unary(), line = line }
   end
   return left
 end
 
-function P:unary(with_filter)
-  local tok = self:peek()
+function unary(with_filter)
+  local k = pos
   local node
-  if tok.type == "op" and tok.value == "-" then
-    self:next()
-    node = { t = "unary", op = "neg", a = self:unary(false), line = tok.line }
-  elseif tok.type == "op" and tok.value == "+" then
-    self:next()
-    node = { t = "unary", op = "pos", a = self:unary(false), line = tok.line }
+  if types[k] == "op" and values[k] == "-" then
+    pos = k + 1
+    node = { t = "unary", op = "neg", a = unary(false), line = lines[k] }
+  elseif types[k] == "op" and values[k] == "+" then
+    pos = k + 1
+    node = { t = "unary", op = "pos", a = unary(false), line = lines[k] }
   else
-    node = self:postfix(self:primary())
+    node = primary()
+    -- most operands are followed by none of `.`, `[`, `(`, `|` or `is`
+    local ty = types[pos]
+    if ty ~= "op" and ty ~= "name" then return node end
+    node = postfix(node)
   end
-  if with_filter ~= false then node = self:filter_expr(node) end
+  if with_filter ~= false then node = filter_expr(node) end
   return node
 end
 
 local CONSTS = { ["true"] = true, ["True"] = true, ["false"] = false, ["False"] = false }
 
-function P:primary()
-  local tok = self:next()
-  if tok.type == "name" then
-    if CONSTS[tok.value] ~= nil then
-      return { t = "const", value = CONSTS[tok.value], line = tok.line }
-    elseif tok.value == "none" or tok.value == "None" then
-      return { t = "none", line = tok.line }
+function primary()
+  local k = pos
+  pos = k + 1
+  local ty, v, line = types[k], values[k], lines[k]
+  if ty == "name" then
+    if CONSTS[v] ~= nil then
+      return { t = "const", value = CONSTS[v], line = line }
+    elseif v == "none" or v == "None" then
+      return { t = "none", line = line }
     end
-    return { t = "name", name = tok.value, line = tok.line }
-  elseif tok.type == "string" then
-    local parts = { tok.value }
-    while self:is("string") do parts[#parts + 1] = self:next().value end
-    return { t = "const", value = table.concat(parts), line = tok.line }
-  elseif tok.type == "integer" or tok.type == "float" then
-    return { t = "const", value = tok.value, line = tok.line }
-  elseif tok.type == "op" and tok.value == "(" then
-    local node = self:tuple(nil, true)
-    self:expect("op", ")")
+    return { t = "name", name = v, line = line }
+  elseif ty == "string" then
+    if types[pos] == "string" then -- adjacent literals are one string
+      local parts = { v }
+      while types[pos] == "string" do
+        parts[#parts + 1] = values[pos]
+        pos = pos + 1
+      end
+      v = table.concat(parts)
+    end
+    return { t = "const", value = v, line = line }
+  elseif ty == "integer" or ty == "float" then
+    return { t = "const", value = v, line = line }
+  elseif ty == "op" and v == "(" then
+    local node = tuple(nil, true)
+    expect("op", ")")
     return node
-  elseif tok.type == "op" and tok.value == "[" then
-    return self:list(tok)
-  elseif tok.type == "op" and tok.value == "{" then
-    return self:dict(tok)
+  elseif ty == "op" and v == "[" then
+    return list(line)
+  elseif ty == "op" and v == "{" then
+    return dict(line)
   end
-  if tok.type == "eof" then fail("unexpected end of template", tok.line) end
-  fail("unexpected '" .. describe(tok) .. "'", tok.line)
+  if ty == "eof" then fail("unexpected end of template", line) end
+  fail("unexpected '" .. describe(k) .. "'", line)
 end
 
-function P:list(tok)
+function list(line)
   local items = {}
-  while not self:is("op", "]") do
-    if #items > 0 then self:expect("op", ",") end
-    if self:is("op", "]") then break end
-    items[#items + 1] = self:expression()
+  while not is("op", "]") do
+    if #items > 0 then expect("op", ",") end
+    if is("op", "]") then break end
+    items[#items + 1] = expression()
   end
-  self:expect("op", "]")
-  return { t = "list", items = items, line = tok.line }
+  expect("op", "]")
+  return { t = "list", items = items, line = line }
 end
 
-function P:dict(tok)
+function dict(line)
   local items = {}
-  while not self:is("op", "}") do
-    if #items > 0 then self:expect("op", ",") end
-    if self:is("op", "}") then break end
-    local key = self:expression()
-    self:expect("op", ":")
-    items[#items + 1] = { key = key, value = self:expression() }
+  while not is("op", "}") do
+    if #items > 0 then expect("op", ",") end
+    if is("op", "}") then break end
+    local key = expression()
+    expect("op", ":")
+    items[#items + 1] = { key = key, value = expression() }
   end
-  self:expect("op", "}")
-  return { t = "dict", items = items, line = tok.line }
+  expect("op", "}")
+  return { t = "dict", items = items, line = line }
 end
+
+-- The token types that end a tuple.
+local TUPLE_END = { variable_end = true, block_end = true, eof = true }
 
 -- Parses a comma separated tuple. `simplified` limits items to primaries
 -- (for assignment targets); `extra_end` lists names that end the tuple.
-function P:tuple(simplified, explicit, with_condexpr, extra_end)
-  local line = self:peek().line
-  local items, is_tuple = {}, false
-  local function parse()
-    if simplified then return self:primary() end
-    return self:expression(with_condexpr)
-  end
+-- One item and no comma is that item, not a tuple.
+function tuple(simplified, explicit, with_condexpr, extra_end)
+  local line = lines[pos]
+  local items
   while true do
-    if #items > 0 then self:expect("op", ",") end
-    local tok = self:peek()
-    if tok.type == "variable_end" or tok.type == "block_end" or tok.type == "eof"
-        or (tok.type == "op" and tok.value == ")" and explicit)
-        or (extra_end and tok.type == "name" and extra_end[tok.value]) then
+    local ty, v = types[pos], values[pos]
+    if TUPLE_END[ty] or (ty == "op" and v == ")" and explicit)
+        or (extra_end and ty == "name" and extra_end[v]) then
       break
     end
-    items[#items + 1] = parse()
-    if self:is("op", ",") then is_tuple = true else break end
-  end
-  if not is_tuple then
-    if #items > 0 then return items[1] end
-    if not explicit then
-      fail("Expected an expression, got '" .. describe(self:peek()) .. "'", self:peek().line)
+    local item
+    if simplified then item = primary() else item = expression(with_condexpr) end
+    if types[pos] ~= "op" or values[pos] ~= "," then
+      if not items then return item end
+      items[#items + 1] = item
+      break
     end
+    items = items or {}
+    items[#items + 1] = item
+    pos = pos + 1
+  end
+  items = items or {}
+  if #items == 0 and not explicit then
+    fail("Expected an expression, got '" .. describe(pos) .. "'", lines[pos])
   end
   return { t = "tuple", items = items, line = line }
 end
 
-function P:postfix(node)
+function postfix(node)
   while true do
-    local tok = self:peek()
-    if tok.type == "op" and (tok.value == "." or tok.value == "[") then
-      node = self:subscript(node)
-    elseif tok.type == "op" and tok.value == "(" then
-      node = self:call(node)
+    local ty, v = types[pos], values[pos]
+    if ty ~= "op" then return node end
+    if v == "." or v == "[" then
+      node = subscript(node)
+    elseif v == "(" then
+      node = call(node)
     else
       return node
     end
   end
 end
 
-function P:filter_expr(node)
+function filter_expr(node)
   while true do
-    local tok = self:peek()
-    if tok.type == "op" and tok.value == "|" then
-      node = self:filter(node)
-    elseif tok.type == "name" and tok.value == "is" then
-      node = self:test(node)
-    elseif tok.type == "op" and tok.value == "(" then
-      node = self:call(node)
+    local ty, v = types[pos], values[pos]
+    if ty == "op" and v == "|" then
+      node = filter(node)
+    elseif ty == "name" and v == "is" then
+      node = test(node)
+    elseif ty == "op" and v == "(" then
+      node = call(node)
     else
       return node
     end
   end
 end
 
-function P:subscript(node)
-  local tok = self:next()
-  if tok.value == "." then
-    local attr = self:next()
-    if attr.type == "name" then
-      return { t = "getattr", obj = node, name = attr.value, line = tok.line }
-    elseif attr.type == "integer" then
-      return { t = "getitem", obj = node, key = { t = "const", value = attr.value },
-               line = tok.line }
+function subscript(node)
+  local k = pos
+  local line = lines[k]
+  pos = k + 1
+  if values[k] == "." then
+    local a = pos
+    pos = a + 1
+    if types[a] == "name" then
+      return { t = "getattr", obj = node, name = values[a], line = line }
+    elseif types[a] == "integer" then
+      return { t = "getitem", obj = node, key = { t = "const", value = values[a] },
+               line = line }
     end
-    fail("expected name or number", attr.line)
+    fail("expected name or number", lines[a])
   end
   local args = {}
-  while not self:is("op", "]") do
-    if #args > 0 then self:expect("op", ",") end
-    args[#args + 1] = self:subscribed()
+  while not is("op", "]") do
+    if #args > 0 then expect("op", ",") end
+    args[#args + 1] = subscribed()
   end
-  self:expect("op", "]")
+  expect("op", "]")
   local key
   if #args == 1 then key = args[1] else
     for _, a in ipairs(args) do
       -- Jinja compiles x[1:, 2] to Python that does not parse: refuse it here
-      if a.t == "slice" then fail("a slice cannot be part of a tuple index", tok.line) end
+      if a.t == "slice" then fail("a slice cannot be part of a tuple index", line) end
     end
-    key = { t = "tuple", items = args, line = tok.line }
+    key = { t = "tuple", items = args, line = line }
   end
   if key.t == "slice" then
     return { t = "slice", obj = node, start = key.start, stop = key.stop, step = key.step,
-             line = tok.line }
+             line = line }
   end
-  return { t = "getitem", obj = node, key = key, line = tok.line }
+  return { t = "getitem", obj = node, key = key, line = line }
 end
 
-function P:subscribed()
-  local line = self:peek().line
+function subscribed()
+  local line = lines[pos]
   local args = {}
-  if self:is("op", ":") then
-    self:next()
+  if is("op", ":") then
+    pos = pos + 1
     args[1] = false
   else
-    local node = self:expression()
-    if not self:is("op", ":") then return node end
-    self:next()
+    local node = expression()
+    if not is("op", ":") then return node end
+    pos = pos + 1
     args[1] = node
   end
-  if self:is("op", ":") then
+  if is("op", ":") then
     args[2] = false
-  elseif not (self:is("op", "]") or self:is("op", ",")) then
-    args[2] = self:expression()
+  elseif not (is("op", "]") or is("op", ",")) then
+    args[2] = expression()
   else
     args[2] = false
   end
-  if self:skip("op", ":") then
-    if not (self:is("op", "]") or self:is("op", ",")) then args[3] = self:expression() end
+  if skip("op", ":") then
+    if not (is("op", "]") or is("op", ",")) then args[3] = expression() end
   end
   return { t = "slice", start = args[1] or nil, stop = args[2] or nil, step = args[3],
            line = line }
 end
 
-function P:call_args()
-  local tok = self:expect("op", "(")
+local function fail_call(line)
+  fail("invalid syntax for function call expression", line)
+end
+
+function call_args()
+  local line = lines[pos]
+  expect("op", "(")
   local args, kwargs = {}, {}
   local dyn_args, dyn_kwargs
   local require_comma = false
-  local function ensure(cond)
-    if not cond then fail("invalid syntax for function call expression", tok.line) end
-  end
-  while not self:is("op", ")") do
+  while types[pos] ~= "op" or values[pos] ~= ")" do
     if require_comma then
-      self:expect("op", ",")
-      if self:is("op", ")") then break end
+      expect("op", ",")
+      if is("op", ")") then break end
     end
-    if self:is("op", "*") then
-      ensure(dyn_args == nil and dyn_kwargs == nil)
-      self:next()
-      dyn_args = self:expression()
-    elseif self:is("op", "**") then
-      ensure(dyn_kwargs == nil)
-      self:next()
-      dyn_kwargs = self:expression()
-    elseif self:is("name") and self:look().type == "op" and self:look().value == "=" then
-      ensure(dyn_kwargs == nil)
-      local key = self:next().value
-      self:next()
-      kwargs[#kwargs + 1] = { key = key, value = self:expression() }
+    local ty, v = types[pos], values[pos]
+    if ty == "op" and v == "*" then
+      if dyn_args ~= nil or dyn_kwargs ~= nil then fail_call(line) end
+      pos = pos + 1
+      dyn_args = expression()
+    elseif ty == "op" and v == "**" then
+      if dyn_kwargs ~= nil then fail_call(line) end
+      pos = pos + 1
+      dyn_kwargs = expression()
+    elseif ty == "name" and types[pos + 1] == "op" and values[pos + 1] == "=" then
+      if dyn_kwargs ~= nil then fail_call(line) end
+      pos = pos + 2
+      kwargs[#kwargs + 1] = { key = v, value = expression() }
     else
-      ensure(dyn_args == nil and dyn_kwargs == nil and #kwargs == 0)
-      args[#args + 1] = self:expression()
+      if dyn_args ~= nil or dyn_kwargs ~= nil or #kwargs > 0 then fail_call(line) end
+      args[#args + 1] = expression()
     end
     require_comma = true
   end
-  self:expect("op", ")")
+  expect("op", ")")
   return { args = args, kwargs = kwargs, dyn_args = dyn_args, dyn_kwargs = dyn_kwargs }
 end
 
-function P:call(node)
-  local line = self:peek().line
-  local c = self:call_args()
+function call(node)
+  local line = lines[pos]
+  local c = call_args()
   c.t, c.fn, c.line = "call", node, line
   return c
 end
 
-function P:dotted_name()
-  local name = self:expect("name").value
-  while self:is("op", ".") do
-    self:next()
-    name = name .. "." .. self:expect("name").value
+local function dotted_name()
+  local name = expect("name")
+  while is("op", ".") do
+    pos = pos + 1
+    name = name .. "." .. expect("name")
   end
   return name
 end
 
-function P:filter(node, start_inline)
-  while self:is("op", "|") or start_inline do
-    if not start_inline then self:next() end
+function filter(node, start_inline)
+  while (types[pos] == "op" and values[pos] == "|") or start_inline do
+    if not start_inline then pos = pos + 1 end
     start_inline = false
-    local tok = self:peek()
-    local name = self:dotted_name()
+    local line = lines[pos]
+    local name = dotted_name()
     local c
-    if self:is("op", "(") then c = self:call_args() else c = { args = {}, kwargs = {} } end
-    c.t, c.name, c.node, c.line = "filter", name, node, tok.line
+    if types[pos] == "op" and values[pos] == "(" then
+      c = call_args()
+    else
+      c = { args = {}, kwargs = {} }
+    end
+    c.t, c.name, c.node, c.line = "filter", name, node, line
     node = c
   end
   return node
@@ -443,99 +518,102 @@ end
 
 local TEST_ARG_START = { name = true, string = true, integer = true, float = true }
 
-function P:test(node)
-  local tok = self:next()
-  local negated = false
-  if self:is("name", "not") then self:next(); negated = true end
-  local name = self:dotted_name()
+function test(node)
+  local line = lines[pos]
+  pos = pos + 1
+  local negated = skip("name", "not")
+  local name = dotted_name()
   local c
-  local nxt = self:peek()
-  if nxt.type == "op" and nxt.value == "(" then
-    c = self:call_args()
-  elseif (TEST_ARG_START[nxt.type] or (nxt.type == "op" and (nxt.value == "["
-          or nxt.value == "{")))
-      and not (nxt.type == "name" and (nxt.value == "else" or nxt.value == "or"
-               or nxt.value == "and")) then
-    if nxt.type == "name" and nxt.value == "is" then
-      fail("You cannot chain multiple tests with is", nxt.line)
+  local nt, nv = types[pos], values[pos]
+  if nt == "op" and nv == "(" then
+    c = call_args()
+  elseif (TEST_ARG_START[nt] or (nt == "op" and (nv == "[" or nv == "{")))
+      and not (nt == "name" and (nv == "else" or nv == "or" or nv == "and")) then
+    if nt == "name" and nv == "is" then
+      fail("You cannot chain multiple tests with is", lines[pos])
     end
-    local arg = self:postfix(self:primary())
+    local arg = postfix(primary())
     c = { args = { arg }, kwargs = {} }
   else
     c = { args = {}, kwargs = {} }
   end
-  c.t, c.name, c.node, c.line = "test", name, node, tok.line
-  if negated then return { t = "not", a = c, line = tok.line } end
+  c.t, c.name, c.node, c.line = "test", name, node, line
+  if negated then return { t = "not", a = c, line = line } end
   return c
 end
 
 -- Assignment targets ------------------------------------------------------
 
-function P:assign_target(with_tuple, name_only, extra_end, with_namespace)
-  local line = self:peek().line
+-- Refuses targets that are not names or tuples of them.
+local function check_target(n, line)
+  if n.t == "name" then
+    if n.name == "true" or n.name == "false" or n.name == "none" then
+      fail("Can't assign to " .. n.name, line)
+    end
+    return
+  elseif n.t == "tuple" then
+    for _, it in ipairs(n.items) do check_target(it, line) end
+    return
+  end
+  fail("can't assign to '" .. n.t .. "'", line)
+end
+
+local function assign_target(with_tuple, name_only, extra_end, with_namespace)
+  local line = lines[pos]
   local target
-  if with_namespace and self:look().type == "op" and self:look().value == "." then
-    local ns = self:expect("name").value
-    self:next()
-    local attr = self:expect("name").value
+  if with_namespace and types[pos + 1] == "op" and values[pos + 1] == "." then
+    local ns = expect("name")
+    pos = pos + 1
+    local attr = expect("name")
     return { t = "nsref", name = ns, attr = attr, line = line }
   elseif name_only then
-    return { t = "name", name = self:expect("name").value, line = line }
+    return { t = "name", name = expect("name"), line = line }
   end
   if with_tuple then
-    target = self:tuple(true, false, true, extra_end)
+    target = tuple(true, false, true, extra_end)
   else
-    target = self:primary()
-  end
-  local function check(n)
-    if n.t == "name" then
-      if n.name == "true" or n.name == "false" or n.name == "none" then
-        fail("Can't assign to " .. n.name, line)
-      end
-      return
-    elseif n.t == "tuple" then
-      for _, it in ipairs(n.items) do check(it) end
-      return
-    end
-    fail("can't assign to '" .. n.t .. "'", line)
+    target = primary()
   end
   if target.t == "const" or target.t == "none" then
     fail("can't assign to 'Const'", line)
   end
-  check(target)
+  check_target(target, line)
   return target
 end
 
 -- Statements --------------------------------------------------------------
 
 local STATEMENTS = {}
-
-function P:subparse(end_tokens)
+local statement
+-- Parses template data, output and statements up to a `{% name %}` whose
+-- name is in end_tokens (left unread, the parser on its name) or, without
+-- end_tokens, up to the end of the template.
+local function subparse(end_tokens)
   local body = {}
-  if end_tokens then self.end_stack[#self.end_stack + 1] = end_tokens end
-  local function done()
-    if end_tokens then table.remove(self.end_stack) end
-    return body
-  end
+  if end_tokens then end_stack[#end_stack + 1] = end_tokens end
   while true do
-    local tok = self:peek()
-    if tok.type == "data" then
-      self:next()
-      body[#body + 1] = { t = "data", value = tok.value, line = tok.line }
-    elseif tok.type == "variable_begin" then
-      self:next()
-      local expr = self:tuple(nil, false, true)
-      self:expect("variable_end")
-      body[#body + 1] = { t = "output", expr = expr, line = tok.line }
-    elseif tok.type == "block_begin" then
-      self:next()
-      local name = self:peek()
-      if end_tokens and name.type == "name" then
-        for _, e in ipairs(end_tokens) do
-          if e == name.value then return done() end
+    local k = pos
+    local ty = types[k]
+    if ty == "data" then
+      pos = k + 1
+      body[#body + 1] = { t = "data", value = values[k], line = lines[k] }
+    elseif ty == "variable_begin" then
+      pos = k + 1
+      local expr = tuple(nil, false, true)
+      if types[pos] == "variable_end" then pos = pos + 1 else expect("variable_end") end
+      body[#body + 1] = { t = "output", expr = expr, line = lines[k] }
+    elseif ty == "block_begin" then
+      pos = k + 1
+      if end_tokens and types[pos] == "name" then
+        local name = values[pos]
+        for e = 1, #end_tokens do
+          if end_tokens[e] == name then
+            end_stack[#end_stack] = nil
+            return body
+          end
         end
       end
-      local stmt = self:statement()
+      local stmt = statement()
       if stmt then
         if stmt[1] then
           for _, s in ipairs(stmt) do body[#body + 1] = s end
@@ -543,78 +621,75 @@ function P:subparse(end_tokens)
           body[#body + 1] = stmt
         end
       end
-      self:expect("block_end")
-    elseif tok.type == "eof" then
-      if end_tokens then self:fail_unknown_tag(nil, tok.line) end
-      return done()
+      if types[pos] == "block_end" then pos = pos + 1 else expect("block_end") end
+    elseif ty == "eof" then
+      if end_tokens then fail_unknown_tag(nil, lines[k]) end
+      return body
     else
-      fail("unexpected token " .. describe(tok), tok.line)
+      fail("unexpected token " .. describe(k), lines[k])
     end
   end
 end
 
-function P:statement()
-  local tok = self:peek()
-  if tok.type ~= "name" then fail("tag name expected", tok.line) end
-  local handler = STATEMENTS[tok.value]
-  self.tag_stack[#self.tag_stack + 1] = tok.value
-  local pop = true
-  local ok, result = pcall(function()
-    if handler then return handler(self, self:next()) end
-    if tok.value == "call" then
-      return self:call_block(self:next())
-    elseif tok.value == "filter" then
-      return self:filter_block(self:next())
-    end
-    table.remove(self.tag_stack)
-    pop = false
-    self:fail_unknown_tag(tok.value, tok.line)
-  end)
-  if pop then table.remove(self.tag_stack) end
-  if not ok then error(result, 0) end
-  return result
+-- Parses one statement; the parser is on its tag name.
+function statement()
+  local k = pos
+  if types[k] ~= "name" then fail("tag name expected", lines[k]) end
+  local name = values[k]
+  local handler = STATEMENTS[name]
+  if not handler then fail_unknown_tag(name, lines[k]) end
+  tag_stack[#tag_stack + 1] = name
+  pos = k + 1
+  local node = handler(lines[k])
+  tag_stack[#tag_stack] = nil
+  return node
 end
 
 -- Parses a body up to one of `ends`; returns the body and the end tag's name.
-function P:body_until(ends, drop)
-  local body = self:subparse(ends)
-  local name = self:next().value
-  if drop then self:expect("block_end") end
+local function body_until(ends)
+  local body = subparse(ends)
+  local name = values[pos]
+  pos = pos + 1
   return body, name
 end
 
-STATEMENTS["for"] = function(self, tok)
-  local target = self:assign_target(true, false, { ["in"] = true })
-  self:expect("name", "in")
-  local iter = self:tuple(nil, false, false, { recursive = true })
-  local test
-  if self:skip("name", "if") then test = self:expression() end
-  local recursive = self:skip("name", "recursive") ~= nil
-  self:expect("block_end")
-  local body, ending = self:body_until({ "endfor", "else" })
+-- The end tags each statement waits for (fixed lists, shared by every parse).
+local FOR_ENDS, FOR_ELSE_ENDS = { "endfor", "else" }, { "endfor" }
+local IF_ENDS, IF_ELSE_ENDS = { "elif", "else", "endif" }, { "endif" }
+local FOR_EXTRA_END, FOR_ITER_END = { ["in"] = true }, { recursive = true }
+
+STATEMENTS["for"] = function(line)
+  local target = assign_target(true, false, FOR_EXTRA_END)
+  expect("name", "in")
+  local iter = tuple(nil, false, false, FOR_ITER_END)
+  local test_
+  if skip("name", "if") then test_ = expression() end
+  local recursive = skip("name", "recursive")
+  expect("block_end")
+  local body, ending = body_until(FOR_ENDS)
   local else_
   if ending == "else" then
-    self:expect("block_end")
-    else_ = self:body_until({ "endfor" })
+    expect("block_end")
+    else_ = body_until(FOR_ELSE_ENDS)
   end
-  return { t = "for", target = target, iter = iter, test = test, recursive = recursive,
-           body = body, else_ = else_, line = tok.line }
+  return { t = "for", target = target, iter = iter, test = test_, recursive = recursive,
+           body = body, else_ = else_, line = line }
 end
 
-STATEMENTS["if"] = function(self, tok)
-  local node = { t = "if", test = self:tuple(nil, false, true), line = tok.line }
+STATEMENTS["if"] = function(line)
+  local node = { t = "if", test = tuple(nil, false, true), line = line }
   local result = node
   while true do
-    self:expect("block_end")
-    local body, ending = self:body_until({ "elif", "else", "endif" })
+    expect("block_end")
+    local body, ending = body_until(IF_ENDS)
     node.body = body
     if ending == "elif" then
-      local sub = { t = "if", test = self:tuple(nil, false, true), line = self:peek().line }
+      local sub = { t = "if", test = tuple(nil, false, true), line = lines[pos] }
       node.else_ = { sub }
       node = sub
     elseif ending == "else" then
-      self:expect("block_end")
-      node.else_ = self:body_until({ "endif" })
+      expect("block_end")
+      node.else_ = body_until(IF_ELSE_ENDS)
       break
     else
       break
@@ -623,204 +698,205 @@ STATEMENTS["if"] = function(self, tok)
   return result
 end
 
-STATEMENTS["set"] = function(self, tok)
-  local target = self:assign_target(true, false, nil, true)
-  if self:skip("op", "=") then
-    return { t = "assign", target = target, expr = self:tuple(), line = tok.line }
+STATEMENTS["set"] = function(line)
+  local target = assign_target(true, false, nil, true)
+  if skip("op", "=") then
+    return { t = "assign", target = target, expr = tuple(), line = line }
   end
-  local filter
-  if self:is("op", "|") then filter = self:filter(nil) end
-  self:expect("block_end")
-  local body = self:body_until({ "endset" })
-  return { t = "assign_block", target = target, filter = filter, body = body,
-           line = tok.line }
+  local filter_
+  if is("op", "|") then filter_ = filter(nil) end
+  expect("block_end")
+  local body = body_until({ "endset" })
+  return { t = "assign_block", target = target, filter = filter_, body = body,
+           line = line }
 end
 
 -- {% autoescape EXPR %}: Jinja's scoped switch of HTML escaping (Salt's
 -- own setting is off).
-STATEMENTS["autoescape"] = function(self, tok)
-  local expr = self:expression()
-  self:expect("block_end")
-  local body = self:body_until({ "endautoescape" })
-  return { t = "autoescape", expr = expr, body = body, line = tok.line }
+STATEMENTS["autoescape"] = function(line)
+  local expr = expression()
+  expect("block_end")
+  local body = body_until({ "endautoescape" })
+  return { t = "autoescape", expr = expr, body = body, line = line }
 end
 
-STATEMENTS["with"] = function(self, tok)
-  local targets, values = {}, {}
-  while not self:is("block_end") do
-    if #targets > 0 then self:expect("op", ",") end
-    targets[#targets + 1] = self:assign_target()
-    self:expect("op", "=")
-    values[#values + 1] = self:expression()
+STATEMENTS["with"] = function(line)
+  local targets, values_ = {}, {}
+  while not is("block_end") do
+    if #targets > 0 then expect("op", ",") end
+    targets[#targets + 1] = assign_target()
+    expect("op", "=")
+    values_[#values_ + 1] = expression()
   end
-  self:expect("block_end")
-  local body = self:body_until({ "endwith" })
-  return { t = "with", targets = targets, values = values, body = body, line = tok.line }
+  expect("block_end")
+  local body = body_until({ "endwith" })
+  return { t = "with", targets = targets, values = values_, body = body, line = line }
 end
 
-STATEMENTS["block"] = function(self, tok)
-  local name = self:expect("name").value
-  local scoped = self:skip("name", "scoped") ~= nil
-  local required = self:skip("name", "required") ~= nil
-  if self:is("op", "-") then
-    fail("Use an underscore instead", self:peek().line)
+STATEMENTS["block"] = function(line)
+  local name = expect("name")
+  local scoped = skip("name", "scoped")
+  local required = skip("name", "required")
+  if is("op", "-") then
+    fail("Use an underscore instead", lines[pos])
   end
-  self:expect("block_end")
-  local body = self:body_until({ "endblock" })
-  if self:is("name") then
-    local n = self:next().value
+  expect("block_end")
+  local body = body_until({ "endblock" })
+  if is("name") then
+    local n = values[pos]
+    pos = pos + 1
     if n ~= name then
-      fail("mismatching end block name: expected " .. name .. ", got " .. n, tok.line)
+      fail("mismatching end block name: expected " .. name .. ", got " .. n, line)
     end
   end
-  if self.blocks[name] then
-    fail("block '" .. name .. "' defined twice", tok.line)
+  if blocks[name] then
+    fail("block '" .. name .. "' defined twice", line)
   end
   local node = { t = "block", name = name, scoped = scoped, required = required,
-                 body = body, line = tok.line }
-  self.blocks[name] = node
+                 body = body, line = line }
+  blocks[name] = node
   return node
 end
 
-STATEMENTS["extends"] = function(self, tok)
-  return { t = "extends", template = self:expression(), line = tok.line }
+STATEMENTS["extends"] = function(line)
+  return { t = "extends", template = expression(), line = line }
 end
 
-function P:import_context(default)
-  if self:is("name", "with") or self:is("name", "without") then
-    local la = self:look()
-    if la.type == "name" and la.value == "context" then
-      local with = self:next().value == "with"
-      self:next()
+-- `with context` / `without context` after an import, or the default.
+local function import_context(default)
+  if is("name", "with") or is("name", "without") then
+    if types[pos + 1] == "name" and values[pos + 1] == "context" then
+      local with = values[pos] == "with"
+      pos = pos + 2
       return with
     end
   end
   return default
 end
 
-STATEMENTS["include"] = function(self, tok)
-  local node = { t = "include", template = self:expression(), line = tok.line }
-  if self:is("name", "ignore") and self:look().type == "name"
-      and self:look().value == "missing" then
+STATEMENTS["include"] = function(line)
+  local node = { t = "include", template = expression(), line = line }
+  if is("name", "ignore") and types[pos + 1] == "name" and values[pos + 1] == "missing" then
     node.ignore_missing = true
-    self.pos = self.pos + 2
+    pos = pos + 2
   end
-  node.with_context = self:import_context(true)
+  node.with_context = import_context(true)
   return node
 end
 
-STATEMENTS["import"] = function(self, tok)
-  local node = { t = "import", template = self:expression(), line = tok.line }
-  self:expect("name", "as")
-  node.target = self:assign_target(false, true).name
-  node.with_context = self:import_context(false)
+STATEMENTS["import"] = function(line)
+  local node = { t = "import", template = expression(), line = line }
+  expect("name", "as")
+  node.target = assign_target(false, true).name
+  node.with_context = import_context(false)
   return node
 end
 
-STATEMENTS["from"] = function(self, tok)
-  local node = { t = "from_import", template = self:expression(), names = {},
-                 line = tok.line }
-  self:expect("name", "import")
+STATEMENTS["from"] = function(line)
+  local node = { t = "from_import", template = expression(), names = {}, line = line }
+  expect("name", "import")
   node.with_context = false
   while true do
-    if #node.names > 0 then self:expect("op", ",") end
-    if self:is("name") then
-      local la = self:look()
-      if (self:peek().value == "with" or self:peek().value == "without")
-          and la.type == "name" and la.value == "context" then
-        node.with_context = self:next().value == "with"
-        self:next()
+    if #node.names > 0 then expect("op", ",") end
+    if is("name") then
+      if (values[pos] == "with" or values[pos] == "without")
+          and types[pos + 1] == "name" and values[pos + 1] == "context" then
+        node.with_context = values[pos] == "with"
+        pos = pos + 2
         break
       end
-      local name = self:next().value
+      local name = values[pos]
+      pos = pos + 1
       if name:sub(1, 1) == "_" then
-        fail("names starting with an underline can not be imported", self:peek().line)
+        fail("names starting with an underline can not be imported", lines[pos])
       end
       local alias = name
-      if self:skip("name", "as") then alias = self:expect("name").value end
+      if skip("name", "as") then alias = expect("name") end
       node.names[#node.names + 1] = { name = name, alias = alias }
-      if not self:is("op", ",") then
-        node.with_context = self:import_context(false)
+      if not is("op", ",") then
+        node.with_context = import_context(false)
         break
       end
     else
-      self:expect("name")
+      expect("name")
     end
   end
   return node
 end
 
-function P:signature(node)
+-- A macro's or call block's `(arg, arg=default, ...)`, into node.args and
+-- node.defaults.
+local function signature(node)
   node.args, node.defaults = {}, {}
-  self:expect("op", "(")
-  while not self:is("op", ")") do
-    if #node.args > 0 then self:expect("op", ",") end
-    local arg = self:assign_target(false, true)
-    if self:skip("op", "=") then
-      node.defaults[#node.args + 1] = self:expression()
+  expect("op", "(")
+  while not is("op", ")") do
+    if #node.args > 0 then expect("op", ",") end
+    local arg = assign_target(false, true)
+    if skip("op", "=") then
+      node.defaults[#node.args + 1] = expression()
     elseif next(node.defaults) then
       fail("non-default argument follows default argument", arg.line)
     end
     node.args[#node.args + 1] = arg.name
   end
-  self:expect("op", ")")
+  expect("op", ")")
 end
 
-STATEMENTS["macro"] = function(self, tok)
-  local node = { t = "macro", name = self:expect("name").value, line = tok.line }
-  self:signature(node)
-  self:expect("block_end")
-  node.body = self:body_until({ "endmacro" })
-  self:skip("name", node.name)
+STATEMENTS["macro"] = function(line)
+  local node = { t = "macro", name = expect("name"), line = line }
+  signature(node)
+  expect("block_end")
+  node.body = body_until({ "endmacro" })
+  skip("name", node.name)
   return node
 end
 
-function P:call_block(tok)
-  local node = { t = "call_block", line = tok.line }
-  if self:is("op", "(") then self:signature(node) else node.args, node.defaults = {}, {} end
-  local call = self:expression()
-  if call.t ~= "call" then fail("expected call", tok.line) end
-  node.call = call
-  self:expect("block_end")
-  node.body = self:body_until({ "endcall" })
+STATEMENTS["call"] = function(line)
+  local node = { t = "call_block", line = line }
+  if is("op", "(") then signature(node) else node.args, node.defaults = {}, {} end
+  local call_ = expression()
+  if call_.t ~= "call" then fail("expected call", line) end
+  node.call = call_
+  expect("block_end")
+  node.body = body_until({ "endcall" })
   return node
 end
 
-function P:filter_block(tok)
-  local filter = self:filter(nil, true)
-  self:expect("block_end")
-  local body = self:body_until({ "endfilter" })
-  return { t = "filter_block", filter = filter, body = body, line = tok.line }
+STATEMENTS["filter"] = function(line)
+  local filter_ = filter(nil, true)
+  expect("block_end")
+  local body = body_until({ "endfilter" })
+  return { t = "filter_block", filter = filter_, body = body, line = line }
 end
 
-STATEMENTS["do"] = function(self, tok)
-  return { t = "do", expr = self:tuple(), line = tok.line }
+STATEMENTS["do"] = function(line)
+  return { t = "do", expr = tuple(), line = line }
 end
 
-STATEMENTS["break"] = function(self, tok)
-  return { t = "break", line = tok.line }
+STATEMENTS["break"] = function(line)
+  return { t = "break", line = line }
 end
 
-STATEMENTS["continue"] = function(self, tok)
-  return { t = "continue", line = tok.line }
+STATEMENTS["continue"] = function(line)
+  return { t = "continue", line = line }
 end
 
 -- Salt's SerializerExtension tags.
 for _, fmt in ipairs({ "yaml", "json", "text" }) do
-  STATEMENTS["load_" .. fmt] = function(self, tok)
-    self:expect("name", "as")
-    local target = self:expect("name").value
-    self:expect("block_end")
-    local body = self:body_until({ "endload" })
-    return { t = "load", format = fmt, target = target, body = body, line = tok.line }
+  STATEMENTS["load_" .. fmt] = function(line)
+    expect("name", "as")
+    local target = expect("name")
+    expect("block_end")
+    local body = body_until({ "endload" })
+    return { t = "load", format = fmt, target = target, body = body, line = line }
   end
-  STATEMENTS["import_" .. fmt] = function(self, tok)
-    local template = self:expression()
-    self:expect("name", "as")
-    local target = self:expect("name").value
-    local with_context = self:import_context(false)
+  STATEMENTS["import_" .. fmt] = function(line)
+    local template = expression()
+    expect("name", "as")
+    local target = expect("name")
+    local with_context = import_context(false)
     return { t = "import_load", format = fmt, template = template, target = target,
-             with_context = with_context, line = tok.line }
+             with_context = with_context, line = line }
   end
 end
 
@@ -828,10 +904,14 @@ end
 ---@param source string
 ---@return table node {t="template", body=, blocks=}
 function M.parse(source)
-  local self = setmetatable({ tokens = lexer.tokenize(source), pos = 1, end_stack = {},
-                              tag_stack = {}, blocks = {} }, P)
-  local body = self:subparse(nil)
-  return { t = "template", body = body, blocks = self.blocks }
+  types, values, lines = lexer.scan(source)
+  pos, end_stack, tag_stack, blocks = 1, {}, {}, {}
+  local ok, body = pcall(subparse, nil)
+  local found = blocks
+  -- let the token arrays go with the parse
+  types, values, lines, end_stack, tag_stack, blocks = nil, nil, nil, nil, nil, nil
+  if not ok then error(body, 0) end
+  return { t = "template", body = body, blocks = found }
 end
 
 return M
