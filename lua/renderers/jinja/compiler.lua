@@ -672,15 +672,20 @@ local function names_var(node, name)
 end
 
 -- Statements that read or write variables by name through the frame chain:
--- a loop holding one of them keeps its variables in frames.
+-- a loop holding one of them keeps its variables in frames. Statements sit
+-- only in the `body` and `else_` lists of other statements (never inside an
+-- expression), so the walks below follow those two fields alone.
 local FRAME_USERS = { macro = true, call_block = true, include = true, import = true,
   from_import = true, import_load = true, block = true, extends = true, with = true }
 
-local function uses_frames(node)
-  if type(node) ~= "table" then return false end
-  if FRAME_USERS[node.t] or (node.t == "for" and node.recursive) then return true end
-  for _, v in pairs(node) do
-    if type(v) == "table" and uses_frames(v) then return true end
+local function uses_frames(body)
+  if not body then return false end
+  for i = 1, #body do
+    local node = body[i]
+    local t = node.t
+    if FRAME_USERS[t] or (t == "for" and node.recursive) then return true end
+    if node.body and uses_frames(node.body) then return true end
+    if node.else_ and uses_frames(node.else_) then return true end
   end
   return false
 end
@@ -702,7 +707,9 @@ end
 -- (which have scopes of their own).
 -- is_string(node), when given, tells the values that are always strings.
 local function assigned_names(body, out, is_string)
-  for _, node in ipairs(body or {}) do
+  if not body then return out end
+  for i = 1, #body do
+    local node = body[i]
     if node.t == "assign" then
       target_names(node.target, out, is_string and is_string(node.expr))
     elseif node.t == "assign_block" then
@@ -720,13 +727,22 @@ end
 
 -- The number of Lua locals a loop compiled with locals declares, nested
 -- loops included (an upper bound).
-local function locals_needed(n)
+local function locals_needed(n, names)
   local count = 4
-  for _ in pairs(assigned_names(n.body, target_names(n.target, {}))) do count = count + 1 end
-  local function nested(node)
-    if type(node) ~= "table" then return end
-    if node.t == "for" then count = count + locals_needed(node) return end
-    for _, v in pairs(node) do nested(v) end
+  for _ in pairs(names or assigned_names(n.body, target_names(n.target, {}))) do
+    count = count + 1
+  end
+  local function nested(body)
+    if not body then return end
+    for i = 1, #body do
+      local node = body[i]
+      if node.t == "for" then
+        count = count + locals_needed(node)
+      else
+        nested(node.body)
+        nested(node.else_)
+      end
+    end
   end
   nested(n.body)
   nested(n.else_)
@@ -742,9 +758,10 @@ local MAX_LOCALS = 100
 -- recursive loops) and they fit. Loops inside such a loop always can.
 function C:can_use_locals(n)
   if self.scope then return true end
-  if n.recursive or uses_frames(n.body) or uses_frames(n.test) then return false end
-  if assigned_names(n.body, target_names(n.target, {})).loop then return false end
-  return locals_needed(n) <= MAX_LOCALS
+  if n.recursive or uses_frames(n.body) then return false end
+  local names = assigned_names(n.body, target_names(n.target, {}))
+  if names.loop then return false end
+  return locals_needed(n, names) <= MAX_LOCALS
 end
 
 -- Opens a scope of locals for `names` (sorted, so the output is stable).
@@ -1020,11 +1037,15 @@ function M.compile(source)
       self:emit("T.required = T.required or {}; T.required[" .. q(name) .. "] = true")
     end
   end
-  -- the filters and tests to check before the first render; none, no table
+  -- the filters and tests to check before the first render; none, no
+  -- table. Sorted: the same template always compiles to the same text.
   local uses, any = {}, false
-  for kind, set in pairs(self.uses) do
+  for _, kind in ipairs({ "filters", "tests" }) do
     local parts = {}
-    for name, line in pairs(set) do parts[#parts + 1] = "[" .. q(name) .. "] = " .. line end
+    for name, line in pairs(self.uses[kind]) do
+      parts[#parts + 1] = "[" .. q(name) .. "] = " .. line
+    end
+    table.sort(parts)
     any = any or #parts > 0
     uses[#uses + 1] = kind .. " = {" .. table.concat(parts, ", ") .. "}"
   end
