@@ -160,7 +160,7 @@ function Env:get_template(S, name, ignore_missing)
   local relative = is_relative(name)
   local full = name
   if relative then
-    local base = S.globals.tpldir
+    local base = S.__index.tpldir
     if type(base) ~= "string" then base = "." end
     full = normpath(base .. "/" .. name) or name
   end
@@ -180,9 +180,10 @@ function Env:get_template(S, name, ignore_missing)
     templates[full] = T
     if not relative then
       local dir = path:match("^(.*)/[^/]*$") or ""
-      rawset(S.globals, "tplfile", path)
-      rawset(S.globals, "tpldir", dir == "" and "." or dir)
-      rawset(S.globals, "tpldot", (dir:gsub("/", ".")))
+      local globals = runtime.render_globals(S)
+      rawset(globals, "tplfile", path)
+      rawset(globals, "tpldir", dir == "" and "." or dir)
+      rawset(globals, "tpldot", (dir:gsub("/", ".")))
     end
   end
   return T
@@ -257,16 +258,14 @@ local function format_error(err, templates)
 end
 M.format_error = format_error
 
-local frame, vars_frame, run, handler = runtime.frame, runtime.vars_frame, runtime.run,
-  runtime.handler
+local vars_frame, run, handler = runtime.vars_frame, runtime.run, runtime.handler
+local render_state = runtime.render_state
 
 -- Renders compiled template T with vars; returns text or nil, message, err.
 function Env:_render(T, vars, extra_templates)
-  local globals = frame(self.globals)
-  -- The render state is also the metatable of the top frame (its __index
-  -- reads through to the globals): one table fewer to make per render.
-  local S = { env = self, depth = 0, output = 0, globals = globals, fold = self.fold,
-              __index = globals }
+  -- The render state is also the top template's context and the
+  -- metatable of the top frame: fewer tables to make per render.
+  local S = render_state(self)
   if extra_templates then
     S.templates = {}
     for k, v in pairs(extra_templates) do S.templates[k] = v end
@@ -276,7 +275,7 @@ function Env:_render(T, vars, extra_templates)
   local f = vars_frame(S, vars)
   local saved = self.name
   self.name = T.name
-  local ok, out = xpcall(run, handler, S, T, f, nil, T.final_newline and "\n" or nil)
+  local ok, out = xpcall(run, handler, S, T, f, S, T.final_newline and "\n" or nil)
   self.name = saved
   if not ok then
     local all = { T }

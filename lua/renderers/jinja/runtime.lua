@@ -808,8 +808,19 @@ end
 -- block (most templates have none).
 local NO_BLOCKS = setmetatable({}, { __newindex = function() error("read-only") end })
 
-local function new_context(S, tpl, f)
-  return { blocks = NO_BLOCKS, tpl = tpl, S = S, frame = f }
+local function new_context(S, f)
+  return { blocks = NO_BLOCKS, S = S, frame = f }
+end
+
+-- The state of one render, which is also the context of its top template
+-- (one table instead of two: its fields do not overlap) and the metatable
+-- of its top frame (__index reads through to the environment's globals,
+-- see M.render_globals).
+function M.render_state(env)
+  local S = { env = env, depth = 0, output = 0, fold = env.fold, __index = env.globals,
+              blocks = NO_BLOCKS, S = false, frame = false }
+  S.S = S
+  return S
 end
 
 -- The template's `self`, made when a template first names it.
@@ -845,7 +856,7 @@ end
 -- given, ends the output (written into the output buffer, not appended to
 -- the finished text, which would copy it).
 local function run(S, tpl, f, ctx, tail)
-  if ctx then ctx.frame = f else ctx = new_context(S, tpl, f) end
+  if ctx then ctx.frame = f else ctx = new_context(S, f) end
   if tpl.uses then S.env:check_uses(tpl) end
   if next(tpl.blocks) ~= nil then register_blocks(ctx, tpl) end
   local out = tpl.root(S, ctx, f, tail)
@@ -864,17 +875,28 @@ local function run(S, tpl, f, ctx, tail)
   return check_output(S, out)
 end
 
+-- The globals of one render: a frame over the environment's, made when a
+-- render first needs its own (an include, import or extends records the
+-- loaded template's tplfile and tpldir there, as Salt's loader does). The
+-- top frame reads through the render state's __index, so it sees the new
+-- frame from then on.
+function M.render_globals(S)
+  local g = S.globals
+  if not g then
+    g = frame(S.env.globals)
+    S.globals, S.__index = g, g
+  end
+  return g
+end
+
 -- The frame a render starts in: the variables given (copied, the caller's
 -- table is left alone) over the globals. `mt` is the metatable that reads
 -- through to the globals (the render state serves, see Env:_render). The
--- constructor's fields make room for a dozen variables at once; the first
--- insertions rehash less.
+-- copy is made in C, sized for the variables at once.
+local copy_table = data.copy
 function M.vars_frame(mt, vars)
-  if vars == nil or next(vars) == nil then return setmetatable({}, mt) end
-  local f = setmetatable({ _1 = nil, _2 = nil, _3 = nil, _4 = nil, _5 = nil, _6 = nil,
-    _7 = nil, _8 = nil, _9 = nil, _10 = nil, _11 = nil, _12 = nil }, mt)
-  for k, v in next, vars do f[k] = v end
-  return f
+  if vars == nil then return setmetatable({}, mt) end
+  return copy_table(vars, mt)
 end
 M.run = run
 
@@ -906,7 +928,7 @@ function R.include(S, ctx, f, name, with_context, ignore_missing)
   local tpl = resolve(S, name, ignore_missing)
   if not tpl then return "" end
   enter(S, "include")
-  local parent = with_context and f or S.globals
+  local parent = with_context and f or M.render_globals(S)
   local inner = frame(parent)
   local l = parent.loop
   if type(l) == "table" and rawget(l, "type_name") == "LoopContext" then
@@ -927,7 +949,7 @@ end
 -- Renders a template as a module: its exported names and its output.
 local function make_module(S, tpl, f, with_context)
   enter(S, "import")
-  local mf = frame(with_context and f or S.globals)
+  local mf = frame(with_context and f or M.render_globals(S))
   local body = run(S, tpl, mf)
   leave(S)
   local vars = {}
@@ -971,7 +993,7 @@ end
 function R.import_load(S, ctx, f, kind, name, with_context)
   local tpl = resolve(S, name, false)
   enter(S, "import")
-  local text = run(S, tpl, frame(with_context and f or S.globals))
+  local text = run(S, tpl, frame(with_context and f or M.render_globals(S)))
   leave(S)
   return S.env:parse_serialized(kind, text)
 end
