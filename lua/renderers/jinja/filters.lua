@@ -29,6 +29,10 @@ local truthy, eq, list, tuple = pyval.truthy, pyval.eq, pyval.list, pyval.tuple
 local chars, ulen = pyval.chars, pyval.ulen
 local is_undef = pyval.is_undefined
 local mtype = math.type
+-- The metatable as it is: no value here protects its metatable with
+-- __metatable, and the plain getmetatable pays a lookup of that field on
+-- every call of the hottest checks.
+local getmetatable = debug.getmetatable
 local concat = table.concat
 
 local filters, tests, globals = {}, {}, {}

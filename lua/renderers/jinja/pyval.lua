@@ -33,6 +33,10 @@ local M = {}
 
 local null = data.null
 local mtype = math.type
+-- The metatable as it is: no value here protects its metatable with
+-- __metatable, and the plain getmetatable pays a lookup of that field on
+-- every call of the hottest checks.
+local getmetatable = debug.getmetatable
 local concat = table.concat
 local ARRAY_MT = getmetatable(data.array({}))
 local TUPLE_MT = getmetatable(data.tuple({}))

@@ -16,6 +16,10 @@ local rawequal = rawequal
 local undefined = pyval.undefined
 local raise = pyval.raise
 local concat = table.concat
+-- The metatable as it is: no value here protects its metatable with
+-- __metatable, and the plain getmetatable pays a lookup of that field on
+-- every call of the hottest checks.
+local getmetatable = debug.getmetatable
 
 M.MAX_DEPTH = 200          -- nested macro calls, includes and imports
 M.MAX_OUTPUT = 64 * 1048576 -- bytes of output from one render
