@@ -438,7 +438,8 @@ print(string.format("ratios are Lua rate / Python rate: above 1 means brine is f
 print("first render (parse, compile and render, nothing cached; target under 1 ms):")
 print(string.format("  %-26s %8s  %11s", "", "fresh", "here"))
 print(string.format("  (fresh: the median of %d new processes, each after loading the engine"
-  .. " and one line;\n   here: this process, in its first round; python: the same in its own)", FRESH_RUNS))
+  .. " and one line;\n   here: this process, in its first round; python: the same in its own)",
+  FRESH_RUNS))
 print(table.concat(firsts, "\n"))
 print(string.format("  (loading the engine and its filter library, once per process: %.3f ms;"
   .. " then a first one-line render: %.3f ms)", load_time * 1000, warm_up * 1000))

@@ -302,17 +302,32 @@ lua_Integer brine__count(lua_State *L, int idx)
 
 static int l_map(lua_State *L)
 {
-  brine__new_map(L, 0);
-  if (lua_istable(L, 1)) {  /* optional list of {k, v} pairs */
-    lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
-    for (lua_Integer i = 1; i <= n; i++) {
-      lua_rawgeti(L, 1, i);
-      lua_rawgeti(L, -1, 1);
-      lua_rawgeti(L, -2, 2);
-      brine__map_set(L, -4);
+  lua_Integer n = lua_istable(L, 1) ? (lua_Integer)lua_rawlen(L, 1) : 0;
+  /* sized for the pairs given: no rehash of the map or its key order as
+   * they go in */
+  brine__new_map(L, n > 1024 ? 1024 : (int)n);
+  if (n == 0)
+    return 1;
+  int map = lua_gettop(L);
+  lua_getmetatable(L, map);                  /* the map's own, known */
+  int mt = map + 1;
+  for (lua_Integer i = 1; i <= n; i++) {     /* the list of {k, v} pairs */
+    lua_rawgeti(L, 1, i);
+    lua_rawgeti(L, -1, 1);                   /* pair k */
+    int k = lua_gettop(L);
+    lua_rawgeti(L, -2, 2);                   /* pair k v */
+    lua_pushvalue(L, k);
+    int absent = lua_rawget(L, map) == LUA_TNIL;
+    lua_pop(L, 1);
+    if (absent && !lua_isnil(L, k + 1)) {
+      lua_pushvalue(L, mt);
+      order_append(L, k);
       lua_pop(L, 1);
     }
+    lua_rawset(L, map);                      /* pair */
+    lua_pop(L, 1);
   }
+  lua_settop(L, map);
   return 1;
 }
 
