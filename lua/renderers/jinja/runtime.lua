@@ -449,12 +449,16 @@ end
 
 -- A call. A recursive loop's object (`loop(children)`) renders the loop
 -- body again, one level deeper (L.rec, see R.loop).
+local macro_call -- defined with the macros below
+
 function R.call(S, fn, args, kwargs)
   if type(fn) == "table" then
+    -- a macro, the usual callable table: straight to its body
+    if getmetatable(fn) == MACRO_MT then return macro_call(fn, args, kwargs) end
     if is_undefined(fn) then pyval.str(fn) end
     if rawget(fn, "rec") and rawget(fn, "advance") then return fn.rec(args, kwargs) end
   end
-  if not harmless[fn] and getmetatable(fn) ~= MACRO_MT then changes.n = changes.n + 1 end
+  if not harmless[fn] then changes.n = changes.n + 1 end
   return pyval.call(fn, args, kwargs)
 end
 
@@ -616,7 +620,7 @@ end
 
 local NO_KEYS = {}
 
-local function macro_call(m, args, kwargs)
+function macro_call(m, args, kwargs)
   local S = m.S
   local f = frame(m.frame)
   local names = m.args
