@@ -249,7 +249,11 @@ EXPR.bin = function(self, n)
   end
   local kind = self:expr_kind(n)
   if kind == "percent_int" then
-    return "R.percent_int(" .. self:expr(a) .. ", " .. self:expr(n.b) .. ")"
+    self.memo = true
+    return "R.percent_int_memo(MEMO, " .. self:expr(a) .. ", " .. self:expr(n.b) .. ")"
+  elseif kind == "percent_ints" and #n.b.items == 2 then
+    self.memo = true
+    return "R.percent_ints_memo(MEMO, " .. self:expr(a) .. ", " .. self:items(n.b.items) .. ")"
   elseif kind == "percent_ints" then
     return "R.percent_ints(" .. self:expr(a) .. ", " .. self:items(n.b.items) .. ")"
   end
@@ -334,8 +338,14 @@ EXPR.compare = function(self, n)
     parts[#parts + 1] = "function() return " .. self:expr(op.expr) .. " end"
   end
   if #n.ops == 1 then
-    return "R.cmp(" .. q(n.ops[1].op) .. ", " .. parts[1] .. ", " .. self:expr(n.ops[1].expr)
-      .. ")"
+    local op, right = n.ops[1].op, n.ops[1].expr
+    local k = right.t == "const" and right.value
+    if (op == "eq" or op == "ne") and (type(k) == "string" or (type(k) == "number" and k == k)) then
+      -- against a literal: equal values of the same type need no R.cmp
+      return "R." .. op .. (type(k) == "string" and "_str(" or "_num(") .. parts[1] .. ", "
+        .. self:expr(right) .. ")"
+    end
+    return "R.cmp(" .. q(op) .. ", " .. parts[1] .. ", " .. self:expr(right) .. ")"
   end
   return "R.compare_chain(" .. table.concat(parts, ", ") .. ")"
 end
@@ -410,7 +420,8 @@ function C:test_expr(node)
     r = "(" .. self:test_expr(node.a) .. " or " .. self:test_expr(node.b) .. ")"
   elseif node.t == "not" then
     r = "(not " .. self:test_expr(node.a) .. ")"
-  elseif node.t == "test" then
+  elseif node.t == "test" or node.t == "compare" then
+    -- R.test and the comparisons give a Lua boolean already
     r = self:expr(node)
   else
     r = "R.truthy(" .. self:expr(node) .. ")"
@@ -528,7 +539,7 @@ function C:fold(e)
       S = { env = require("renderers.jinja.init").new_environment({}) } }
   end
   local chunk = load("local R = R; local NULL = R.NULL; local math_mininteger = R.MININT; "
-    .. "local type = R.type; return R.str(" .. e .. ")", "=fold", "t", fold_env)
+    .. "local type, MEMO = R.type, {}; return R.str(" .. e .. ")", "=fold", "t", fold_env)
   local ok, text = pcall(chunk)
   if ok and type(text) == "string" and #text <= FOLD_MAX then return text end
 end
@@ -1093,6 +1104,10 @@ function M.compile(source)
   if next(tree.blocks) ~= nil then self:block_functions(tree.blocks) end
   local uses = uses_line(self.uses)
   if uses then self:emit(uses) end
+  if self.memo then
+    -- the texts of `'%02d' % i` already made, kept as long as the template
+    self.code[1] = self.code[1] .. "; local MEMO = {}"
+  end
   self:emit("return T")
   return table.concat(self.code, "\n"), self.lmap
 end
