@@ -48,4 +48,27 @@ describe("jinja fast paths", function()
     fails("{{ nope == 1 }}", "nope")
     fails("{% if nope != 'a' %}{% endif %}", "nope")
   end)
+
+  it("computes integer arithmetic as Python, fused or not", function()
+    local vars = { x = 2147483648, y = 2147483649, one = 1, t = true, h = 0.5, s = "ab",
+                   max = math.maxinteger, five = 5 }
+    assert.equal("21474836481 21474836491 11 6.0 abab",
+      render("{{ x * 10 + 1 }} {{ y * 10 + 1 }} {{ t * 10 + 1 }} {{ h * 10 + 1 }}"
+        .. " {{ s * (one + 1) }}", vars))
+    assert.equal("92233720368547758070 -9223372036854775809 9223372036854775807",
+      render("{{ max * 10 }} {{ -max - 2 }} {{ (max - one) + one }}", vars))
+    assert.equal("0 2 -4 -1 -4", render("{{ (one - 10) % 3 }} {{ (one - 11) % 3 }}"
+      .. " {{ (one - 11) // 3 }} {{ (one - 11) % -3 }} {{ -five + one }}", vars))
+    assert.equal("True False False True", render("{{ one * 2 > 1 }} {{ one * 2 < 2 }}"
+      .. " {{ h * 2 > 1 }} {{ t + one == 2 }}", vars))
+    assert.equal("even", render("{{ 'even' if (one * 10 + five + 1) % 2 == 0 else 'odd' }}",
+      vars))
+    fails("{{ s + one }}", "TypeError", vars)
+    fails("{{ nope * 2 + 1 }}", "nope", vars)
+    fails("{% if one * 2 > nope %}{% endif %}", "nope", vars)
+    fails("{{ one % 0 + 1 }}", "ZeroDivisionError", vars)
+    -- an error in the general code names the template line
+    local _, _, err = render("a\n\n{{ s * one + one }}\n", vars)
+    assert.equal(3, err.line)
+  end)
 end)

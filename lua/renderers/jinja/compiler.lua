@@ -188,7 +188,11 @@ function C:read_name(name)
   return e
 end
 
-EXPR.name = function(self, n) return self:read_name(n.name) end
+EXPR.name = function(self, n)
+  local params = self.params
+  if params and params[n] then return params[n] end
+  return self:read_name(n.name)
+end
 
 function C:items(list)
   local out = {}
@@ -239,7 +243,105 @@ function C:expr_kind(n)
   end
 end
 
+-- Integer arithmetic fused: an expression of + - * and % or // by a
+-- literal, over variables and integer literals, maybe compared, compiles
+-- to one chunk-level function of its variables. While they are integers
+-- of at most LEAF_MAX, no step can leave Lua's 64-bit integers (the
+-- bounds are worked out here), and Lua's integer operators are Python's
+-- there (% and // floor as Python's do). Any other value takes the
+-- general code, the same the expression compiles to otherwise. The
+-- variables are read first, all of them: reading one never raises nor
+-- changes anything.
+local FUSE_OPS = { add = " + ", sub = " - ", mul = " * ", mod = " % ", floordiv = " // " }
+local FUSE_CMP = { eq = " == ", ne = " ~= ", lt = " < ", lteq = " <= ", gt = " > ",
+                   gteq = " >= " }
+local LEAF_MAX = 2147483648
+local FUSE_MAX = 2.0 ^ 62
+local MAX_FUSED = 50 -- chunk-level locals they take
+
+-- The largest |value| an integer expression can take (a float), or nil
+-- when node is not one.
+local function int_bound(node)
+  local t = node.t
+  if t == "const" then
+    local v = node.value
+    if math.type(v) ~= "integer" or v > LEAF_MAX or v < -LEAF_MAX then return nil end
+    return math.abs(v) + 0.0
+  elseif t == "name" then
+    return node.name ~= "self" and LEAF_MAX + 0.0 or nil
+  elseif t == "unary" and node.op == "neg" then
+    return int_bound(node.a)
+  elseif t ~= "bin" or not FUSE_OPS[node.op] then
+    return nil
+  end
+  local a = int_bound(node.a)
+  if not a then return nil end
+  if node.op == "mod" or node.op == "floordiv" then
+    local k = node.b.t == "const" and node.b.value
+    if math.type(k) ~= "integer" or k == 0 or k > LEAF_MAX or k < -LEAF_MAX then return nil end
+    return node.op == "mod" and math.abs(k) + 0.0 or a
+  end
+  local b = int_bound(node.b)
+  if not b then return nil end
+  local r = node.op == "mul" and a * b or a + b
+  return r <= FUSE_MAX and r or nil
+end
+
+-- The Lua integer expression of a fusable tree; params maps its name
+-- nodes to parameters, in the order they are met.
+local function fused_code(node, params, list)
+  local t = node.t
+  if t == "const" then return string.format("%d", node.value) end
+  if t == "name" then
+    local p = "a" .. (#list + 1)
+    params[node], list[#list + 1] = p, node
+    return p
+  end
+  if t == "unary" then return "(-" .. fused_code(node.a, params, list) .. ")" end
+  return "(" .. fused_code(node.a, params, list) .. FUSE_OPS[node.op]
+    .. fused_code(node.b, params, list) .. ")"
+end
+
+-- The fused form of node (a bin or compare) as a call, or nil.
+function C:fuse(node)
+  if self.params or #self.fused >= MAX_FUSED then return nil end
+  local a, b, op = node, nil, nil
+  if node.t == "compare" then
+    if #node.ops ~= 1 or not FUSE_CMP[node.ops[1].op] then return nil end
+    a, b, op = node.expr, node.ops[1].expr, node.ops[1].op
+    if a.t ~= "bin" and a.t ~= "unary" and b.t ~= "bin" and b.t ~= "unary" then return nil end
+    if not int_bound(b) then return nil end
+  end
+  if not int_bound(a) then return nil end
+  local params, list = {}, {}
+  local fast = fused_code(a, params, list)
+  if op then fast = fast .. FUSE_CMP[op] .. fused_code(b, params, list) end
+  if #list == 0 then return nil end -- literals only: folded, not fused
+  local checks, args = {}, {}
+  for i, leaf in ipairs(list) do
+    local p = params[leaf]
+    checks[i] = "math_type(" .. p .. ") == \"integer\" and " .. p .. " <= " .. LEAF_MAX
+      .. " and " .. p .. " >= -" .. LEAF_MAX
+    args[i] = self:read_name(leaf.name)
+  end
+  local line = self.line
+  self.params = params
+  local slow = self:expr(node)
+  self.params = nil
+  self.line = line
+  local name = "FX" .. (#self.fused + 1)
+  local names = {}
+  for i, leaf in ipairs(list) do names[i] = params[leaf] end
+  names = table.concat(names, ", ")
+  self.fused[#self.fused + 1] = { line = line, code = name .. " = function(" .. names
+    .. ") if " .. table.concat(checks, " and ") .. " then return " .. fast .. " end return "
+    .. slow .. " end" }
+  return name .. "(" .. table.concat(args, ", ") .. ")"
+end
+
 EXPR.bin = function(self, n)
+  local fused = FUSE_OPS[n.op] and self:fuse(n)
+  if fused then return fused end
   local a = n.a
   if n.op == "pow" and a.t == "unary" and a.op == "neg" and is_number_const(a.a)
       and n.b.t ~= "const" then
@@ -332,6 +434,8 @@ EXPR.cond = function(self, n)
 end
 
 EXPR.compare = function(self, n)
+  local fused = self:fuse(n)
+  if fused then return fused end
   local parts = { self:expr(n.expr) }
   for _, op in ipairs(n.ops) do
     parts[#parts + 1] = q(op.op)
@@ -1095,7 +1199,7 @@ function M.compile(source)
                                        nil, nil, nil, nil, nil, nil, nil, nil, nil, nil },
                               line = 1, ntmp = 0,
                               pending = shared_pending, pending_text = shared_pending_text,
-                              npending = 0, nvalue = 0, uses = false,
+                              npending = 0, nvalue = 0, uses = false, fused = {},
                               mentions_loop = source:find("loop", 1, true) ~= nil }, C)
   self:emit("local R = R; local NULL = R.NULL; local math_mininteger = R.MININT; "
     .. "local type, math_type, SMALL_INTS = R.type, R.math_type, R.SMALL_INTS")
@@ -1104,6 +1208,14 @@ function M.compile(source)
   if next(tree.blocks) ~= nil then self:block_functions(tree.blocks) end
   local uses = uses_line(self.uses)
   if uses then self:emit(uses) end
+  if #self.fused > 0 then
+    local names = {}
+    for i, fx in ipairs(self.fused) do
+      names[i] = "FX" .. i
+      self:emit(fx.code, fx.line)
+    end
+    self.code[1] = self.code[1] .. "; local " .. table.concat(names, ", ")
+  end
   if self.memo then
     -- the texts of `'%02d' % i` already made, kept as long as the template
     self.code[1] = self.code[1] .. "; local MEMO = {}"
