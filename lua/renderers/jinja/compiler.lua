@@ -13,8 +13,19 @@ local C = {}
 C.__index = C
 
 -- A Lua string literal on one line (%q would continue it over a newline,
--- and every emitted line must stay one Lua line for the line map).
-local function q(s) return (string.format("%q", s):gsub("\\\n", "\\n")) end
+-- and every emitted line must stay one Lua line for the line map). A
+-- template quotes the same few names over and over: each is quoted once
+-- per compile (M.compile empties the cache).
+local quoted = {}
+
+local function q(s)
+  local r = quoted[s]
+  if not r then
+    r = string.format("%q", s):gsub("\\\n", "\\n")
+    quoted[s] = r
+  end
+  return r
+end
 
 local function fail(message, line)
   error({ class = "TemplateSyntaxError", message = message, line = line }, 0)
@@ -88,24 +99,33 @@ end
 local JOIN_MIN = 40
 
 function C:flush()
-  local n = self.npending
+  local n, pending, texts = self.npending, self.pending, self.pending_text
   self.npending = 0
   local text = 0
-  for i = 1, n do text = text + #(self.pending_text[i] or "") end
+  for i = 1, n do
+    local t = texts[i]
+    if t then text = text + #t end
+  end
   local line
   if n > 1 and text < JOIN_MIN then
-    line = "n = n + " .. n .. "; o[n - " .. (n - 1) .. "] = " .. self.pending[1]
-    for i = 2, n - 1 do line = line .. "; o[n - " .. (n - i) .. "] = " .. self.pending[i] end
-    line = line .. "; o[n] = " .. self.pending[n]
+    local parts = { "n = n + ", n, "; o[n - ", n - 1, "] = ", pending[1] }
+    local k = 6
+    for i = 2, n - 1 do
+      parts[k + 1], parts[k + 2], parts[k + 3], parts[k + 4] = "; o[n - ", n - i, "] = ",
+        pending[i]
+      k = k + 4
+    end
+    parts[k + 1], parts[k + 2] = "; o[n] = ", pending[n]
+    line = table.concat(parts)
   else
-    line = "n = n + 1; o[n] = " .. table.concat(self.pending, " .. ", 1, n)
+    line = "n = n + 1; o[n] = " .. table.concat(pending, " .. ", 1, n)
   end
   if self.in_do then
     line = line .. " end"
     self.in_do = false
   end
   self:raw_emit(line)
-  for i = 1, n do self.pending[i], self.pending_text[i] = nil, nil end
+  for i = 1, n do pending[i], texts[i] = nil, nil end
 end
 
 function C:tmp()
@@ -168,7 +188,11 @@ function C:read_name(name)
   return e
 end
 
-EXPR.name = function(self, n) return self:read_name(n.name) end
+EXPR.name = function(self, n)
+  local params = self.params
+  if params and params[n] then return params[n] end
+  return self:read_name(n.name)
+end
 
 function C:items(list)
   local out = {}
@@ -219,7 +243,105 @@ function C:expr_kind(n)
   end
 end
 
+-- Integer arithmetic fused: an expression of + - * and % or // by a
+-- literal, over variables and integer literals, maybe compared, compiles
+-- to one chunk-level function of its variables. While they are integers
+-- of at most LEAF_MAX, no step can leave Lua's 64-bit integers (the
+-- bounds are worked out here), and Lua's integer operators are Python's
+-- there (% and // floor as Python's do). Any other value takes the
+-- general code, the same the expression compiles to otherwise. The
+-- variables are read first, all of them: reading one never raises nor
+-- changes anything.
+local FUSE_OPS = { add = " + ", sub = " - ", mul = " * ", mod = " % ", floordiv = " // " }
+local FUSE_CMP = { eq = " == ", ne = " ~= ", lt = " < ", lteq = " <= ", gt = " > ",
+                   gteq = " >= " }
+local LEAF_MAX = 2147483648
+local FUSE_MAX = 2.0 ^ 62
+local MAX_FUSED = 50 -- chunk-level locals they take
+
+-- The largest |value| an integer expression can take (a float), or nil
+-- when node is not one.
+local function int_bound(node)
+  local t = node.t
+  if t == "const" then
+    local v = node.value
+    if math.type(v) ~= "integer" or v > LEAF_MAX or v < -LEAF_MAX then return nil end
+    return math.abs(v) + 0.0
+  elseif t == "name" then
+    return node.name ~= "self" and LEAF_MAX + 0.0 or nil
+  elseif t == "unary" and node.op == "neg" then
+    return int_bound(node.a)
+  elseif t ~= "bin" or not FUSE_OPS[node.op] then
+    return nil
+  end
+  local a = int_bound(node.a)
+  if not a then return nil end
+  if node.op == "mod" or node.op == "floordiv" then
+    local k = node.b.t == "const" and node.b.value
+    if math.type(k) ~= "integer" or k == 0 or k > LEAF_MAX or k < -LEAF_MAX then return nil end
+    return node.op == "mod" and math.abs(k) + 0.0 or a
+  end
+  local b = int_bound(node.b)
+  if not b then return nil end
+  local r = node.op == "mul" and a * b or a + b
+  return r <= FUSE_MAX and r or nil
+end
+
+-- The Lua integer expression of a fusable tree; params maps its name
+-- nodes to parameters, in the order they are met.
+local function fused_code(node, params, list)
+  local t = node.t
+  if t == "const" then return string.format("%d", node.value) end
+  if t == "name" then
+    local p = "a" .. (#list + 1)
+    params[node], list[#list + 1] = p, node
+    return p
+  end
+  if t == "unary" then return "(-" .. fused_code(node.a, params, list) .. ")" end
+  return "(" .. fused_code(node.a, params, list) .. FUSE_OPS[node.op]
+    .. fused_code(node.b, params, list) .. ")"
+end
+
+-- The fused form of node (a bin or compare) as a call, or nil.
+function C:fuse(node)
+  if self.params or #self.fused >= MAX_FUSED then return nil end
+  local a, b, op = node, nil, nil
+  if node.t == "compare" then
+    if #node.ops ~= 1 or not FUSE_CMP[node.ops[1].op] then return nil end
+    a, b, op = node.expr, node.ops[1].expr, node.ops[1].op
+    if a.t ~= "bin" and a.t ~= "unary" and b.t ~= "bin" and b.t ~= "unary" then return nil end
+    if not int_bound(b) then return nil end
+  end
+  if not int_bound(a) then return nil end
+  local params, list = {}, {}
+  local fast = fused_code(a, params, list)
+  if op then fast = fast .. FUSE_CMP[op] .. fused_code(b, params, list) end
+  if #list == 0 then return nil end -- literals only: folded, not fused
+  local checks, args = {}, {}
+  for i, leaf in ipairs(list) do
+    local p = params[leaf]
+    checks[i] = "math_type(" .. p .. ") == \"integer\" and " .. p .. " <= " .. LEAF_MAX
+      .. " and " .. p .. " >= -" .. LEAF_MAX
+    args[i] = self:read_name(leaf.name)
+  end
+  local line = self.line
+  self.params = params
+  local slow = self:expr(node)
+  self.params = nil
+  self.line = line
+  local name = "FX" .. (#self.fused + 1)
+  local names = {}
+  for i, leaf in ipairs(list) do names[i] = params[leaf] end
+  names = table.concat(names, ", ")
+  self.fused[#self.fused + 1] = { line = line, code = name .. " = function(" .. names
+    .. ") if " .. table.concat(checks, " and ") .. " then return " .. fast .. " end return "
+    .. slow .. " end" }
+  return name .. "(" .. table.concat(args, ", ") .. ")"
+end
+
 EXPR.bin = function(self, n)
+  local fused = FUSE_OPS[n.op] and self:fuse(n)
+  if fused then return fused end
   local a = n.a
   if n.op == "pow" and a.t == "unary" and a.op == "neg" and is_number_const(a.a)
       and n.b.t ~= "const" then
@@ -229,7 +351,11 @@ EXPR.bin = function(self, n)
   end
   local kind = self:expr_kind(n)
   if kind == "percent_int" then
-    return "R.percent_int(" .. self:expr(a) .. ", " .. self:expr(n.b) .. ")"
+    self.memo = true
+    return "R.percent_int_memo(MEMO, " .. self:expr(a) .. ", " .. self:expr(n.b) .. ")"
+  elseif kind == "percent_ints" and #n.b.items == 2 then
+    self.memo = true
+    return "R.percent_ints_memo(MEMO, " .. self:expr(a) .. ", " .. self:items(n.b.items) .. ")"
   elseif kind == "percent_ints" then
     return "R.percent_ints(" .. self:expr(a) .. ", " .. self:items(n.b.items) .. ")"
   end
@@ -308,14 +434,22 @@ EXPR.cond = function(self, n)
 end
 
 EXPR.compare = function(self, n)
+  local fused = self:fuse(n)
+  if fused then return fused end
   local parts = { self:expr(n.expr) }
   for _, op in ipairs(n.ops) do
     parts[#parts + 1] = q(op.op)
     parts[#parts + 1] = "function() return " .. self:expr(op.expr) .. " end"
   end
   if #n.ops == 1 then
-    return "R.cmp(" .. q(n.ops[1].op) .. ", " .. parts[1] .. ", " .. self:expr(n.ops[1].expr)
-      .. ")"
+    local op, right = n.ops[1].op, n.ops[1].expr
+    local k = right.t == "const" and right.value
+    if (op == "eq" or op == "ne") and (type(k) == "string" or (type(k) == "number" and k == k)) then
+      -- against a literal: equal values of the same type need no R.cmp
+      return "R." .. op .. (type(k) == "string" and "_str(" or "_num(") .. parts[1] .. ", "
+        .. self:expr(right) .. ")"
+    end
+    return "R.cmp(" .. q(op) .. ", " .. parts[1] .. ", " .. self:expr(right) .. ")"
   end
   return "R.compare_chain(" .. table.concat(parts, ", ") .. ")"
 end
@@ -355,7 +489,13 @@ EXPR.call = function(self, n)
 end
 
 function C:note_use(kind, name)
-  if not self.in_condition then self.uses[kind][name] = self.line end
+  if self.in_condition then return end
+  local uses = self.uses
+  if not uses then
+    uses = { filters = {}, tests = {} }
+    self.uses = uses
+  end
+  uses[kind][name] = self.line
 end
 
 EXPR.filter = function(self, n)
@@ -384,7 +524,8 @@ function C:test_expr(node)
     r = "(" .. self:test_expr(node.a) .. " or " .. self:test_expr(node.b) .. ")"
   elseif node.t == "not" then
     r = "(not " .. self:test_expr(node.a) .. ")"
-  elseif node.t == "test" then
+  elseif node.t == "test" or node.t == "compare" then
+    -- R.test and the comparisons give a Lua boolean already
     r = self:expr(node)
   else
     r = "R.truthy(" .. self:expr(node) .. ")"
@@ -502,7 +643,7 @@ function C:fold(e)
       S = { env = require("renderers.jinja.init").new_environment({}) } }
   end
   local chunk = load("local R = R; local NULL = R.NULL; local math_mininteger = R.MININT; "
-    .. "local type = R.type; return R.str(" .. e .. ")", "=fold", "t", fold_env)
+    .. "local type, MEMO = R.type, {}; return R.str(" .. e .. ")", "=fold", "t", fold_env)
   local ok, text = pcall(chunk)
   if ok and type(text) == "string" and #text <= FOLD_MAX then return text end
 end
@@ -690,12 +831,17 @@ local function uses_frames(body)
   return false
 end
 
--- Adds the names of an assignment target to out: name -> "string" while
--- every value assigned to it is a string, else true.
+-- Adds one name to out: name -> "string" while every value assigned to it
+-- is a string, else true.
+local function add_name(out, name, is_string)
+  local prev = out[name]
+  out[name] = (is_string and (prev == nil or prev == "string")) and "string" or true
+end
+
+-- Adds the names of an assignment target to out (see add_name).
 local function target_names(target, out, is_string)
   if target.t == "name" then
-    local prev = out[target.name]
-    out[target.name] = (is_string and (prev == nil or prev == "string")) and "string" or true
+    add_name(out, target.name, is_string)
   elseif target.t == "tuple" then
     for _, item in ipairs(target.items) do target_names(item, out, false) end
   end
@@ -707,45 +853,47 @@ end
 -- (which have scopes of their own).
 -- is_string(node), when given, tells the values that are always strings.
 local function assigned_names(body, out, is_string)
-  if not body then return out end
   for i = 1, #body do
     local node = body[i]
-    if node.t == "assign" then
+    local t = node.t
+    if t == "assign" then
       target_names(node.target, out, is_string and is_string(node.expr))
-    elseif node.t == "assign_block" then
+    elseif t == "assign_block" then
       target_names(node.target, out, node.filter == nil)
-    elseif node.t == "load" then
-      target_names({ t = "name", name = node.target }, out, false)
+    elseif t == "load" then
+      add_name(out, node.target, false)
     end
-    if node.t ~= "for" then
-      assigned_names(node.body, out, is_string)
-      assigned_names(node.else_, out, is_string)
+    if t ~= "for" then
+      -- most statements hold no body: no call for them
+      local inner = node.body
+      if inner then assigned_names(inner, out, is_string) end
+      inner = node.else_
+      if inner then assigned_names(inner, out, is_string) end
     end
   end
   return out
 end
 
 -- The number of Lua locals a loop compiled with locals declares, nested
--- loops included (an upper bound).
+-- loops included (an upper bound). names: the loop's own names, when known.
 local function locals_needed(n, names)
   local count = 4
   for _ in pairs(names or assigned_names(n.body, target_names(n.target, {}))) do
     count = count + 1
   end
   local function nested(body)
-    if not body then return end
     for i = 1, #body do
       local node = body[i]
       if node.t == "for" then
         count = count + locals_needed(node)
       else
-        nested(node.body)
-        nested(node.else_)
+        if node.body then nested(node.body) end
+        if node.else_ then nested(node.else_) end
       end
     end
   end
   nested(n.body)
-  nested(n.else_)
+  if n.else_ then nested(n.else_) end
   return count
 end
 
@@ -756,10 +904,10 @@ local MAX_LOCALS = 100
 -- True when loop n can keep its variables in Lua locals: nothing in it
 -- reads the frames by name (macros, caller, include, import, blocks, with,
 -- recursive loops) and they fit. Loops inside such a loop always can.
-function C:can_use_locals(n)
+-- names: the loop's names (its target and what its body sets).
+function C:can_use_locals(n, names)
   if self.scope then return true end
   if n.recursive or uses_frames(n.body) then return false end
-  local names = assigned_names(n.body, target_names(n.target, {}))
   if names.loop then return false end
   return locals_needed(n, names) <= MAX_LOCALS
 end
@@ -806,7 +954,10 @@ end
 function C:loop_code(n, items_expr, depth_expr)
   local label = "continue_" .. self:tmp()
   local saved_loop, saved_scope = self.loop, self.scope
-  local frames = not self:can_use_locals(n)
+  -- one walk of the body names the loop's variables for both uses
+  local names = assigned_names(n.body, target_names(n.target, {}),
+    function(node) return self:is_string(node) end)
+  local frames = not self:can_use_locals(n, names)
   if frames then self:emit("local lf = f") end
   -- a name comes from the source text as it is, so a source without the
   -- word needs no walk of the body
@@ -830,8 +981,7 @@ function C:loop_code(n, items_expr, depth_expr)
     self:emit("do local f = R.frame(lf)")
     if uses_loop then self:emit("f.loop = L") end
   else
-    local scope = self:open_scope(assigned_names(n.body, target_names(n.target, {}),
-      function(node) return self:is_string(node) end))
+    local scope = self:open_scope(names)
     if uses_loop then scope.vars.loop = { lua = L, sure = true } end
   end
   self:assign(n.target, "items[i]")
@@ -1013,22 +1163,74 @@ local function check_utf8(source)
   end
 end
 
+-- The filters and tests a template names outside conditions, as the
+-- T.uses line of its chunk (nil when none): what the environment checks
+-- before the first render. Sorted, so the same template always compiles
+-- to the same text.
+local function uses_line(uses)
+  if not uses then return nil end
+  local out = { "T.uses = {" }
+  for _, kind in ipairs({ "filters", "tests" }) do
+    local parts = {}
+    for name, line in pairs(uses[kind]) do
+      parts[#parts + 1] = "[" .. q(name) .. "] = " .. line
+    end
+    table.sort(parts)
+    out[#out + 1] = kind .. " = {" .. table.concat(parts, ", ") .. "}"
+  end
+  return out[1] .. out[2] .. ", " .. out[3] .. "}"
+end
+
+-- The pieces waiting to be written are always emptied by C:flush, so one
+-- pair of tables serves every compile.
+local shared_pending, shared_pending_text = {}, {}
+
 function M.compile(source)
   check_utf8(source)
+  quoted = {}
   local tree = parser.parse(source)
-  local self = setmetatable({ code = {}, lmap = {}, line = 1, ntmp = 0,
-                              pending = {}, pending_text = {}, npending = 0, nvalue = 0,
-                              uses = { filters = {}, tests = {} },
+  -- code and lmap start with room for a small template's lines: a table
+  -- grown one slot at a time is rebuilt at every power of two
+  local self = setmetatable({ code = { nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil,
+                                       nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil,
+                                       nil, nil, nil, nil, nil, nil, nil, nil, nil, nil },
+                              lmap = { nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil,
+                                       nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil,
+                                       nil, nil, nil, nil, nil, nil, nil, nil, nil, nil },
+                              line = 1, ntmp = 0,
+                              pending = shared_pending, pending_text = shared_pending_text,
+                              npending = 0, nvalue = 0, uses = false, fused = {},
                               mentions_loop = source:find("loop", 1, true) ~= nil }, C)
   self:emit("local R = R; local NULL = R.NULL; local math_mininteger = R.MININT; "
     .. "local type, math_type, SMALL_INTS = R.type, R.math_type, R.SMALL_INTS")
   self:emit("local T = { blocks = {} }")
   self:function_for("T.root = function(S, ctx, f, tail)", tree.body, has_extends(tree.body))
+  if next(tree.blocks) ~= nil then self:block_functions(tree.blocks) end
+  local uses = uses_line(self.uses)
+  if uses then self:emit(uses) end
+  if #self.fused > 0 then
+    local names = {}
+    for i, fx in ipairs(self.fused) do
+      names[i] = "FX" .. i
+      self:emit(fx.code, fx.line)
+    end
+    self.code[1] = self.code[1] .. "; local " .. table.concat(names, ", ")
+  end
+  if self.memo then
+    -- the texts of `'%02d' % i` already made, kept as long as the template
+    self.code[1] = self.code[1] .. "; local MEMO = {}"
+  end
+  self:emit("return T")
+  return table.concat(self.code, "\n"), self.lmap
+end
+
+-- The functions of a template's blocks, by name.
+function C:block_functions(blocks)
   local names = {}
-  for name in pairs(tree.blocks) do names[#names + 1] = name end
+  for name in pairs(blocks) do names[#names + 1] = name end
   table.sort(names)
   for _, name in ipairs(names) do
-    local b = tree.blocks[name]
+    local b = blocks[name]
     self:function_for("T.blocks[" .. q(name) .. "] = function(S, ctx, f, tail)", b.body,
       false)
     self:emit("T.scoped = T.scoped or {}; T.scoped[" .. q(name) .. "] = "
@@ -1037,21 +1239,6 @@ function M.compile(source)
       self:emit("T.required = T.required or {}; T.required[" .. q(name) .. "] = true")
     end
   end
-  -- the filters and tests to check before the first render; none, no
-  -- table. Sorted: the same template always compiles to the same text.
-  local uses, any = {}, false
-  for _, kind in ipairs({ "filters", "tests" }) do
-    local parts = {}
-    for name, line in pairs(self.uses[kind]) do
-      parts[#parts + 1] = "[" .. q(name) .. "] = " .. line
-    end
-    table.sort(parts)
-    any = any or #parts > 0
-    uses[#uses + 1] = kind .. " = {" .. table.concat(parts, ", ") .. "}"
-  end
-  if any then self:emit("T.uses = {" .. table.concat(uses, ", ") .. "}") end
-  self:emit("return T")
-  return table.concat(self.code, "\n"), self.lmap
 end
 
 return M

@@ -1064,4 +1064,83 @@ function M.handler(e)
   return err
 end
 
+
+-- Fast paths used by compiled code ---------------------------------------
+
+-- `'%02d' % x` and `'%02d-%02d' % (x, y)` with a literal format (see
+-- R.percent_int): the texts of small integers are kept in memo (one table
+-- per compiled template, keyed by format), so a loop that prints the same
+-- few numbers formats each once. A float key reads the text of the equal
+-- integer, which is what Python's %d gives for it too. A format keeps at
+-- most MEMO_MAX texts.
+local MEMO_MAX = 4096
+
+local function memo_for(memo, fmt)
+  local texts = memo[fmt]
+  if not texts then
+    texts = { n = 0 }
+    memo[fmt] = texts
+  end
+  return texts
+end
+
+local function small_int(v)
+  return mtype(v) == "integer" and v >= 0 and v < 1024
+end
+
+function R.percent_int_memo(memo, fmt, v)
+  local texts = memo[fmt]
+  local s = texts and texts[v]
+  if s then return s end
+  s = R.percent_int(fmt, v)
+  texts = texts or memo_for(memo, fmt)
+  if small_int(v) and texts.n < MEMO_MAX then
+    texts[v], texts.n = s, texts.n + 1
+  end
+  return s
+end
+
+function R.percent_ints_memo(memo, fmt, a, b)
+  local texts = memo[fmt]
+  local row = texts and texts[a]
+  local s = row and row[b]
+  if s then return s end
+  s = R.percent_ints(fmt, a, b)
+  texts = texts or memo_for(memo, fmt)
+  if small_int(a) and small_int(b) and texts.n < MEMO_MAX then
+    row = texts[a] or {}
+    texts[a], row[b], texts.n = row, s, texts.n + 1
+  end
+  return s
+end
+
+-- `x == k` and `x != k` with k a number literal (not NaN) or a string
+-- literal. Lua's == never calls a metamethod between a table and a
+-- number or string, and says equal only for a value Python calls equal
+-- too; a number (or string) it calls unequal is unequal in Python. The
+-- rest (True == 1, Markup, undefined) goes through R.cmp.
+function R.eq_num(a, k)
+  if a == k then return true end
+  if mtype(a) then return false end
+  return cmp("eq", a, k)
+end
+
+function R.ne_num(a, k)
+  if a == k then return false end
+  if mtype(a) then return true end
+  return cmp("ne", a, k)
+end
+
+function R.eq_str(a, k)
+  if a == k then return true end
+  if type(a) == "string" then return false end
+  return cmp("eq", a, k)
+end
+
+function R.ne_str(a, k)
+  if a == k then return false end
+  if type(a) == "string" then return true end
+  return cmp("ne", a, k)
+end
+
 return M
