@@ -591,7 +591,7 @@ end
 local MACRO_STEPS = 10
 
 local function count_steps(S, n)
-  local steps = (S.steps or 0) + n
+  local steps = S.steps + n
   S.steps = steps
   if steps > M.MAX_ITERATIONS then
     raise("TemplateRuntimeError", "the template ran more than " .. M.MAX_ITERATIONS
@@ -825,8 +825,8 @@ end
 -- of its top frame (__index reads through to the environment's globals,
 -- see M.render_globals).
 function M.render_state(env)
-  local S = { env = env, depth = 0, output = 0, fold = env.fold, __index = env.globals,
-              blocks = NO_BLOCKS, S = false, frame = false }
+  local S = { env = env, depth = 0, output = 0, steps = 0, fold = env.fold,
+              __index = env.globals, blocks = NO_BLOCKS, S = false, frame = false }
   S.S = S
   return S
 end
