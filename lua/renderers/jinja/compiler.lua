@@ -656,8 +656,8 @@ STMT.output = function(self, n)
     local e = self:expr(n.expr)
     local text = self:fold(e)
     if text and has_filter(n.expr) then
-      -- S.fold: the environment has not replaced any of the pure filters
-      return self:write("(S.fold and " .. q(text) .. " or R.str(" .. e .. "))")
+      -- env.fold: the environment has not replaced any of the pure filters
+      return self:write("(S.env.fold and " .. q(text) .. " or R.str(" .. e .. "))")
     end
     if text then return self:write_text(text, true) end
   end

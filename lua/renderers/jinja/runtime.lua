@@ -825,8 +825,9 @@ end
 -- of its top frame (__index reads through to the environment's globals,
 -- see M.render_globals).
 function M.render_state(env)
-  local S = { env = env, depth = 0, output = 0, steps = 0, fold = env.fold,
-              __index = env.globals, blocks = NO_BLOCKS, S = false, frame = false }
+  -- eight fields: the size of its hash part
+  local S = { env = env, depth = 0, output = 0, steps = 0, __index = env.globals,
+              blocks = NO_BLOCKS, S = false, frame = false }
   S.S = S
   return S
 end
