@@ -44,8 +44,9 @@ local function set_of(chars)
 end
 
 local SPACE = set_of(" \t\n\v\f\r")
-local DIGIT = set_of("0123456789")
-local NAME_START = set_of("_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+local WORD = set_of("_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+-- The same as bytes (what string.byte gives).
+local SPACE_BYTE = { [9] = true, [10] = true, [11] = true, [12] = true, [13] = true, [32] = true }
 
 -- Operators: by first character, then (for the two-character ones) by second.
 local OP1, OP2 = {}, {}
@@ -62,8 +63,8 @@ end
 local OPEN = { ["("] = ")", ["["] = "]", ["{"] = "}" }
 local CLOSE = { [")"] = true, ["]"] = true, ["}"] = true }
 
-local B_NL, B_DASH, B_PLUS, B_PERCENT, B_RBRACE = 10, 45, 43, 37, 125
-local B_QUOTE, B_DQUOTE, B_HASH, B_LBRACE = 39, 34, 35, 123
+local B_NL, B_DASH, B_RBRACE = 10, 45, 125
+local B_QUOTE, B_DQUOTE, B_ZERO = 39, 34, 48
 
 local function utf8_char(cp)
   if cp > 0x10FFFF then return "\xEF\xBF\xBD" end
@@ -170,88 +171,125 @@ local function read_string(src, i)
   return body, close
 end
 
--- Skips whitespace from a position; gives the position after it and the
--- two characters there ("" past the end). Each token's pattern ends with
--- the same, so one match per token also looks at the next one.
-local LOOK = "^%s*()(.?)(.?)"
-local NAME_LOOK = "^([%w_]+)%s*()(.?)(.?)"
+-- What follows a token: skips whitespace, reads the name or number that
+-- starts there ("" when none), skips whitespace again and looks at the two
+-- characters after that ("" past the end). Each token's pattern ends with
+-- the same, so one match per token also reads the name after it (names
+-- follow most operators and tag openings).
+-- Gives: the word's position, the word, the position after it and its
+-- whitespace, and the two characters there.
+local NEXT = "^%s*()([%w_]*)%s*()(.?)(.?)"
+-- A string literal without escapes, then the same as NEXT.
+local PLAIN_STRING = {
+  ["'"] = "^'([^\\']*)'%s*()([%w_]*)%s*()(.?)(.?)",
+  ['"'] = '^"([^\\"]*)"%s*()([%w_]*)%s*()(.?)(.?)',
+}
 -- A decimal integer and the character after it, when that is one that
 -- needs read_number's full rules.
 local PLAIN_INT = "^(%d+)([%._eE]?)"
 
--- Tokenizes the inside of a tag, starting at position i; `closer` is the
--- first character of its closing delimiter (`%` or `}`, the second is
--- always `}`). Appends to the token arrays from index n + 1 (with their
--- positions for lines) and returns the position after the closing
--- delimiter, whether it strips the following whitespace (`-%}`) and the
--- new token count.
-local function lex_tag(src, i, closer, types, values, lines, n, end_type)
+-- Reads the number at position i, as read_number does; returns its token
+-- type, its value and the next position.
+local function lex_number(src, i)
+  local digits, tail = match(src, PLAIN_INT, i)
+  if tail == "" and #digits < 19 and byte(digits) ~= B_ZERO then
+    -- a plain decimal integer, the common case
+    return "integer", tonumber(digits), i + #digits
+  end
+  return read_number(src, i)
+end
+
+-- Tokenizes the inside of a tag; `closer` is the first character of its
+-- closing delimiter (`%` or `}`, the second is always `}`) and q, w, p, c,
+-- c2 what NEXT read at the start of the tag. Appends to the token arrays
+-- from index n + 1 (with their positions for lines) and returns the
+-- position after the closing delimiter, whether it strips the following
+-- whitespace (`-%}`) and the new token count.
+local function lex_tag(src, closer, types, values, lines, n, end_type, q, w, p, c, c2)
   local stack, depth = nil, 0 -- the closers of the open brackets
-  local p, c, c2 = match(src, LOOK, i)
   while true do
-    i = p
-    if c == "" then fail_at(src, i, "unexpected end of template, expected '" .. closer .. "}'.") end
-    n = n + 1
-    lines[n] = i
-    if depth == 0 then
-      if c == closer and c2 == "}" then
-        types[n], values[n] = end_type, false
-        return i + 2, false, n
-      end
-      -- `+%}` (Jinja 3) ends a block and keeps trim_blocks off for it,
-      -- which Salt's settings leave off anyway
-      if c == "+" and closer == "%" and c2 == "%" and byte(src, i + 2) == B_RBRACE then
-        types[n], values[n] = end_type, false
-        return i + 3, false, n
-      end
-      -- Jinja only accepts `-` directly before the closer.
-      if c == "-" and c2 == closer and byte(src, i + 2) == B_RBRACE then
-        types[n], values[n] = end_type, true
-        return i + 3, true, n
-      end
-    end
-    if NAME_START[c] then
-      types[n], values[n], p, c, c2 = "name", match(src, NAME_LOOK, i)
-    elseif DIGIT[c] then
-      local digits, tail = match(src, PLAIN_INT, i)
-      if c ~= "0" and tail == "" and #digits < 19 then
-        -- a plain decimal integer, the common case
-        types[n], values[n] = "integer", tonumber(digits)
-        i = i + #digits
+    if w ~= "" then
+      n = n + 1
+      lines[n] = q
+      -- a word is a number when it starts with a digit: digits sort
+      -- before letters and `_` (brine never sets a locale, so strings
+      -- compare by their bytes)
+      if w < "A" then
+        local i
+        types[n], values[n], i = lex_number(src, q)
+        q, w, p, c, c2 = match(src, NEXT, i)
       else
-        types[n], values[n], i = read_number(src, i)
+        types[n], values[n] = "name", w
+        if WORD[c] then q, w, p, c, c2 = match(src, NEXT, p) else w = "" end
       end
-      p, c, c2 = match(src, LOOK, i)
-    elseif c == "'" or c == '"' then
-      local value, close = read_string(src, i)
-      types[n], values[n] = "string", value
-      p, c, c2 = match(src, LOOK, close + 1)
-    else
-      local two = OP2[c]
-      local op = two and two[c2] or OP1[c]
-      if not op then fail_at(src, i, "unexpected char '" .. c .. "' at " .. i) end
-      if OPEN[op] then
-        depth = depth + 1
-        stack = stack or {}
-        stack[depth] = OPEN[op]
-      elseif CLOSE[op] then
-        if depth == 0 then fail_at(src, i, "unexpected '" .. op .. "'") end
-        local want = stack[depth]
-        depth = depth - 1
-        if want ~= op then
-          fail_at(src, i, "unexpected '" .. op .. "', expected '" .. want .. "'")
+    else -- the next token starts at p with c and c2, and is no word
+      if c == "" then
+        fail_at(src, p, "unexpected end of template, expected '" .. closer .. "}'.")
+      end
+      n = n + 1
+      lines[n] = p
+      if depth == 0 then
+        if c == closer and c2 == "}" then
+          types[n], values[n] = end_type, false
+          return p + 2, false, n
+        end
+        -- `+%}` (Jinja 3) ends a block and keeps trim_blocks off for it,
+        -- which Salt's settings leave off anyway
+        if c == "+" and closer == "%" and c2 == "%" and byte(src, p + 2) == B_RBRACE then
+          types[n], values[n] = end_type, false
+          return p + 3, false, n
+        end
+        -- Jinja only accepts `-` directly before the closer.
+        if c == "-" and c2 == closer and byte(src, p + 2) == B_RBRACE then
+          types[n], values[n] = end_type, true
+          return p + 3, true, n
         end
       end
-      types[n], values[n] = "op", op
-      p, c, c2 = match(src, LOOK, i + #op)
+      if c == "'" or c == '"' then
+        local i, value = p
+        value, q, w, p, c, c2 = match(src, PLAIN_STRING[c], i)
+        if not value then
+          local close
+          value, close = read_string(src, i)
+          q, w, p, c, c2 = match(src, NEXT, close + 1)
+        end
+        types[n], values[n] = "string", value
+      else
+        local two = OP2[c]
+        local op = two and two[c2] or OP1[c]
+        if not op then fail_at(src, p, "unexpected char '" .. c .. "' at " .. p) end
+        if OPEN[op] then
+          depth = depth + 1
+          stack = stack or {}
+          stack[depth] = OPEN[op]
+        elseif CLOSE[op] then
+          if depth == 0 then fail_at(src, p, "unexpected '" .. op .. "'") end
+          local want = stack[depth]
+          depth = depth - 1
+          if want ~= op then
+            fail_at(src, p, "unexpected '" .. op .. "', expected '" .. want .. "'")
+          end
+        end
+        types[n], values[n] = "op", op
+        q, w, p, c, c2 = match(src, NEXT, p + #op)
+      end
     end
   end
 end
 
 -- The last position of s[i..j] once trailing whitespace is dropped (i - 1
--- when it is all whitespace).
+-- when it is all whitespace). Data before `{%-` mostly ends in a newline
+-- and some indentation, so it reads four characters per call.
 local function rstrip_end(s, i, j)
-  while j >= i and SPACE[sub(s, j, j)] do j = j - 1 end
+  while j - 3 >= i do
+    local b1, b2, b3, b4 = byte(s, j - 3, j)
+    if not SPACE_BYTE[b4] then return j end
+    if not SPACE_BYTE[b3] then return j - 1 end
+    if not SPACE_BYTE[b2] then return j - 2 end
+    if not SPACE_BYTE[b1] then return j - 3 end
+    j = j - 4
+  end
+  while j >= i and SPACE_BYTE[byte(s, j)] do j = j - 1 end
   return j
 end
 
@@ -266,6 +304,11 @@ local function rstrip_last(types, values, n)
   end
   return n
 end
+
+-- A tag's opening (its kind and the character after, which may be a
+-- whitespace modifier), then the same as NEXT. Every part is optional,
+-- so that it also reads a `{` that opens no tag.
+local TAG_HEAD = "^{(.?)(.?)%s*()([%w_]*)%s*()(.?)(.?)"
 
 local RAW_HEAD = "^{%%[%-+]?%s*raw%s*%-?%%}"
 local RAW_TAIL = "^{%%[%-+]?%s*endraw%s*%-?%%}"
@@ -347,40 +390,62 @@ end
 ---@return integer[] lines
 ---@return integer n the token count (the last one is "eof")
 function M.scan(source)
+  local types, values, lines = {}, {}, {}
+  return types, values, lines, M.scan_into(source, types, values, lines)
+end
+
+--- Tokenizes a template into the arrays given, as `M.scan` does, and
+--- clears whatever they held past the new tokens. A caller that tokenizes
+--- many templates passes the same arrays each time: they keep their size,
+--- where fresh ones would be grown one doubling at a time.
+---@param source string
+---@param types table
+---@param values table
+---@param lines table
+---@return integer n the token count (the last one is "eof")
+function M.scan_into(source, types, values, lines)
   local src = normalise(source)
-  local types, values, lines, n = {}, {}, {}, 0
+  local n = 0
   local i, len = 1, #src
   local lstrip_next = false
   while i <= len do
-    local s, kind, mod = find(src, "{", i, true)
+    local s, kind, mod, q, w, p, c, c2 = find(src, "{", i, true)
     while s do -- the next `{%`, `{{` or `{#`
-      kind, mod = byte(src, s + 1, s + 2)
-      if kind == B_PERCENT or kind == B_LBRACE or kind == B_HASH then break end
+      kind, mod, q, w, p, c, c2 = match(src, TAG_HEAD, s)
+      if kind == "%" or kind == "{" or kind == "#" then break end
       s = find(src, "{", s + 1, true)
     end
-    n = lex_data(src, i, (s or len + 1) - 1, lstrip_next, mod == B_DASH, types, values, lines, n)
+    n = lex_data(src, i, (s or len + 1) - 1, lstrip_next, mod == "-", types, values, lines, n)
     if not s then break end
-    local body = s + 2 + ((mod == B_DASH or mod == B_PLUS) and 1 or 0)
-    if kind == B_HASH then
+    local body = s + 2
+    if mod == "-" or mod == "+" then
+      body = s + 3
+    elseif mod ~= "" and not SPACE[mod] then
+      -- the tag's first token starts right after its opening
+      q, w, p, c, c2 = match(src, NEXT, body)
+    end
+    if kind == "#" then
       local e = find(src, "#}", body, true)
       if not e then fail_at(src, s, "Missing end of comment tag") end
       lstrip_next = byte(src, e - 1) == B_DASH and e - 1 >= body
       i = e + 2
-    elseif kind == B_PERCENT and match(src, RAW_HEAD, s) then
+    elseif kind == "%" and w == "raw" and match(src, RAW_HEAD, s) then
       i, lstrip_next, n = lex_raw(src, s, types, values, lines, n)
     else
-      local begin_type, end_type = "variable_begin", "variable_end"
-      if kind == B_PERCENT then begin_type, end_type = "block_begin", "block_end" end
+      local begin_type, end_type, closer = "variable_begin", "variable_end", "}"
+      if kind == "%" then begin_type, end_type, closer = "block_begin", "block_end", "%" end
       n = n + 1
       types[n], values[n], lines[n] = begin_type, false, s
-      i, lstrip_next, n = lex_tag(src, body, kind == B_PERCENT and "%" or "}",
-                                  types, values, lines, n, end_type)
+      i, lstrip_next, n = lex_tag(src, closer, types, values, lines, n, end_type, q, w, p, c, c2)
     end
   end
   n = n + 1
   types[n], values[n], lines[n] = "eof", false, len + 1
   number_lines(src, lines, n)
-  return types, values, lines, n
+  for k = n + 1, #types do types[k] = nil end
+  for k = n + 1, #values do values[k] = nil end
+  for k = n + 1, #lines do lines[k] = nil end
+  return n
 end
 
 --- Tokenizes a template into a list of token tables (for tests and tools;

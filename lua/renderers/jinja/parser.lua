@@ -17,6 +17,9 @@ local M = {}
 local types, values, lines, pos
 -- Its end-tag lists (innermost last), open tag names and {% block %}s.
 local end_stack, tag_stack, blocks
+-- The token arrays every parse fills (kept from one parse to the next, so
+-- that they are not grown again for each template).
+local token_types, token_values, token_lines = {}, {}, {}
 
 local function fail(message, line)
   error({ class = "TemplateSyntaxError", message = message, line = line }, 0)
@@ -904,7 +907,8 @@ end
 ---@param source string
 ---@return table node {t="template", body=, blocks=}
 function M.parse(source)
-  types, values, lines = lexer.scan(source)
+  types, values, lines = token_types, token_values, token_lines
+  lexer.scan_into(source, types, values, lines)
   pos, end_stack, tag_stack, blocks = 1, {}, {}, {}
   local ok, body = pcall(subparse, nil)
   local found = blocks
