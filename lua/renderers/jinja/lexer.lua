@@ -35,29 +35,30 @@ local function fail_at(src, p, message)
 end
 
 -- Character classes, keyed by one-character strings (what the lexer's
--- patterns capture). brine never sets a locale, so these are what the
--- patterns' `%s`, `%a` and `%d` mean (C's).
-local function set_of(chars)
-  local set = {}
-  for k = 1, #chars do set[sub(chars, k, k)] = true end
-  return set
-end
-
-local SPACE = set_of(" \t\n\v\f\r")
-local WORD = set_of("_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
--- The same as bytes (what string.byte gives).
+-- patterns capture) or by bytes. brine never sets a locale, so these are
+-- what the patterns' `%s` means (C's). They are written out rather than
+-- derived, as the first render in a process pays for loading the lexer.
+local SPACE = { [" "] = true, ["\t"] = true, ["\n"] = true, ["\v"] = true, ["\f"] = true,
+  ["\r"] = true }
 local SPACE_BYTE = { [9] = true, [10] = true, [11] = true, [12] = true, [13] = true, [32] = true }
 
 -- Operators: by first character, then (for the two-character ones) by second.
-local OP1, OP2 = {}, {}
-for _, o in ipairs({ "+", "-", "/", "*", "%", "~", "[", "]", "(", ")", "{", "}",
-                     ">", "<", "=", ".", ":", "|", ",", ";" }) do
-  OP1[o] = o
-end
-for _, o in ipairs({ "//", "**", "==", "!=", ">=", "<=" }) do
-  local c1, c2 = o:sub(1, 1), o:sub(2, 2)
-  OP2[c1] = OP2[c1] or {}
-  OP2[c1][c2] = o
+local OP1 = {}
+local OP2 = { ["/"] = { ["/"] = "//" }, ["*"] = { ["*"] = "**" }, ["="] = { ["="] = "==" },
+              ["!"] = { ["="] = "!=" }, [">"] = { ["="] = ">=" }, ["<"] = { ["="] = "<=" } }
+
+-- What a name may be followed by without whitespace: the characters that
+-- start an operator or a string, and "" (the end). Any other character
+-- after a name starts a name or number, or is one the lexer refuses.
+local AFTER_NAME = { ["!"] = true, ["'"] = true, ['"'] = true, [""] = true }
+
+do
+  local ops = { "+", "-", "/", "*", "%", "~", "[", "]", "(", ")", "{", "}", ">", "<", "=", ".",
+                ":", "|", ",", ";" }
+  for k = 1, #ops do
+    OP1[ops[k]] = ops[k]
+    AFTER_NAME[ops[k]] = true
+  end
 end
 
 local OPEN = { ["("] = ")", ["["] = "]", ["{"] = "}" }
@@ -220,7 +221,7 @@ local function lex_tag(src, closer, types, values, lines, n, end_type, q, w, p, 
         q, w, p, c, c2 = match(src, NEXT, i)
       else
         types[n], values[n] = "name", w
-        if WORD[c] then q, w, p, c, c2 = match(src, NEXT, p) else w = "" end
+        if AFTER_NAME[c] then w = "" else q, w, p, c, c2 = match(src, NEXT, p) end
       end
     else -- the next token starts at p with c and c2, and is no word
       if c == "" then
