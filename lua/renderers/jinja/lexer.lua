@@ -34,12 +34,8 @@ local function fail_at(src, p, message)
   fail(message, line_at(src, p))
 end
 
--- Character classes, keyed by one-character strings (what the lexer's
--- patterns capture) or by bytes. brine never sets a locale, so these are
--- what the patterns' `%s` means (C's). They are written out rather than
--- derived, as the first render in a process pays for loading the lexer.
-local SPACE = { [" "] = true, ["\t"] = true, ["\n"] = true, ["\v"] = true, ["\f"] = true,
-  ["\r"] = true }
+-- The whitespace bytes (what the patterns' `%s` means: brine never sets a
+-- locale, so it is C's).
 local SPACE_BYTE = { [9] = true, [10] = true, [11] = true, [12] = true, [13] = true, [32] = true }
 
 -- Operators: by first character, then (for the two-character ones) by second.
@@ -64,8 +60,8 @@ end
 local OPEN = { ["("] = ")", ["["] = "]", ["{"] = "}" }
 local CLOSE = { [")"] = true, ["]"] = true, ["}"] = true }
 
-local B_NL, B_DASH, B_RBRACE = 10, 45, 125
-local B_QUOTE, B_DQUOTE, B_ZERO = 39, 34, 48
+local B_NL, B_DASH, B_PLUS, B_PERCENT, B_RBRACE = 10, 45, 43, 37, 125
+local B_QUOTE, B_DQUOTE, B_HASH, B_LBRACE, B_ZERO = 39, 34, 35, 123, 48
 
 local function utf8_char(cp)
   if cp > 0x10FFFF then return "\xEF\xBF\xBD" end
@@ -306,11 +302,6 @@ local function rstrip_last(types, values, n)
   return n
 end
 
--- A tag's opening (its kind and the character after, which may be a
--- whitespace modifier), then the same as NEXT. Every part is optional,
--- so that it also reads a `{` that opens no tag.
-local TAG_HEAD = "^{(.?)(.?)%s*()([%w_]*)%s*()(.?)(.?)"
-
 local RAW_HEAD = "^{%%[%-+]?%s*raw%s*%-?%%}"
 local RAW_TAIL = "^{%%[%-+]?%s*endraw%s*%-?%%}"
 
@@ -410,34 +401,31 @@ function M.scan_into(source, types, values, lines)
   local i, len = 1, #src
   local lstrip_next = false
   while i <= len do
-    local s, kind, mod, q, w, p, c, c2 = find(src, "{", i, true)
+    local s, kind, mod = find(src, "{", i, true)
     while s do -- the next `{%`, `{{` or `{#`
-      kind, mod, q, w, p, c, c2 = match(src, TAG_HEAD, s)
-      if kind == "%" or kind == "{" or kind == "#" then break end
+      kind, mod = byte(src, s + 1, s + 2)
+      if kind == B_PERCENT or kind == B_LBRACE or kind == B_HASH then break end
       s = find(src, "{", s + 1, true)
     end
-    n = lex_data(src, i, (s or len + 1) - 1, lstrip_next, mod == "-", types, values, lines, n)
+    n = lex_data(src, i, (s or len + 1) - 1, lstrip_next, mod == B_DASH, types, values, lines, n)
     if not s then break end
-    local body = s + 2
-    if mod == "-" or mod == "+" then
-      body = s + 3
-    elseif mod ~= "" and not SPACE[mod] then
-      -- the tag's first token starts right after its opening
-      q, w, p, c, c2 = match(src, NEXT, body)
-    end
-    if kind == "#" then
+    local body = s + 2 + ((mod == B_DASH or mod == B_PLUS) and 1 or 0)
+    if kind == B_HASH then
       local e = find(src, "#}", body, true)
       if not e then fail_at(src, s, "Missing end of comment tag") end
       lstrip_next = byte(src, e - 1) == B_DASH and e - 1 >= body
       i = e + 2
-    elseif kind == "%" and w == "raw" and match(src, RAW_HEAD, s) then
-      i, lstrip_next, n = lex_raw(src, s, types, values, lines, n)
     else
-      local begin_type, end_type, closer = "variable_begin", "variable_end", "}"
-      if kind == "%" then begin_type, end_type, closer = "block_begin", "block_end", "%" end
-      n = n + 1
-      types[n], values[n], lines[n] = begin_type, false, s
-      i, lstrip_next, n = lex_tag(src, closer, types, values, lines, n, end_type, q, w, p, c, c2)
+      local q, w, p, c, c2 = match(src, NEXT, body)
+      if kind == B_PERCENT and w == "raw" and match(src, RAW_HEAD, s) then
+        i, lstrip_next, n = lex_raw(src, s, types, values, lines, n)
+      else
+        local begin_type, end_type, closer = "variable_begin", "variable_end", "}"
+        if kind == B_PERCENT then begin_type, end_type, closer = "block_begin", "block_end", "%" end
+        n = n + 1
+        types[n], values[n], lines[n] = begin_type, false, s
+        i, lstrip_next, n = lex_tag(src, closer, types, values, lines, n, end_type, q, w, p, c, c2)
+      end
     end
   end
   n = n + 1
