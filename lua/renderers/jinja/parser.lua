@@ -585,6 +585,13 @@ local function assign_target(with_tuple, name_only, extra_end, with_namespace)
   elseif name_only then
     return { t = "name", name = expect("name"), line = line }
   end
+  local v = values[pos]
+  if types[pos] == "name" and not KEYWORD_NAMES[v] and not (extra_end and extra_end[v])
+      and not (types[pos + 1] == "op" and values[pos + 1] == ",") then
+    -- one name, the commonest target: the node tuple() or primary() would make
+    pos = pos + 1
+    return { t = "name", name = v, line = line }
+  end
   if with_tuple then
     target = tuple(true, false, true, extra_end)
   else
