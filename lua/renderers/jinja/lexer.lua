@@ -61,7 +61,7 @@ local OPEN = { ["("] = ")", ["["] = "]", ["{"] = "}" }
 local CLOSE = { [")"] = true, ["]"] = true, ["}"] = true }
 
 local B_NL, B_DASH, B_PLUS, B_PERCENT, B_RBRACE = 10, 45, 43, 37, 125
-local B_QUOTE, B_DQUOTE, B_HASH, B_LBRACE, B_ZERO = 39, 34, 35, 123, 48
+local B_QUOTE, B_DQUOTE, B_HASH, B_LBRACE = 39, 34, 35, 123
 
 local function utf8_char(cp)
   if cp > 0x10FFFF then return "\xEF\xBF\xBD" end
@@ -189,7 +189,8 @@ local PLAIN_INT = "^(%d+)([%._eE]?)"
 -- type, its value and the next position.
 local function lex_number(src, i)
   local digits, tail = match(src, PLAIN_INT, i)
-  if tail == "" and #digits < 19 and byte(digits) ~= B_ZERO then
+  -- (digits >= "1": the first digit is not 0, strings comparing by bytes)
+  if tail == "" and #digits < 19 and digits >= "1" then
     -- a plain decimal integer, the common case
     return "integer", tonumber(digits), i + #digits
   end
