@@ -34,29 +34,27 @@ local function fail_at(src, p, message)
   fail(message, line_at(src, p))
 end
 
--- Character classes, keyed by one-character strings (what the lexer's
--- patterns capture). brine never sets a locale, so these are what the
--- patterns' `%s`, `%a` and `%d` mean (C's).
-local function set_of(chars)
-  local set = {}
-  for k = 1, #chars do set[sub(chars, k, k)] = true end
-  return set
-end
-
-local SPACE = set_of(" \t\n\v\f\r")
-local DIGIT = set_of("0123456789")
-local NAME_START = set_of("_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+-- The whitespace bytes (what the patterns' `%s` means: brine never sets a
+-- locale, so it is C's).
+local SPACE_BYTE = { [9] = true, [10] = true, [11] = true, [12] = true, [13] = true, [32] = true }
 
 -- Operators: by first character, then (for the two-character ones) by second.
-local OP1, OP2 = {}, {}
-for _, o in ipairs({ "+", "-", "/", "*", "%", "~", "[", "]", "(", ")", "{", "}",
-                     ">", "<", "=", ".", ":", "|", ",", ";" }) do
-  OP1[o] = o
-end
-for _, o in ipairs({ "//", "**", "==", "!=", ">=", "<=" }) do
-  local c1, c2 = o:sub(1, 1), o:sub(2, 2)
-  OP2[c1] = OP2[c1] or {}
-  OP2[c1][c2] = o
+local OP1 = {}
+local OP2 = { ["/"] = { ["/"] = "//" }, ["*"] = { ["*"] = "**" }, ["="] = { ["="] = "==" },
+              ["!"] = { ["="] = "!=" }, [">"] = { ["="] = ">=" }, ["<"] = { ["="] = "<=" } }
+
+-- What a name may be followed by without whitespace: the characters that
+-- start an operator or a string, and "" (the end). Any other character
+-- after a name starts a name or number, or is one the lexer refuses.
+local AFTER_NAME = { ["!"] = true, ["'"] = true, ['"'] = true, [""] = true }
+
+do
+  local ops = { "+", "-", "/", "*", "%", "~", "[", "]", "(", ")", "{", "}", ">", "<", "=", ".",
+                ":", "|", ",", ";" }
+  for k = 1, #ops do
+    OP1[ops[k]] = ops[k]
+    AFTER_NAME[ops[k]] = true
+  end
 end
 
 local OPEN = { ["("] = ")", ["["] = "]", ["{"] = "}" }
@@ -170,88 +168,126 @@ local function read_string(src, i)
   return body, close
 end
 
--- Skips whitespace from a position; gives the position after it and the
--- two characters there ("" past the end). Each token's pattern ends with
--- the same, so one match per token also looks at the next one.
-local LOOK = "^%s*()(.?)(.?)"
-local NAME_LOOK = "^([%w_]+)%s*()(.?)(.?)"
+-- What follows a token: skips whitespace, reads the name or number that
+-- starts there ("" when none), skips whitespace again and looks at the two
+-- characters after that ("" past the end). Each token's pattern ends with
+-- the same, so one match per token also reads the name after it (names
+-- follow most operators and tag openings).
+-- Gives: the word's position, the word, the position after it and its
+-- whitespace, and the two characters there.
+local NEXT = "^%s*()([%w_]*)%s*()(.?)(.?)"
+-- A string literal without escapes, then the same as NEXT.
+local PLAIN_STRING = {
+  ["'"] = "^'([^\\']*)'%s*()([%w_]*)%s*()(.?)(.?)",
+  ['"'] = '^"([^\\"]*)"%s*()([%w_]*)%s*()(.?)(.?)',
+}
 -- A decimal integer and the character after it, when that is one that
 -- needs read_number's full rules.
 local PLAIN_INT = "^(%d+)([%._eE]?)"
 
--- Tokenizes the inside of a tag, starting at position i; `closer` is the
--- first character of its closing delimiter (`%` or `}`, the second is
--- always `}`). Appends to the token arrays from index n + 1 (with their
--- positions for lines) and returns the position after the closing
--- delimiter, whether it strips the following whitespace (`-%}`) and the
--- new token count.
-local function lex_tag(src, i, closer, types, values, lines, n, end_type)
+-- Reads the number at position i, as read_number does; returns its token
+-- type, its value and the next position.
+local function lex_number(src, i)
+  local digits, tail = match(src, PLAIN_INT, i)
+  -- (digits >= "1": the first digit is not 0, strings comparing by bytes)
+  if tail == "" and #digits < 19 and digits >= "1" then
+    -- a plain decimal integer, the common case
+    return "integer", tonumber(digits), i + #digits
+  end
+  return read_number(src, i)
+end
+
+-- Tokenizes the inside of a tag; `closer` is the first character of its
+-- closing delimiter (`%` or `}`, the second is always `}`) and q, w, p, c,
+-- c2 what NEXT read at the start of the tag. Appends to the token arrays
+-- from index n + 1 (with their positions for lines) and returns the
+-- position after the closing delimiter, whether it strips the following
+-- whitespace (`-%}`) and the new token count.
+local function lex_tag(src, closer, types, values, lines, n, end_type, q, w, p, c, c2)
   local stack, depth = nil, 0 -- the closers of the open brackets
-  local p, c, c2 = match(src, LOOK, i)
   while true do
-    i = p
-    if c == "" then fail_at(src, i, "unexpected end of template, expected '" .. closer .. "}'.") end
-    n = n + 1
-    lines[n] = i
-    if depth == 0 then
-      if c == closer and c2 == "}" then
-        types[n], values[n] = end_type, false
-        return i + 2, false, n
-      end
-      -- `+%}` (Jinja 3) ends a block and keeps trim_blocks off for it,
-      -- which Salt's settings leave off anyway
-      if c == "+" and closer == "%" and c2 == "%" and byte(src, i + 2) == B_RBRACE then
-        types[n], values[n] = end_type, false
-        return i + 3, false, n
-      end
-      -- Jinja only accepts `-` directly before the closer.
-      if c == "-" and c2 == closer and byte(src, i + 2) == B_RBRACE then
-        types[n], values[n] = end_type, true
-        return i + 3, true, n
-      end
-    end
-    if NAME_START[c] then
-      types[n], values[n], p, c, c2 = "name", match(src, NAME_LOOK, i)
-    elseif DIGIT[c] then
-      local digits, tail = match(src, PLAIN_INT, i)
-      if c ~= "0" and tail == "" and #digits < 19 then
-        -- a plain decimal integer, the common case
-        types[n], values[n] = "integer", tonumber(digits)
-        i = i + #digits
+    if w ~= "" then
+      n = n + 1
+      lines[n] = q
+      -- a word is a number when it starts with a digit: digits sort
+      -- before letters and `_` (brine never sets a locale, so strings
+      -- compare by their bytes)
+      if w < "A" then
+        local i
+        types[n], values[n], i = lex_number(src, q)
+        q, w, p, c, c2 = match(src, NEXT, i)
       else
-        types[n], values[n], i = read_number(src, i)
+        types[n], values[n] = "name", w
+        if AFTER_NAME[c] then w = "" else q, w, p, c, c2 = match(src, NEXT, p) end
       end
-      p, c, c2 = match(src, LOOK, i)
-    elseif c == "'" or c == '"' then
-      local value, close = read_string(src, i)
-      types[n], values[n] = "string", value
-      p, c, c2 = match(src, LOOK, close + 1)
-    else
-      local two = OP2[c]
-      local op = two and two[c2] or OP1[c]
-      if not op then fail_at(src, i, "unexpected char '" .. c .. "' at " .. i) end
-      if OPEN[op] then
-        depth = depth + 1
-        stack = stack or {}
-        stack[depth] = OPEN[op]
-      elseif CLOSE[op] then
-        if depth == 0 then fail_at(src, i, "unexpected '" .. op .. "'") end
-        local want = stack[depth]
-        depth = depth - 1
-        if want ~= op then
-          fail_at(src, i, "unexpected '" .. op .. "', expected '" .. want .. "'")
+    else -- the next token starts at p with c and c2, and is no word
+      if c == "" then
+        fail_at(src, p, "unexpected end of template, expected '" .. closer .. "}'.")
+      end
+      n = n + 1
+      lines[n] = p
+      if depth == 0 then
+        if c == closer and c2 == "}" then
+          types[n], values[n] = end_type, false
+          return p + 2, false, n
+        end
+        -- `+%}` (Jinja 3) ends a block and keeps trim_blocks off for it,
+        -- which Salt's settings leave off anyway
+        if c == "+" and closer == "%" and c2 == "%" and byte(src, p + 2) == B_RBRACE then
+          types[n], values[n] = end_type, false
+          return p + 3, false, n
+        end
+        -- Jinja only accepts `-` directly before the closer.
+        if c == "-" and c2 == closer and byte(src, p + 2) == B_RBRACE then
+          types[n], values[n] = end_type, true
+          return p + 3, true, n
         end
       end
-      types[n], values[n] = "op", op
-      p, c, c2 = match(src, LOOK, i + #op)
+      if c == "'" or c == '"' then
+        local i, value = p
+        value, q, w, p, c, c2 = match(src, PLAIN_STRING[c], i)
+        if not value then
+          local close
+          value, close = read_string(src, i)
+          q, w, p, c, c2 = match(src, NEXT, close + 1)
+        end
+        types[n], values[n] = "string", value
+      else
+        local two = OP2[c]
+        local op = two and two[c2] or OP1[c]
+        if not op then fail_at(src, p, "unexpected char '" .. c .. "' at " .. p) end
+        if OPEN[op] then
+          depth = depth + 1
+          stack = stack or {}
+          stack[depth] = OPEN[op]
+        elseif CLOSE[op] then
+          if depth == 0 then fail_at(src, p, "unexpected '" .. op .. "'") end
+          local want = stack[depth]
+          depth = depth - 1
+          if want ~= op then
+            fail_at(src, p, "unexpected '" .. op .. "', expected '" .. want .. "'")
+          end
+        end
+        types[n], values[n] = "op", op
+        q, w, p, c, c2 = match(src, NEXT, p + #op)
+      end
     end
   end
 end
 
 -- The last position of s[i..j] once trailing whitespace is dropped (i - 1
--- when it is all whitespace).
+-- when it is all whitespace). Data before `{%-` mostly ends in a newline
+-- and some indentation, so it reads four characters per call.
 local function rstrip_end(s, i, j)
-  while j >= i and SPACE[sub(s, j, j)] do j = j - 1 end
+  while j - 3 >= i do
+    local b1, b2, b3, b4 = byte(s, j - 3, j)
+    if not SPACE_BYTE[b4] then return j end
+    if not SPACE_BYTE[b3] then return j - 1 end
+    if not SPACE_BYTE[b2] then return j - 2 end
+    if not SPACE_BYTE[b1] then return j - 3 end
+    j = j - 4
+  end
+  while j >= i and SPACE_BYTE[byte(s, j)] do j = j - 1 end
   return j
 end
 
@@ -347,8 +383,22 @@ end
 ---@return integer[] lines
 ---@return integer n the token count (the last one is "eof")
 function M.scan(source)
+  local types, values, lines = {}, {}, {}
+  return types, values, lines, M.scan_into(source, types, values, lines)
+end
+
+--- Tokenizes a template into the arrays given, as `M.scan` does, and
+--- clears whatever they held past the new tokens. A caller that tokenizes
+--- many templates passes the same arrays each time: they keep their size,
+--- where fresh ones would be grown one doubling at a time.
+---@param source string
+---@param types table
+---@param values table
+---@param lines table
+---@return integer n the token count (the last one is "eof")
+function M.scan_into(source, types, values, lines)
   local src = normalise(source)
-  local types, values, lines, n = {}, {}, {}, 0
+  local n = 0
   local i, len = 1, #src
   local lstrip_next = false
   while i <= len do
@@ -366,21 +416,26 @@ function M.scan(source)
       if not e then fail_at(src, s, "Missing end of comment tag") end
       lstrip_next = byte(src, e - 1) == B_DASH and e - 1 >= body
       i = e + 2
-    elseif kind == B_PERCENT and match(src, RAW_HEAD, s) then
-      i, lstrip_next, n = lex_raw(src, s, types, values, lines, n)
     else
-      local begin_type, end_type = "variable_begin", "variable_end"
-      if kind == B_PERCENT then begin_type, end_type = "block_begin", "block_end" end
-      n = n + 1
-      types[n], values[n], lines[n] = begin_type, false, s
-      i, lstrip_next, n = lex_tag(src, body, kind == B_PERCENT and "%" or "}",
-                                  types, values, lines, n, end_type)
+      local q, w, p, c, c2 = match(src, NEXT, body)
+      if kind == B_PERCENT and w == "raw" and match(src, RAW_HEAD, s) then
+        i, lstrip_next, n = lex_raw(src, s, types, values, lines, n)
+      else
+        local begin_type, end_type, closer = "variable_begin", "variable_end", "}"
+        if kind == B_PERCENT then begin_type, end_type, closer = "block_begin", "block_end", "%" end
+        n = n + 1
+        types[n], values[n], lines[n] = begin_type, false, s
+        i, lstrip_next, n = lex_tag(src, closer, types, values, lines, n, end_type, q, w, p, c, c2)
+      end
     end
   end
   n = n + 1
   types[n], values[n], lines[n] = "eof", false, len + 1
   number_lines(src, lines, n)
-  return types, values, lines, n
+  for k = n + 1, #types do types[k] = nil end
+  for k = n + 1, #values do values[k] = nil end
+  for k = n + 1, #lines do lines[k] = nil end
+  return n
 end
 
 --- Tokenizes a template into a list of token tables (for tests and tools;

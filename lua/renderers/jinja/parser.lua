@@ -17,6 +17,9 @@ local M = {}
 local types, values, lines, pos
 -- Its end-tag lists (innermost last), open tag names and {% block %}s.
 local end_stack, tag_stack, blocks
+-- The token arrays every parse fills (kept from one parse to the next, so
+-- that they are not grown again for each template).
+local token_types, token_values, token_lines = {}, {}, {}
 
 local function fail(message, line)
   error({ class = "TemplateSyntaxError", message = message, line = line }, 0)
@@ -101,6 +104,8 @@ local BINARY_OPS = { ["**"] = true, ["*"] = true, ["/"] = true, ["//"] = true, [
   ["<="] = true, [">"] = true, [">="] = true }
 local BINARY_NAMES = { ["in"] = true, ["not"] = true, ["and"] = true, ["or"] = true,
   ["if"] = true }
+-- The operators after an operand that postfix or filter_expr act on.
+local POSTFIX_OPS = { ["."] = true, ["["] = true, ["("] = true, ["|"] = true }
 
 local function expression(with_condexpr)
   local k = pos
@@ -116,8 +121,13 @@ local function expression(with_condexpr)
   else -- what unary does when there is no sign, without its call
     first = primary()
     local after = types[pos]
-    if after ~= "op" and after ~= "name" then return first end
-    first = filter_expr(postfix(first))
+    if after == "op" then
+      if POSTFIX_OPS[values[pos]] then first = filter_expr(postfix(first)) end
+    elseif after == "name" then
+      if values[pos] == "is" then first = filter_expr(first) end
+    else
+      return first
+    end
   end
   local ty = types[pos]
   if ty == "op" then
@@ -174,24 +184,27 @@ local CMP = { ["=="] = "eq", ["!="] = "ne", ["<"] = "lt", ["<="] = "lteq",
 function compare(first, line)
   line = line or lines[pos]
   local expr = math1(first, line)
-  local ops = {}
+  local ops -- made at the first comparison: most operands have none
   while true do
     local ty, v = types[pos], values[pos]
+    local op
     if ty == "op" and CMP[v] then
       pos = pos + 1
-      ops[#ops + 1] = { op = CMP[v], expr = math1() }
+      op = CMP[v]
     elseif ty == "name" and v == "in" then
       pos = pos + 1
-      ops[#ops + 1] = { op = "in", expr = math1() }
+      op = "in"
     elseif ty == "name" and v == "not" and types[pos + 1] == "name"
         and values[pos + 1] == "in" then
       pos = pos + 2
-      ops[#ops + 1] = { op = "notin", expr = math1() }
+      op = "notin"
     else
       break
     end
+    ops = ops or {}
+    ops[#ops + 1] = { op = op, expr = math1() }
   end
-  if #ops == 0 then return expr end
+  if not ops then return expr end
   return { t = "compare", expr = expr, ops = ops, line = line }
 end
 
@@ -259,6 +272,9 @@ function unary(with_filter)
 end
 
 local CONSTS = { ["true"] = true, ["True"] = true, ["false"] = false, ["False"] = false }
+-- The names that an expression does not read as a variable.
+local KEYWORD_NAMES = { ["true"] = true, ["True"] = true, ["false"] = true, ["False"] = true,
+  none = true, None = true, ["not"] = true }
 
 function primary()
   local k = pos
@@ -569,6 +585,13 @@ local function assign_target(with_tuple, name_only, extra_end, with_namespace)
   elseif name_only then
     return { t = "name", name = expect("name"), line = line }
   end
+  local v = values[pos]
+  if types[pos] == "name" and not KEYWORD_NAMES[v] and not (extra_end and extra_end[v])
+      and not (types[pos + 1] == "op" and values[pos + 1] == ",") then
+    -- one name, the commonest target: the node tuple() or primary() would make
+    pos = pos + 1
+    return { t = "name", name = v, line = line }
+  end
   if with_tuple then
     target = tuple(true, false, true, extra_end)
   else
@@ -598,9 +621,17 @@ local function subparse(end_tokens)
       pos = k + 1
       body[#body + 1] = { t = "data", value = values[k], line = lines[k] }
     elseif ty == "variable_begin" then
-      pos = k + 1
-      local expr = tuple(nil, false, true)
-      if types[pos] == "variable_end" then pos = pos + 1 else expect("variable_end") end
+      local expr
+      local v = values[k + 1]
+      if types[k + 1] == "name" and types[k + 2] == "variable_end" and not KEYWORD_NAMES[v] then
+        -- `{{ name }}`, the most common output: the node tuple() would make
+        expr = { t = "name", name = v, line = lines[k + 1] }
+        pos = k + 3
+      else
+        pos = k + 1
+        expr = tuple(nil, false, true)
+        if types[pos] == "variable_end" then pos = pos + 1 else expect("variable_end") end
+      end
       body[#body + 1] = { t = "output", expr = expr, line = lines[k] }
     elseif ty == "block_begin" then
       pos = k + 1
@@ -904,7 +935,8 @@ end
 ---@param source string
 ---@return table node {t="template", body=, blocks=}
 function M.parse(source)
-  types, values, lines = lexer.scan(source)
+  types, values, lines = token_types, token_values, token_lines
+  lexer.scan_into(source, types, values, lines)
   pos, end_stack, tag_stack, blocks = 1, {}, {}, {}
   local ok, body = pcall(subparse, nil)
   local found = blocks
