@@ -46,6 +46,11 @@ describe("jinja lexer", function()
     -- a dash away from the closer is the minus operator
     assert.equal("variable_begin@1, name a@1, op -@1, variable_end@1, eof@1",
       tokens("{{ a - }}"))
+    -- a brace that opens no tag strips nothing, even before a dash, and
+    -- the text after the last tag keeps its trailing spaces
+    assert.equal("data a {x- c   \ny  @1, eof@2", tokens("a {x- c   \ny  "))
+    assert.equal("variable_begin@1, integer 1@1, variable_end@1, data  {x- c  @1, eof@1",
+      tokens("{{ 1 }} {x- c  "))
   end)
 
   it("reads numbers as Jinja does", function()

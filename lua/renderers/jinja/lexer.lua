@@ -408,7 +408,10 @@ function M.scan_into(source, types, values, lines)
       if kind == B_PERCENT or kind == B_LBRACE or kind == B_HASH then break end
       s = find(src, "{", s + 1, true)
     end
-    n = lex_data(src, i, (s or len + 1) - 1, lstrip_next, mod == B_DASH, types, values, lines, n)
+    -- (mod is only a tag's modifier when a tag was found: a `{` that opens
+    -- none may have left a dash there)
+    n = lex_data(src, i, (s or len + 1) - 1, lstrip_next, s ~= nil and mod == B_DASH, types,
+      values, lines, n)
     if not s then break end
     local body = s + 2 + ((mod == B_DASH or mod == B_PLUS) and 1 or 0)
     if kind == B_HASH then
