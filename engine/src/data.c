@@ -417,19 +417,42 @@ static int l_count(lua_State *L)
  * metatable is not consulted or copied), sized for them at once, with
  * metatable mt when given. What the template engine's render frames are
  * made of: one allocation instead of a rehash at each power of two. */
+#define COPY_ON_STACK 16
+
 static int l_copy(lua_State *L)
 {
   luaL_checktype(L, 1, LUA_TTABLE);
   int has_mt = !lua_isnoneornil(L, 2);
   if (has_mt)
     luaL_checktype(L, 2, LUA_TTABLE);
-  lua_Integer n = brine__count(L, 1);
-  lua_createtable(L, 0, n > INT32_MAX ? INT32_MAX : (int)n);
+  lua_settop(L, 2);
+  luaL_checkstack(L, 2 * COPY_ON_STACK + 4, "data.copy");
+  /* One walk of t: its pairs wait on the stack (a few at a time, the
+   * usual case) until their count is known; a large table is counted
+   * first instead. */
+  int n = 0;
   lua_pushnil(L);
-  while (lua_next(L, 1)) {
-    lua_pushvalue(L, -2);
-    lua_insert(L, -2);
-    lua_rawset(L, -4);
+  while (n < COPY_ON_STACK && lua_next(L, 1)) {
+    lua_pushvalue(L, -2);                    /* k v k */
+    n++;
+  }
+  if (n < COPY_ON_STACK) {                   /* all of them: k1 v1 ... kn vn */
+    lua_createtable(L, 0, n);
+    for (int i = 0; i < n; i++) {
+      lua_pushvalue(L, 3 + 2 * i);
+      lua_pushvalue(L, 4 + 2 * i);
+      lua_rawset(L, -3);
+    }
+  } else {
+    lua_settop(L, 2);
+    lua_Integer count = brine__count(L, 1);
+    lua_createtable(L, 0, count > INT32_MAX ? INT32_MAX : (int)count);
+    lua_pushnil(L);
+    while (lua_next(L, 1)) {
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);
+      lua_rawset(L, -4);
+    }
   }
   if (has_mt) {
     lua_pushvalue(L, 2);

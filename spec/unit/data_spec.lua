@@ -62,3 +62,28 @@ describe("brine.data tuples", function()
     assert.is_true(data.is_array(t))
   end)
 end)
+
+describe("brine.data.copy", function()
+  it("copies a table's own pairs, few or many, under the metatable given", function()
+    for _, n in ipairs({ 0, 1, 5, 15, 16, 17, 100 }) do
+      local t = setmetatable({ [1] = "one" }, { __index = function() return "inherited" end })
+      for i = 1, n do t["k" .. i] = i end
+      local mt = {}
+      local c = data.copy(t, mt)
+      assert.equal(mt, getmetatable(c))
+      local count = 0
+      for k, v in next, c do
+        assert.equal(rawget(t, k), v)
+        count = count + 1
+      end
+      assert.equal(n + 1, count)
+    end
+    assert.is_nil(getmetatable(data.copy({ a = 1 })))
+  end)
+
+  it("sizes a map built from pairs and keeps their order, a repeated key once", function()
+    local m = data.map({ { "b", 1 }, { "a", 2 }, { "b", 3 }, { "c", data.null } })
+    assert.same({ "b", "a", "c" }, data.keys(m))
+    assert.equal(3, m.b)
+  end)
+end)

@@ -211,8 +211,13 @@ EXPR.dict = function(self, n)
   return "R.dict({" .. table.concat(parts, ", ") .. "})"
 end
 
+local DICT_METHODS = require("renderers.jinja.runtime").DICT_METHODS
+
 EXPR.getattr = function(self, n)
-  return "R.getattr(" .. self:expr(n.obj) .. ", " .. q(n.name) .. ")"
+  local name = n.name
+  local plain = not DICT_METHODS[name] and name:byte(1) ~= 95 -- no method, no "_"
+  return (plain and "R.getattr_key(" or "R.getattr(") .. self:expr(n.obj) .. ", " .. q(name)
+    .. ")"
 end
 
 EXPR.getitem = function(self, n)

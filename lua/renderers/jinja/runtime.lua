@@ -322,6 +322,7 @@ local MACRO_ATTRS
 -- Python's dict methods: for these names `d.name` is the method, not the key.
 local DICT_METHODS = { clear = true, copy = true, fromkeys = true, get = true, items = true,
   keys = true, pop = true, popitem = true, setdefault = true, update = true, values = true }
+M.DICT_METHODS = DICT_METHODS
 
 function R.getattr(obj, name)
   local mt = getmetatable(obj)
@@ -337,6 +338,19 @@ function R.getattr(obj, name)
     return undefined(name, "'Macro' object has no attribute '" .. name .. "'")
   end
   return pyval.getattr(obj, name)
+end
+
+-- `obj.name` with a literal name that is no dict method and does not start
+-- with "_" (the compiler checks): for a dict holding the key, the value,
+-- read without a call (a map's metatable has no __index); anything else
+-- the general way.
+function R.getattr_key(obj, name)
+  local mt = getmetatable(obj)
+  if mt and mt.__name == "brine.map" then
+    local v = obj[name]
+    if v ~= nil then return v end
+  end
+  return R.getattr(obj, name)
 end
 
 function R.getitem(obj, key)
