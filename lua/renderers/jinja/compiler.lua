@@ -1062,8 +1062,9 @@ function C:macro_function(n, name)
   self:emit("local o, n = R.buffer(), 0")
   for i, a in ipairs(n.args) do
     if n.defaults[i] then
-      self:emit("if R.missing(f, " .. q(a) .. ") then R.set(f, " .. q(a) .. ", "
-        .. self:expr(n.defaults[i]) .. ") end")
+      -- (a macro's frame has no __newindex: a plain assignment is raw)
+      self:emit("if R.rawget(f, " .. q(a) .. ") == nil then f[" .. q(a) .. "] = "
+        .. self:expr(n.defaults[i]) .. " end")
     end
   end
   self:body(n.body)

@@ -26,7 +26,7 @@ M.MAX_OUTPUT = 64 * 1048576 -- bytes of output from one render
 M.MAX_ITERATIONS = 10000000 -- loop iterations and macro calls in one render
 
 local R = { NULL = null, MININT = math.mininteger, type = type, math_type = math.type,
-            SMALL_INTS = pyval.SMALL_INTS }
+            SMALL_INTS = pyval.SMALL_INTS, rawget = rawget }
 M.R = R
 
 -- Frames -------------------------------------------------------------------
@@ -35,13 +35,18 @@ M.R = R
 -- parent frame. Metatables are shared per parent.
 local frame_mts = setmetatable({}, { __mode = "k" })
 
-local function frame(parent)
+-- The metatable of frames over parent.
+local function frame_mt(parent)
   local mt = frame_mts[parent]
   if not mt then
     mt = { __index = parent }
     frame_mts[parent] = mt
   end
-  return setmetatable({}, mt)
+  return mt
+end
+
+local function frame(parent)
+  return setmetatable({}, frame_mt(parent))
 end
 R.frame = frame
 M.frame = frame
@@ -71,9 +76,6 @@ function R.set(f, name, v)
   rawset(f, name, v)
 end
 
-function R.missing(f, name)
-  return rawget(f, name) == nil
-end
 
 -- Changes to data ---------------------------------------------------------
 
@@ -636,7 +638,9 @@ local NO_KEYS = {}
 
 function macro_call(m, args, kwargs)
   local S = m.S
-  local f = frame(m.frame)
+  -- the frame gets its metatable (reading through to the macro's scope)
+  -- once its own names are in: until then reads and writes are raw
+  local f = {}
   local names = m.args
   local nargs = args.n or #args
   if nargs > #names and not m.catch_varargs then
@@ -644,7 +648,7 @@ function macro_call(m, args, kwargs)
       .. " argument(s)")
   end
   local nnames = #names
-  for i = 1, nargs < nnames and nargs or nnames do rawset(f, names[i], args[i]) end
+  for i = 1, nargs < nnames and nargs or nnames do f[names[i]] = args[i] end
   local kw = m.catch_kwargs and data.map()
   local keys = NO_KEYS
   if next(kwargs) ~= nil then
@@ -666,7 +670,7 @@ function macro_call(m, args, kwargs)
         raise("TypeError", "macro '" .. m.name .. "' got multiple values for argument '"
           .. k .. "'")
       end
-      rawset(f, k, v)
+      f[k] = v
     elseif m.catch_kwargs then
       kw[k] = v
     else
@@ -676,19 +680,20 @@ function macro_call(m, args, kwargs)
   local has_default = m.has_default or macro_fixed(m)
   for i = 1, nnames do
     local a = names[i]
-    if rawget(f, a) == nil and not has_default[a] then
-      rawset(f, a, undefined(a, "parameter '" .. a .. "' was not provided"))
+    if f[a] == nil and not has_default[a] then
+      f[a] = undefined(a, "parameter '" .. a .. "' was not provided")
     end
   end
   if m.catch_varargs then
     local extra = {}
     for i = #names + 1, nargs do extra[#extra + 1] = args[i] end
-    rawset(f, "varargs", data.tuple(extra))
+    f.varargs = data.tuple(extra)
   end
-  if m.catch_kwargs then rawset(f, "kwargs", kw) end
+  if m.catch_kwargs then f.kwargs = kw end
   if m.catch_caller then
-    rawset(f, "caller", caller or undefined("caller", "No caller defined"))
+    f.caller = caller or undefined("caller", "No caller defined")
   end
+  setmetatable(f, frame_mt(m.frame))
   enter(S, m.label)
   count_steps(S, MACRO_STEPS)
   local out = m.body(S, f)
