@@ -83,12 +83,10 @@ function C:value_piece(expr, checked)
   if checked then
     self:raw_emit("local " .. v .. " = " .. expr)
   else
-    -- strings as they are, integers 0-1023 as their text (SMALL_INTS), any
-    -- other integer as it is (`..` prints it as Python does), the rest
-    -- through R.str
+    -- strings as they are, the rest through R.text (kept short: a
+    -- template's first render pays Lua's `load` for every byte of it)
     self:raw_emit("local " .. v .. " = " .. expr .. "; if type(" .. v .. ") ~= \"string\" then "
-      .. "if math_type(" .. v .. ") == \"integer\" then " .. v .. " = SMALL_INTS[" .. v .. "] or "
-      .. v .. " else " .. v .. " = R.str(" .. v .. ") end end")
+      .. v .. " = R.text(" .. v .. ") end")
   end
   self:piece(v)
 end

@@ -1087,6 +1087,16 @@ end
 
 -- Fast paths used by compiled code ---------------------------------------
 
+-- A printed value that is not a string, as a piece of output: integers
+-- 0-1023 as their text (SMALL_INTS), any other integer as it is (`..` and
+-- the buffer's concat print it as Python does), the rest through R.str.
+local SMALL_INTS = pyval.SMALL_INTS
+
+function R.text(v)
+  if mtype(v) == "integer" then return SMALL_INTS[v] or v end
+  return R.str(v)
+end
+
 -- `'%02d' % x` and `'%02d-%02d' % (x, y)` with a literal format (see
 -- R.percent_int): the texts of small integers are kept in memo (one table
 -- per compiled template, keyed by format), so a loop that prints the same
