@@ -197,6 +197,10 @@ M.parse_float = parse_float
 
 -- Python's int(s, base): nil when it does not parse.
 local function parse_int(s, base)
+  -- the usual text: plain decimal digits that fit in 64 bits
+  if base == 10 and #s <= 18 and s ~= "" and not s:find("%D") then
+    return math.tointeger(tonumber(s))
+  end
   s = methods.strip(s)
   local sign, body = s:match("^([+-]?)(.*)$")
   body = body:lower()
@@ -446,9 +450,12 @@ filters.indent = function(_, v, args, kwargs)
 end
 
 filters.int = function(_, v, args, kwargs)
-  local a = bind("do_int", args, kwargs, { "default", "base" })
-  local dflt = a[1] == nil and 0 or a[1]
-  local base = a[2] == nil and 10 or as_int(a[2])
+  local dflt, base = 0, 10
+  if (args.n or #args) > 0 or next(kwargs) ~= nil then
+    local a = bind("do_int", args, kwargs, { "default", "base" })
+    if a[1] ~= nil then dflt = a[1] end
+    if a[2] ~= nil then base = as_int(a[2]) end
+  end
   local t = type(v)
   if t == "boolean" then return v and 1 or 0 end
   if t == "number" then
