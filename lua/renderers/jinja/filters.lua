@@ -191,7 +191,7 @@ local function parse_float(s)
   if l:match("^[+-]?%.?e") then return nil end
   local v = tonumber(s)
   if v == nil then return nil end
-  return v + 0.0
+  return v * 1.0 -- (x + 0.0 would turn -0.0 into 0.0; here and below)
 end
 M.parse_float = parse_float
 
@@ -328,7 +328,7 @@ end
 ---Python's float(v): raises ValueError or TypeError as Python does.
 function M.to_float(v)
   local t = type(v)
-  if t == "number" then return v + 0.0 end
+  if t == "number" then return v * 1.0 end
   if t == "boolean" then return v and 1.0 or 0.0 end
   if kind(v) == "bigint" then return require("renderers.jinja.py_bigint").tofloat(v) end
   local s = pyval.text(v)
@@ -360,7 +360,7 @@ filters.float = function(_, v, args, kwargs)
   local a = bind("do_float", args, kwargs, { "default" })
   local dflt = a[1] == nil and 0.0 or a[1]
   local t = type(v)
-  if t == "number" then return v + 0.0 end
+  if t == "number" then return v * 1.0 end
   if t == "boolean" then return v and 1.0 or 0.0 end
   if kind(v) == "bigint" then return require("renderers.jinja.py_bigint").tofloat(v) end
   local s = pyval.text(v)
@@ -660,12 +660,16 @@ end
 -- binary value, which C's printf does.
 local function round_float(x, nd)
   if x ~= x or x == math.huge or x == -math.huge then return x end
+  local r
   if nd >= 0 then
-    return tonumber(string.format("%." .. math.min(nd, 300) .. "f", x)) + 0.0
+    r = tonumber(string.format("%." .. math.min(nd, 300) .. "f", x)) * 1.0
+  else
+    local p = 10 ^ -nd
+    r = tonumber(string.format("%.0f", x / p)) * p
   end
-  local p = 10 ^ -nd
-  local r = tonumber(string.format("%.0f", x / p)) * p
-  return r + 0.0
+  -- a result of zero keeps x's sign, as Python's does: round(-0.4) is -0.0
+  if r == 0 then r = (x < 0 or 1 / x < 0) and -0.0 or 0.0 end
+  return r
 end
 
 filters.round = function(_, v, args, kwargs)
@@ -955,6 +959,9 @@ filters.wordwrap = function(_, v, args, kwargs)
   local on_hyphens = a[4] == nil or truthy(a[4])
   local out = {}
   for _, line in ipairs(methods.splitlines(want_str(v, "splitlines"))) do
+    -- Python's TextWrapper refuses the width for each line it wraps (so
+    -- not for an empty text, which has none)
+    if width <= 0 then raise("ValueError", "invalid width " .. width .. " (must be > 0)") end
     out[#out + 1] = concat(wrap_chunks(line, width, break_long, on_hyphens), wrapstring)
   end
   return concat(out, wrapstring)

@@ -152,10 +152,10 @@ local function is_float(v) return math.type(v) == "float" end
 
 ---The value as a float.
 function M.tofloat(v)
-  if getmetatable(v) ~= BIG_MT then return (v == true and 1 or v == false and 0 or v) + 0.0 end
-  local f = 0.0
-  for i = #v, 1, -1 do f = f * BASE + v[i] end
-  return v.neg and -f or f
+  if getmetatable(v) ~= BIG_MT then return (v == true and 1 or v == false and 0 or v) * 1.0 end
+  -- through the decimal text: strtod rounds correctly, as Python's
+  -- int-to-float does, where summing limbs in floats would not
+  return tonumber(tostring(v) .. ".0")
 end
 
 function M.is_big(v) return getmetatable(v) == BIG_MT end

@@ -45,19 +45,49 @@ local function fmt_float(x, conv, prec)
     local s = (x < 0 and "-" or "") .. "inf"
     return conv:match("%u") and s:upper() or s
   end
-  return string.format("%." .. prec .. conv, x)
+  -- conv may carry C's alternate form first ("#f"): it goes before the
+  -- precision
+  local alt, letter = conv:match("^(#?)(.)$")
+  -- F is f with capitals for inf and nan, handled above
+  if letter == "F" then letter = "f" end
+  return string.format("%" .. alt .. "." .. prec .. letter, x)
 end
 
-local function group_digits(s, sep)
-  local sign, int, rest = s:match("^([+%- ]?)(%d+)(.*)$")
+-- Groups the digits of s by sep, every `size` digits (3, or 4 for the
+-- "_" of binary, octal and hexadecimal).
+local function group_digits(s, sep, size)
+  size = size or 3
+  local digit = size == 4 and "%x" or "%d"
+  local sign, int, rest = s:match("^([+%- ]?)(" .. digit .. "+)(.*)$")
   if not int then return s end
-  local out = int:reverse():gsub("(%d%d%d)", "%1" .. sep):reverse()
+  local out = int:reverse():gsub(("(" .. digit:rep(size) .. ")"), "%1" .. sep):reverse()
   if out:sub(1, 1) == sep then out = out:sub(2) end
   return sign .. out .. rest
 end
 
-local function int_text(v, base, upper)
-  if pyval.kind(v) == "bigint" then return tostring(v) end
+local int_text
+
+-- The digits of an integer beyond 64 bits (or of the smallest 64-bit one,
+-- whose magnitude is not one) in base, and whether it is negative: the
+-- low digits come off by division until the rest fits a Lua integer.
+local function big_int_text(v, base, upper)
+  local neg = pyval.compare(v, 0) < 0
+  local a = neg and pyval.neg(v) or v
+  if base == 10 then return (tostring(a)), neg end
+  local low = {}
+  while pyval.kind(a) == "bigint" do
+    local r = pyval.mod(a, base)
+    low[#low + 1] = ("0123456789abcdef"):sub(r + 1, r + 1)
+    a = pyval.floordiv(a, base)
+  end
+  local digits = int_text(a, base, false) .. table.concat(low):reverse()
+  return upper and digits:upper() or digits, neg
+end
+
+function int_text(v, base, upper)
+  if pyval.kind(v) == "bigint" or (v == math.mininteger and base ~= 10) then
+    return big_int_text(v, base, upper)
+  end
   local neg = v < 0
   local digits
   if base == 10 then
@@ -76,10 +106,15 @@ end
 
 -- ---------------------------------------------------------------- printf
 
+-- (the float conversions take their number as float() does, with its
+-- message; %d, %i and %u have their own)
 local function want_real(v, conv)
   local k = kind(v)
   if k == "int" or k == "float" or k == "bool" or k == "bigint" then return as_number(v) end
   if k == "undefined" then pyval.fail_undefined(v) end
+  if conv:match("^[eEfFgG]$") then
+    raise("TypeError", "must be real number, not " .. pyval.type_name(v))
+  end
   raise("TypeError", string.format("%%%s format: a real number is required, not %s",
     conv, pyval.type_name(v)))
 end
@@ -125,7 +160,16 @@ local function printf_one(conv, v, flags, width, prec)
       if ulen(v) ~= 1 then raise("TypeError", "%c requires int or char") end
       body = v
     else
-      body = utf8.char(want_int(v, "c"))
+      local k = kind(v)
+      if k ~= "int" and k ~= "bool" and k ~= "bigint" then
+        if k == "undefined" then pyval.fail_undefined(v) end
+        raise("TypeError", "%c requires int or char")
+      end
+      local n = as_number(v)
+      if pyval.kind(n) == "bigint" or n < 0 or n > 0x10FFFF then
+        raise("OverflowError", "%c arg not in range(0x110000)")
+      end
+      body = utf8.char(n)
     end
   elseif conv == "d" or conv == "i" or conv == "u" then
     local n = want_real(v, conv)
@@ -146,9 +190,16 @@ local function printf_one(conv, v, flags, width, prec)
     local prefix = alt and (conv == "o" and "0o" or (conv == "x" and "0x" or "0X")) or ""
     body, numeric = sign_of(neg, flags) .. prefix .. digits, true
   elseif conv:match("^[eEfFgG]$") then
-    local x = want_real(v, conv) + 0.0
+    local x = want_real(v, conv)
+    if pyval.kind(x) == "bigint" then
+      x = require("renderers.jinja.py_bigint").tofloat(x)
+      if x == math.huge or x == -math.huge then
+        raise("OverflowError", "int too large to convert to float")
+      end
+    else
+      x = x * 1.0 -- (not + 0.0, which turns -0.0 into 0.0)
+    end
     local s = fmt_float(math.abs(x), (alt and "#" or "") .. conv, prec or 6)
-    if conv == "#" then s = s end
     body, numeric = sign_of(x < 0 or (x == 0 and 1 / x < 0), flags) .. s, true
   else
     raise("ValueError", string.format("unsupported format character '%s' (0x%x)", conv,
@@ -259,8 +310,10 @@ function M.percent(fmt, values)
   local fast = percent_simple(fmt, values)
   if fast then return fast end
   local k = kind(values)
-  local mapping = (k == "dict") and fmt:find("%%%(") and values or nil
-  local args = (k == "tuple") and values or (mapping and {} or { values })
+  -- As CPython: a dict serves %(key)s, and like any value that is not a
+  -- tuple it is also the one value a plain %s reads
+  local mapping = (k == "dict") and values or nil
+  local args = (k == "tuple") and values or { values }
   local used = 0
   local function next_arg()
     used = used + 1
@@ -278,6 +331,9 @@ function M.percent(fmt, values)
     else
       local v
       if spec.key then
+        if k == "list" then
+          raise("TypeError", "list indices must be integers or slices, not str")
+        end
         if not mapping then raise("TypeError", "format requires a mapping") end
         v = mapping[spec.key]
         if v == nil then raise("KeyError", repr(spec.key)) end
@@ -315,7 +371,7 @@ local function parse_spec(spec)
   end
   local s = spec:sub(i, i)
   if s == "+" or s == "-" or s == " " then p.sign, i = s, i + 1 end
-  if spec:sub(i, i) == "z" then i = i + 1 end
+  if spec:sub(i, i) == "z" then p.z, i = true, i + 1 end
   if spec:sub(i, i) == "#" then p.alt, i = true, i + 1 end
   if spec:sub(i, i) == "0" then p.zero, i = true, i + 1 end
   local w = spec:match("^%d+", i)
@@ -341,11 +397,16 @@ end
 
 -- Python's float format with a precision and no type: like "g", but a
 -- fixed-point result keeps one digit after the point.
-local function general_repr(ax, prec)
+-- With alt (`#`) trailing zeros and the point stay, as C's `%#`.
+local function general_repr(ax, prec, alt)
   if ax ~= ax or ax == math.huge then return fmt_float(ax, "g", 1) end
   prec = math.max(prec, 1)
   local sci = string.format("%." .. (prec - 1) .. "e", ax)
   local exp = tonumber(sci:match("e([-+]%d+)$"))
+  if alt then
+    if exp < -4 or exp >= prec - 1 then return string.format("%#." .. (prec - 1) .. "e", ax) end
+    return string.format("%#." .. (prec - 1 - exp) .. "f", ax)
+  end
   if exp < -4 or exp >= prec - 1 then
     local mant, e = sci:match("^(.-)e(.*)$")
     if mant:find(".", 1, true) then mant = mant:gsub("0+$", ""):gsub("%.$", "") end
@@ -360,10 +421,10 @@ end
 
 -- Zero padding that also groups the padding digits, as Python does for
 -- specs such as "010,".
-local function zero_group(sign, int, rest, width, sep)
+local function zero_group(sign, int, rest, width, sep, size)
   local k = 0
   while true do
-    local grouped = group_digits(("0"):rep(k) .. int, sep)
+    local grouped = group_digits(("0"):rep(k) .. int, sep, size)
     if ulen(sign .. grouped .. rest) >= width then return sign .. grouped .. rest end
     k = k + 1
   end
@@ -380,35 +441,94 @@ local function format_number(v, p)
       raise("ValueError", string.format("Unknown format code '%s' for object of type 'float'", t))
     end
     v = as_number(v)
-    if t == "c" then return utf8.char(v) end
-    local base = ({ d = 10, x = 16, X = 16, o = 8, b = 2 })[t]
-    local neg
-    digits, neg = int_text(v, base, t == "X")
-    sign = spec_sign(neg, p) .. (p.alt and ({ x = "0x", X = "0X", o = "0o", b = "0b" })[t] or "")
-    rest = ""
+    if t == "c" then
+      -- a character, padded and aligned as a number is
+      if k == "bigint" or v < 0 or v > 0x10FFFF then
+        raise("OverflowError", "%c arg not in range(0x110000)")
+      end
+      sign, digits, rest = "", utf8.char(v), ""
+    else
+      local base = ({ d = 10, x = 16, X = 16, o = 8, b = 2 })[t]
+      local neg
+      digits, neg = int_text(v, base, t == "X")
+      sign = spec_sign(neg, p) .. (p.alt and ({ x = "0x", X = "0X", o = "0o", b = "0b" })[t] or "")
+      rest = ""
+    end
   else
     local x = as_number(v)
-    x = (k == "bigint") and require("renderers.jinja.py_bigint").tofloat(x) or x + 0.0
+    if k == "bigint" then
+      x = require("renderers.jinja.py_bigint").tofloat(x)
+      if x == math.huge or x == -math.huge then
+        raise("OverflowError", "int too large to convert to float")
+      end
+    else
+      x = x * 1.0 -- (not x + 0.0, which would turn -0.0 into 0.0)
+    end
     local neg = x < 0 or (x == 0 and 1 / x < 0)
     local ax = math.abs(x)
     local s
     if t == "" then
-      s = p.prec and general_repr(ax, p.prec) or pyval.float_repr(ax)
+      s = p.prec and general_repr(ax, p.prec, p.alt) or pyval.float_repr(ax)
+      -- `#` without a precision: repr's text, with a point before any exponent
+      if p.alt and not p.prec and not s:find("[.n]") then s = s:gsub("e", ".e", 1) end
     elseif t == "%" then
-      s = fmt_float(ax * 100, "f", p.prec or 6) .. "%"
+      s = fmt_float(ax * 100, (p.alt and "#" or "") .. "f", p.prec or 6) .. "%"
     else
       s = fmt_float(ax, (p.alt and "#" or "") .. t, p.prec or 6)
+    end
+    -- z: a negative number that rounds to zero prints as zero
+    if p.z and neg and not s:gsub("[eE][-+]%d+", ""):find("[1-9]")
+        and not s:find("[iInN]") then
+      neg = false
     end
     sign = spec_sign(neg, p)
     digits, rest = s:match("^(%d*)(.*)$")
   end
   local align = p.align or (p.zero and "=" or ">")
   local fill = p.fill or (p.zero and "0" or " ")
+  -- "_" groups binary, octal and hexadecimal digits by four
+  local size = (t == "b" or t == "o" or t == "x" or t == "X") and 4 or 3
   if p.group and p.width and align == "=" and fill == "0" and digits ~= "" then
-    return zero_group(sign, digits, rest, p.width, p.group)
+    return zero_group(sign, digits, rest, p.width, p.group, size)
   end
-  if p.group and digits ~= "" then digits = group_digits(digits, p.group) end
+  if p.group and digits ~= "" then digits = group_digits(digits, p.group, size) end
   return pad(sign .. digits .. rest, p.width, align, fill)
+end
+
+-- The types a thousands separator goes with: "," with these, "_" with
+-- these and binary, octal and hexadecimal.
+local GROUPED = { d = true, e = true, f = true, g = true, E = true, G = true, ["%"] = true,
+                  F = true, [""] = true }
+local UNDERSCORED = { b = true, o = true, x = true, X = true }
+
+-- Python's checks of a spec against the kind of value it formats (after
+-- the separator's, see M.format_value), in CPython's order; `t` is the
+-- type with the kind's default put in.
+local function check_spec(p, t, numeric, float)
+  if numeric and not float then
+    if p.prec then raise("ValueError", "Precision not allowed in integer format specifier") end
+    if p.z then
+      raise("ValueError", "Negative zero coercion (z) not allowed in integer format specifier")
+    end
+    if t == "c" and p.sign then
+      raise("ValueError", "Sign not allowed with integer format specifier 'c'")
+    end
+    if t == "c" and p.alt then
+      raise("ValueError", "Alternate form (#) not allowed with integer format specifier 'c'")
+    end
+  elseif not numeric then
+    if p.sign == " " then raise("ValueError", "Space not allowed in string format specifier") end
+    if p.sign then raise("ValueError", "Sign not allowed in string format specifier") end
+    if p.z then
+      raise("ValueError", "Negative zero coercion (z) not allowed in string format specifier")
+    end
+    if p.alt then
+      raise("ValueError", "Alternate form (#) not allowed in string format specifier")
+    end
+    if p.align == "=" then
+      raise("ValueError", "'=' alignment not allowed in string format specifier")
+    end
+  end
 end
 
 ---Python's format(value, spec).
@@ -416,8 +536,19 @@ function M.format_value(v, spec)
   if spec == "" then return str(v) end
   local p = parse_spec(spec)
   local k = kind(v)
+  local numeric = k == "int" or k == "float" or k == "bigint" or k == "bool"
+  -- the separator is checked with the spec, before the type is: against
+  -- the type given, else the kind's own default
+  local text = type(v) == "string" or pyval.is_markup(v)
+  if p.group and (numeric or text) then -- (other objects take no spec at all, below)
+    local t = p.type
+    if t == "" then t = (k == "float") and "" or (numeric and "d" or "s") end
+    if not GROUPED[t] and not (p.group == "_" and UNDERSCORED[t]) then
+      raise("ValueError", "Cannot specify '" .. p.group .. "' with '" .. t .. "'.")
+    end
+  end
   -- bool is an int to a non-empty spec: format(True, '>5') is '    1'
-  if k == "int" or k == "float" or k == "bigint" or k == "bool" then
+  if numeric then
     if not (p.type == "" or p.type:match("^[dbcoxXneEfFgG%%]$")) then
       raise("ValueError", string.format("Unknown format code '%s' for object of type '%s'",
         p.type, pyval.type_name(v)))
@@ -426,9 +557,11 @@ function M.format_value(v, spec)
       raise("ValueError", string.format("Unknown format code '%s' for object of type 'float'",
         p.type))
     end
+    local float = k == "float" or p.type:match("^[eEfFgG%%]$") ~= nil
+    check_spec(p, (p.type == "" and k ~= "float") and "d" or p.type, true, float)
     return format_number(v, p)
   end
-  if type(v) ~= "string" and not pyval.is_markup(v) then
+  if not text then
     -- object.__format__ takes no spec (None, lists, dicts, ...)
     raise("TypeError", "unsupported format string passed to " .. pyval.type_name(v)
       .. ".__format__")
@@ -437,10 +570,11 @@ function M.format_value(v, spec)
     raise("ValueError", string.format("Unknown format code '%s' for object of type '%s'",
       p.type, pyval.type_name(v)))
   end
-  if p.sign then raise("ValueError", "Sign not allowed in string format specifier") end
+  check_spec(p, "s", false, false)
   local s = str(v)
   if p.prec then s = table.concat(pyval.chars(s), "", 1, math.min(p.prec, ulen(s))) end
-  return pad(s, p.width, p.align or "<", p.fill)
+  -- a 0 before the width fills with zeros here too (Python 3.10 on)
+  return pad(s, p.width, p.align or "<", p.fill or (p.zero and "0" or nil))
 end
 
 -- ---------------------------------------------------------------- str.format

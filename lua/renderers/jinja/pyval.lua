@@ -823,7 +823,7 @@ end
 
 local function to_float(v)
   if kind(v) == "bigint" then return big().tofloat(v) end
-  return num_of(v) + 0.0
+  return num_of(v) * 1.0 -- (+ 0.0 would turn -0.0 into 0.0)
 end
 
 function M.truediv(a, b)

@@ -587,7 +587,7 @@ local function install_lists(F, lib)
       local items = iter(v)
       local total = 0
       for _, x in ipairs(items) do total = pyval.add(total, x) end
-      return pyval.truediv(total, #items) + 0.0
+      return pyval.truediv(total, #items) * 1.0
     end
     return lib.to_float(v)
   end
