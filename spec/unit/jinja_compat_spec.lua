@@ -142,3 +142,19 @@ describe("jinja compatibility: Python's number and string formatting", function(
     assert.equal("", render("{{ ''|wordwrap(0) }}"))
   end)
 end)
+
+describe("jinja compatibility: integers beyond 64 bits", function()
+  it("take booleans as 0 and 1 and round as Python's round() does", function()
+    assert.equal("9223372036854775809 0 1 9223372036854775808",
+      render("{% set x = 2**63 %}{{ x + true }} {{ x % true }} {{ x ** false }} {{ x|round }}"))
+    assert.equal("1180591620717411303000 1180591620717411304000",
+      render("{{ (2**70)|round(-3) }} {{ (2**70 + 500)|round(-3) }}"))
+    assert.equal("1 -1 0", render("{{ (-1) ** (2**70) }} {{ (-1) ** (2**70 + 1) }}"
+      .. " {{ 0 ** (2**70) }}"))
+  end)
+
+  it("read -2 ** x as Jinja writes it only when x is not a constant", function()
+    assert.equal("4 4 -4", render("{{ (-2) ** (1 + 1) }} {{ (-2) ** ('2'|int) }}"
+      .. "{% set x = 2 %} {{ (-2) ** x }}"))
+  end)
+end)

@@ -246,6 +246,8 @@ function C:expr_kind(n)
   end
 end
 
+local is_pure -- (defined with the folding below)
+
 -- Integer arithmetic fused: an expression of + - * and % or // by a
 -- literal, over variables and integer literals, maybe compared, compiles
 -- to one chunk-level function of its variables. While they are integers
@@ -347,9 +349,10 @@ EXPR.bin = function(self, n)
   if fused then return fused end
   local a = n.a
   if n.op == "pow" and a.t == "unary" and a.op == "neg" and is_number_const(a.a)
-      and n.b.t ~= "const" then
+      and not is_pure(n.b) then
     -- Jinja folds -2 into a constant and writes it unparenthesised into
-    -- Python's `-2 ** x`, which Python reads as -(2 ** x): so do we
+    -- Python's `-2 ** x`, which Python reads as -(2 ** x): so do we (a
+    -- constant exponent folds the whole power first, which is exact)
     return "R.op.neg(R.op.pow(" .. self:expr(a.a) .. ", " .. self:expr(n.b) .. "))"
   end
   local kind = self:expr_kind(n)
@@ -620,7 +623,7 @@ local function has_filter(node)
   return false
 end
 
-local function is_pure(node)
+function is_pure(node)
   if type(node) ~= "table" then return true end
   if node.t == "filter" then
     if not (PURE_FILTERS[node.name] and node.node) then return false end

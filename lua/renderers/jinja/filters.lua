@@ -680,6 +680,18 @@ filters.round = function(_, v, args, kwargs)
     raise("FilterArgumentError", "method must be common, ceil or floor")
   end
   if type(v) == "boolean" then v = v and 1 or 0 end
+  if kind(v) == "bigint" then
+    -- an integer beyond 64 bits: exact as Python's round(), in its own arithmetic
+    if method ~= "common" then v = pyval.mul(v, 1.0)
+    elseif prec >= 0 then return v
+    else
+      local p = pyval.pow(10, -prec)
+      local q, r2 = pyval.floordiv(v, p), pyval.mul(pyval.mod(v, p), 2)
+      local c = pyval.compare(r2, p)
+      if c > 0 or (c == 0 and pyval.mod(q, 2) == 1) then q = pyval.add(q, 1) end
+      return pyval.mul(q, p)
+    end
+  end
   if type(v) ~= "number" then
     raise("TypeError", "type " .. pyval.type_name(v) .. " doesn't define __round__ method")
   end

@@ -180,6 +180,12 @@ function M.neg(a)
 end
 
 function M.pow(a, b)
+  -- 0, 1 and -1 to a huge positive power stay exact integers, as in Python
+  if getmetatable(b) == BIG_MT and not b.neg and math.type(a) == "integer"
+      and a >= -1 and a <= 1 then
+    if a == -1 and b[1] % 2 == 0 then return 1 end -- (limbs of 10^7: even base)
+    return a
+  end
   if is_float(a) or is_float(b) or getmetatable(b) == BIG_MT or b < 0 then
     return M.tofloat(a) ^ M.tofloat(b)
   end

@@ -696,6 +696,11 @@ local function has_big(a, b)
   return kind(a) == "bigint" or kind(b) == "bigint"
 end
 
+-- An operation of renderers.jinja.py_bigint, booleans taken as 0 and 1.
+local function big_op(name, a, b)
+  return big()[name](num_of(a), num_of(b))
+end
+
 local function is_int(v)
   return mtype(v) == "integer"
 end
@@ -722,7 +727,7 @@ function M.add(a, b)
     return x + y
   end
   check_undef(a, b)
-  if has_big(a, b) and M.is_number(a) and M.is_number(b) then return big().add(a, b) end
+  if has_big(a, b) and M.is_number(a) and M.is_number(b) then return big_op("add", a, b) end
   local ka, kb = kind(a), kind(b)
   if ka == "str" or ka == "markup" then
     local sb = M.text(b)
@@ -758,7 +763,7 @@ function M.sub(a, b)
     return x - y
   end
   check_undef(a, b)
-  if has_big(a, b) and M.is_number(a) and M.is_number(b) then return big().sub(a, b) end
+  if has_big(a, b) and M.is_number(a) and M.is_number(b) then return big_op("sub", a, b) end
   op_fail("-", a, b)
 end
 
@@ -800,7 +805,7 @@ function M.mul(a, b)
     return x * y
   end
   check_undef(a, b)
-  if has_big(a, b) and M.is_number(a) and M.is_number(b) then return big().mul(a, b) end
+  if has_big(a, b) and M.is_number(a) and M.is_number(b) then return big_op("mul", a, b) end
   local ka, kb = kind(a), kind(b)
   if (ka == "int" or ka == "bool") and kb ~= "int" then a, b, ka, kb = b, a, kb, ka end
   if kb == "int" or kb == "bool" then
@@ -843,7 +848,7 @@ function M.floordiv(a, b)
   local x, y = nums(a, b)
   if not x then
     if has_big(a, b) and M.is_number(a) and M.is_number(b) then
-      return big().floordiv(a, b)
+      return big_op("floordiv", a, b)
     end
     op_fail("//", a, b)
   end
@@ -872,7 +877,7 @@ function M.mod(a, b)
   end
   local x, y = nums(a, b)
   if not x then
-    if has_big(a, b) and M.is_number(a) and M.is_number(b) then return big().mod(a, b) end
+    if has_big(a, b) and M.is_number(a) and M.is_number(b) then return big_op("mod", a, b) end
     op_fail("%", a, b)
   end
   if y == 0 then
@@ -907,7 +912,7 @@ function M.pow(a, b)
   check_undef(a, b)
   local x, y = nums(a, b)
   if not x then
-    if has_big(a, b) and M.is_number(a) and M.is_number(b) then return big().pow(a, b) end
+    if has_big(a, b) and M.is_number(a) and M.is_number(b) then return big_op("pow", a, b) end
     op_fail("** or pow()", a, b)
   end
   if is_int(x) and is_int(y) then
