@@ -137,6 +137,12 @@ describe("jinja compatibility: Python's number and string formatting", function(
         .. " {{ 0.4|round }} {{ (-4.0)|round(-1) }}"))
   end)
 
+  it("lets the tests that catch errors see an undefined value", function()
+    assert.equal("False False Undefined", render("{{ x is sequence }} {{ x is in([]) }}"
+      .. " {{ x|pprint }}"))
+    fails("{{ x is in([1]) }}", "'x' is undefined")
+  end)
+
   it("refuses a wrap width below one when there is text to wrap", function()
     fails("{{ 'abc def'|wordwrap(0) }}", "invalid width 0 (must be > 0)")
     assert.equal("", render("{{ ''|wordwrap(0) }}"))

@@ -624,7 +624,11 @@ local function pformat(v, indent, allowance)
 end
 M.pformat = function(v) return pformat(v, 0, 0) end
 
-filters.pprint = function(_, v) return pformat(v, 0, 0) end
+filters.pprint = function(_, v)
+  -- an undefined value's repr is "Undefined" (pprint never prints it)
+  if is_undef(v) then return "Undefined" end
+  return pformat(v, 0, 0)
+end
 
 filters.random = function(_, v)
   local items = items_of(v)
@@ -1157,7 +1161,12 @@ tests["true"] = function(_, v) return v == true end
 tests.float = function(_, v) return mtype(v) == "float" end
 tests.integer = function(_, v) return mtype(v) == "integer" or kind(v) == "bigint" end
 tests.number = function(_, v) return num_like(v) or type(v) == "boolean" end
-tests["in"] = function(_, v, args) return pyval.contains(args[1], v) end
+tests["in"] = function(_, v, args)
+  -- an undefined value is in no empty list: Python compares it with nothing
+  local k = kind(args[1])
+  if is_undef(v) and (k == "list" or k == "tuple") and #args[1] == 0 then return false end
+  return pyval.contains(args[1], v)
+end
 tests.iterable = function(_, v)
   if is_undef(v) then pyval.fail_undefined(v) end
   return pyval.is_iterable(v)
@@ -1181,7 +1190,8 @@ tests.sameas = function(_, v, args)
 end
 tests.sequence = function(_, v)
   local k = kind(v)
-  if k == "undefined" then pyval.fail_undefined(v) end
+  -- Jinja's test catches the error len() raises on an undefined value
+  if k == "undefined" then return false end
   return k == "str" or k == "list" or k == "tuple" or k == "dict" or k == "markup"
     or k == "bytes"
 end
@@ -1374,6 +1384,7 @@ M.accepts_undefined = {
   defined = true, undefined = true, none = true, boolean = true, ["false"] = true,
   ["true"] = true, integer = true, float = true, number = true, string = true,
   mapping = true, callable = true, sameas = true, escaped = true, list = true,
+  sequence = true, ["in"] = true, pprint = true,
 }
 
 -- Salt's own filters join the table last, so they win where names clash.
