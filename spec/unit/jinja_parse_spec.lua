@@ -51,6 +51,13 @@ describe("jinja lexer", function()
     assert.equal("data a {x- c   \ny  @1, eof@2", tokens("a {x- c   \ny  "))
     assert.equal("variable_begin@1, integer 1@1, variable_end@1, data  {x- c  @1, eof@1",
       tokens("{{ 1 }} {x- c  "))
+    -- a dash strips the data right before its tag, never past a comment or
+    -- a raw block
+    assert.equal("data a  @1, block_begin@1, name if@1, block_end@1, eof@1",
+      tokens("a  {# c #}{%- if %}"))
+    assert.equal("data a @1, data r@1, eof@1", tokens("a {# c #}  {%- raw %}r{% endraw %}"))
+    assert.equal("data r  @1, block_begin@1, name x@1, block_end@1, eof@1",
+      tokens("{% raw %}r  {% endraw %}{%- x %}"))
   end)
 
   it("reads numbers as Jinja does", function()

@@ -291,18 +291,6 @@ local function rstrip_end(s, i, j)
   return j
 end
 
--- Strips trailing whitespace from token n when it is data (for `{%-`);
--- returns the token count, one less when the data became empty.
-local function rstrip_last(types, values, n)
-  if n > 0 and types[n] == "data" then
-    local v = values[n]
-    local e = rstrip_end(v, 1, #v)
-    if e == 0 then return n - 1 end
-    values[n] = sub(v, 1, e)
-  end
-  return n
-end
-
 local RAW_HEAD = "^{%%[%-+]?%s*raw%s*%-?%%}"
 local RAW_TAIL = "^{%%[%-+]?%s*endraw%s*%-?%%}"
 
@@ -323,7 +311,8 @@ local function lex_raw(src, i, types, values, lines, n)
   end
   local tail = sub(src, s, e)
   local body = sub(src, body_start, s - 1)
-  if sub(head, 3, 3) == "-" then n = rstrip_last(types, values, n) end
+  -- (a `{%- raw` strips the data before it as any tag does, in scan_into;
+  -- never anything past a comment or an earlier raw block)
   if sub(head, -3, -3) == "-" then body = body:gsub("^%s+", "") end
   if sub(tail, 3, 3) == "-" then body = body:gsub("%s+$", "") end
   if body ~= "" then
@@ -347,10 +336,9 @@ end
 local function lex_data(src, i, j, lstrip, rstrip, types, values, lines, n)
   -- (the whitespace cannot run past j: a tag or the end follows)
   if lstrip then i = match(src, "^%s*()", i) end
-  if i > j then
-    if rstrip then n = rstrip_last(types, values, n) end
-    return n
-  end
+  -- no data: nothing to strip (a `{%-` right after a comment or a raw
+  -- block strips nothing before them, as in Jinja)
+  if i > j then return n end
   local e = rstrip and rstrip_end(src, i, j) or j
   if e >= i then
     n = n + 1
