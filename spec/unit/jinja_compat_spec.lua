@@ -137,6 +137,18 @@ describe("jinja compatibility: Python's number and string formatting", function(
         .. " {{ 0.4|round }} {{ (-4.0)|round(-1) }}"))
   end)
 
+  it("scopes what a block set and a filter block set inside them", function()
+    assert.equal("21", render("{% set x = 1 %}{% filter upper %}{% set x = 2 %}{{ x }}"
+      .. "{% endfilter %}{{ x }}"))
+    assert.equal("1A2", render("{% set x = 1 %}{% set b | upper %}{% set x = 2 %}a{{ x }}"
+      .. "{% endset %}{{ x }}{{ b }}"))
+    assert.equal("False 5", render("{% set ns = namespace(n=0) %}{% set b %}{% set y = 2 %}"
+      .. "{% set ns.n = 5 %}{% endset %}{{ y is defined }} {{ ns.n }}"))
+    -- in a loop too, which then keeps its variables in frames
+    assert.equal("1122", render("{% for i in [1, 2] %}{% set b %}{{ i }}{% set i = 9 %}"
+      .. "{% endset %}{{ b }}{{ i }}{% endfor %}"))
+  end)
+
   it("lets the tests that catch errors see an undefined value", function()
     assert.equal("False False Undefined", render("{{ x is sequence }} {{ x is in([]) }}"
       .. " {{ x|pprint }}"))

@@ -739,26 +739,31 @@ STMT.assign = function(self, n)
   self:assign(n.target, self:expr(n.expr))
 end
 
--- Compiles `body` into a nested output buffer; `finish(code)` receives the
--- Lua expression holding the rendered string, inside the same do-block.
+-- Compiles `body` into a nested output buffer, in a frame of its own (as
+-- Jinja scopes a block set and a filter block: what the body sets is not
+-- seen after it); `finish(code, outer)` receives the Lua expression holding
+-- the rendered string and the name of the frame around, inside the same
+-- do-block. (A loop holding such a body keeps its variables in frames,
+-- FRAME_USERS.)
 function C:capture(body, finish)
   local guard = self.guard
   self.guard = false
-  self:emit("do local o, n = R.buffer(), 0")
+  local outer = self:tmp()
+  self:emit("do local o, n = R.buffer(), 0; local " .. outer .. " = f; local f = R.frame(f)")
   self:body(body)
   self.guard = guard
-  finish("R.join(o, n)")
+  finish("R.join(o, n)", outer)
   self:emit("end")
 end
 
 STMT.assign_block = function(self, n)
-  self:capture(n.body, function(text)
+  self:capture(n.body, function(text, outer)
     local value = text
     if n.filter then
       self.filter_input = text
       value = self:expr(n.filter)
     end
-    self:assign(n.target, value)
+    self:assign(n.target, value, outer)
   end)
 end
 
@@ -823,7 +828,8 @@ end
 -- only in the `body` and `else_` lists of other statements (never inside an
 -- expression), so the walks below follow those two fields alone.
 local FRAME_USERS = { macro = true, call_block = true, include = true, import = true,
-  from_import = true, import_load = true, block = true, extends = true, with = true }
+  from_import = true, import_load = true, block = true, extends = true, with = true,
+  assign_block = true, filter_block = true, load = true }
 
 local function uses_frames(body)
   if not body then return false end
@@ -1124,9 +1130,9 @@ STMT.from_import = function(self, n)
 end
 
 STMT.load = function(self, n)
-  self:capture(n.body, function(text)
+  self:capture(n.body, function(text, outer)
     self:assign({ t = "name", name = n.target },
-      "R.load_text(S, " .. q(n.format) .. ", " .. text .. ")")
+      "R.load_text(S, " .. q(n.format) .. ", " .. text .. ")", outer)
   end)
 end
 
