@@ -149,6 +149,22 @@ describe("jinja compatibility: Python's number and string formatting", function(
       .. "{% endset %}{{ b }}{{ i }}{% endfor %}"))
   end)
 
+  it("gives nested scopes no value for a name set later at the top, as Jinja", function()
+    local vars = { x = "X" }
+    local function r(text) return env:render_string(text, vars, "compat.j") end
+    -- read from a loop, macro or block before the top-level set: undefined
+    assert.is_nil(r("{% for i in [1] %}{{ x }}{% endfor %}{% set x = 1 %}"))
+    assert.is_nil(r("{% macro m() %}{{ x }}{% endmacro %}{{ m() }}{% set x = 1 %}"))
+    assert.equal("Falsed", r("{% macro m() %}{{ x is defined }}{{ x|default('d') }}"
+      .. "{% endmacro %}{{ m() }}{% set x = 1 %}"))
+    -- after the set, or read at the top first, or set in an if: the value
+    assert.equal("1", r("{% macro m() %}{{ x }}{% endmacro %}{% set x = 1 %}{{ m() }}"))
+    assert.equal("X", r("{% set y = x %}{% macro m() %}{{ x }}{% endmacro %}{{ m() }}"
+      .. "{% set x = 1 %}"))
+    assert.equal("X", r("{% for i in [1] %}{{ x }}{% endfor %}{% if 1 %}{% set x = 1 %}"
+      .. "{% else %}{% set x = 2 %}{% endif %}"))
+  end)
+
   it("lets the tests that catch errors see an undefined value", function()
     assert.equal("False False Undefined", render("{{ x is sequence }} {{ x is in([]) }}"
       .. " {{ x|pprint }}"))

@@ -1074,6 +1074,9 @@ function C:macro_function(n, name)
         .. self:expr(n.defaults[i]) .. " end")
     end
   end
+  local params = { "varargs", "kwargs", "caller" }
+  for _, a in ipairs(n.args) do params[#params + 1] = a end
+  self:shadow(n.body, params)
   self:body(n.body)
   self:emit("return R.join(o, n) end)")
   self.guard, self.loop = guard, saved_loop
@@ -1150,9 +1153,121 @@ local function has_extends(body)
   return false
 end
 
-function C:function_for(header, body, guard)
+-- Jinja's scoping of names a frame sets before reading them. Walking a
+-- frame's statements in order, a name is first read or first set; when it
+-- is first set (outside any `if`), Jinja's code holds
+-- no value for it until the set runs, and the scopes nested in the frame
+-- (loops, macros, call, filter, with and block-set bodies) that run before
+-- the set find it undefined instead of the variable given or the global.
+-- Returns those names, sorted, or nil.
+local function loads_of(e, seen)
+  if type(e) ~= "table" then return end
+  if e.t == "name" then
+    if seen[e.name] == nil then seen[e.name] = "load" end
+    return
+  end
+  for _, v in pairs(e) do
+    if type(v) == "table" then loads_of(v, seen) end
+  end
+end
+
+local function store(name, seen)
+  if seen[name] == nil then seen[name] = "store" end
+end
+
+local function store_target(target, seen)
+  if target.t == "name" then
+    store(target.name, seen)
+  elseif target.t == "nsref" then
+    if seen[target.name] == nil then seen[target.name] = "load" end
+  elseif target.t == "tuple" then
+    for _, item in ipairs(target.items) do store_target(item, seen) end
+  end
+end
+
+local walk_frame
+
+-- An `if`: a name first met in one of its branches is read from the
+-- variables given until set, whether every branch sets it or not (Jinja
+-- counts a third branch, its elifs, which an if without elif leaves empty,
+-- and each elif is an `if` of its own).
+local function walk_if(node, seen)
+  loads_of(node.test, seen)
+  local sub = setmetatable({}, { __index = seen })
+  walk_frame(node.body or {}, sub)
+  if node.else_ then walk_frame(node.else_, sub) end
+  for name in next, sub do seen[name] = "load" end
+end
+
+function walk_frame(body, seen)
+  for _, node in ipairs(body) do
+    local t = node.t
+    if t == "output" or t == "do" then
+      loads_of(node.expr, seen)
+    elseif t == "assign" then
+      loads_of(node.expr, seen)
+      store_target(node.target, seen)
+    elseif t == "assign_block" then
+      if node.filter then loads_of(node.filter, seen) end
+      store_target(node.target, seen)
+    elseif t == "if" then
+      walk_if(node, seen)
+    elseif t == "for" then
+      loads_of(node.iter, seen)
+    elseif t == "macro" then
+      store(node.name, seen)
+    elseif t == "call_block" then
+      loads_of(node.call, seen)
+    elseif t == "filter_block" then
+      loads_of(node.filter, seen)
+    elseif t == "with" then
+      for _, v in ipairs(node.values) do loads_of(v, seen) end
+    elseif t == "include" or t == "extends" then
+      loads_of(node.template, seen)
+    elseif t == "import" or t == "import_load" then
+      loads_of(node.template, seen)
+      store(node.target, seen)
+    elseif t == "from_import" then
+      loads_of(node.template, seen)
+      for _, it in ipairs(node.names) do store(it.alias, seen) end
+    elseif t == "load" then
+      store(node.target, seen)
+    elseif t == "autoescape" then
+      loads_of(node.expr, seen)
+      walk_frame(node.body, seen)
+    end
+  end
+end
+
+local function first_stores(body, params)
+  local seen = {}
+  for _, p in ipairs(params or {}) do seen[p] = "param" end
+  walk_frame(body, seen)
+  local names
+  for name, how in pairs(seen) do
+    if how == "store" then
+      names = names or {}
+      names[#names + 1] = name
+    end
+  end
+  if names then table.sort(names) end
+  return names
+end
+
+-- Emits the R.shadow of a frame's first-stored names (see first_stores).
+function C:shadow(body, params)
+  local names = first_stores(body, params)
+  if not names then return end
+  for i, name in ipairs(names) do names[i] = q(name) end
+  self:emit("R.shadow(f, {" .. table.concat(names, ", ") .. "})")
+end
+
+-- shadow: apply Jinja's scoping of first-stored names (first_stores); not
+-- for a template with blocks, whose bodies read the variables given.
+function C:function_for(header, body, guard, shadow)
   self:emit(header)
   self:emit("local o, n = R.buffer(), 0")
+  if shadow then self:shadow(body) end
   self.guard = guard
   self:body(body)
   self.guard = false
@@ -1217,7 +1332,9 @@ function M.compile(source)
   self:emit("local R = R; local NULL = R.NULL; local math_mininteger = R.MININT; "
     .. "local type, math_type, SMALL_INTS = R.type, R.math_type, R.SMALL_INTS")
   self:emit("local T = { blocks = {} }")
-  self:function_for("T.root = function(S, ctx, f, tail)", tree.body, has_extends(tree.body))
+  local extends = has_extends(tree.body)
+  self:function_for("T.root = function(S, ctx, f, tail)", tree.body, extends,
+    next(tree.blocks) == nil and not extends)
   if next(tree.blocks) ~= nil then self:block_functions(tree.blocks) end
   local uses = uses_line(self.uses)
   if uses then self:emit(uses) end

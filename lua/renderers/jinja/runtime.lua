@@ -952,12 +952,59 @@ function R.render_block(S, ctx, name, index, f)
   return entry.fn(S, ctx, bf)
 end
 
+-- Names a frame sets before it reads them (the compiler's first_stores):
+-- Jinja gives the code of the template that runs in scopes nested in that
+-- frame (loops, macros, call, filter and with blocks) no value for such a
+-- name until the set runs, where the variables given and the globals would
+-- otherwise show through. R.shadow puts an undefined value in their place,
+-- which keeps what it hides for templates included or imported with
+-- context: those read the variables given, as in Jinja.
+local shadows = setmetatable({}, { __mode = "k" }) -- frame -> its names
+
+function R.shadow(f, names)
+  for i = 1, #names do
+    local name = names[i]
+    local u = undefined(name)
+    u.hidden = f[name]
+    rawset(f, name, u)
+  end
+  shadows[f] = names
+end
+
+-- The values shadowed names hid, put in `inner` (a frame over f) for a
+-- template included or imported with context.
+local function unshadow(f, inner)
+  local passed = {} -- the frames from f out: a name set in one hides the rest
+  local fr = f
+  while type(fr) == "table" do
+    local names = shadows[fr]
+    if names then
+      for i = 1, #names do
+        local name = names[i]
+        local u = rawget(fr, name)
+        local set_nearer = false
+        for k = 1, #passed do
+          if rawget(passed[k], name) ~= nil then set_nearer = true break end
+        end
+        if not set_nearer and is_undefined(u) and u.hidden ~= nil then
+          rawset(inner, name, u.hidden)
+        end
+      end
+    end
+    passed[#passed + 1] = fr
+    local mt = getmetatable(fr)
+    fr = mt and rawget(mt, "__index")
+  end
+end
+M.unshadow = unshadow
+
 function R.include(S, ctx, f, name, with_context, ignore_missing)
   local tpl = resolve(S, name, ignore_missing)
   if not tpl then return "" end
   enter(S, "include")
   local parent = with_context and f or M.render_globals(S)
   local inner = frame(parent)
+  if with_context and next(shadows) ~= nil then unshadow(f, inner) end
   local l = parent.loop
   if type(l) == "table" and rawget(l, "type_name") == "LoopContext" then
     -- Jinja gives an included template the includer's variables but not
@@ -977,7 +1024,14 @@ end
 -- Renders a template as a module: its exported names and its output.
 local function make_module(S, tpl, f, with_context)
   enter(S, "import")
-  local mf = frame(with_context and f or M.render_globals(S))
+  local outer = with_context and f or M.render_globals(S)
+  if with_context and next(shadows) ~= nil then
+    -- (a frame between, so that what unshadow puts there is not exported)
+    local base = frame(f)
+    unshadow(f, base)
+    outer = base
+  end
+  local mf = frame(outer)
   local body = run(S, tpl, mf)
   leave(S)
   local vars = {}
