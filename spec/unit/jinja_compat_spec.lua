@@ -185,6 +185,8 @@ describe("jinja compatibility: integers beyond 64 bits", function()
       render("{{ (2**70)|round(-3) }} {{ (2**70 + 500)|round(-3) }}"))
     assert.equal("1 -1 0", render("{{ (-1) ** (2**70) }} {{ (-1) ** (2**70 + 1) }}"
       .. " {{ 0 ** (2**70) }}"))
+    assert.equal("100000000000000000000 -100000000000000000000", render("{{ 1e20|int }}"
+      .. " {{ '-1e20'|int }}"))
   end)
 
   it("read -2 ** x as Jinja writes it only when x is not a constant", function()

@@ -449,6 +449,13 @@ filters.indent = function(_, v, args, kwargs)
   return rv
 end
 
+-- Python's int() of a finite float: truncated, exact even past 64 bits
+-- (a float's integer part printed in full is its exact value).
+local function float_to_int(x)
+  local r = x < 0 and math.ceil(x) or math.floor(x)
+  return math.tointeger(r) or data.bigint(string.format("%.0f", r))
+end
+
 filters.int = function(_, v, args, kwargs)
   local dflt, base = 0, 10
   if (args.n or #args) > 0 or next(kwargs) ~= nil then
@@ -461,8 +468,7 @@ filters.int = function(_, v, args, kwargs)
   if t == "number" then
     if mtype(v) == "integer" then return v end
     if v ~= v or v == math.huge or v == -math.huge then return dflt end
-    local r = v < 0 and math.ceil(v) or math.floor(v)
-    return math.tointeger(r) or r
+    return float_to_int(v)
   end
   if kind(v) == "bigint" then return v end
   local s = pyval.text(v)
@@ -470,10 +476,7 @@ filters.int = function(_, v, args, kwargs)
     local r = parse_int(s, base)
     if r ~= nil then return r end
     local f = parse_float(s)
-    if f and f == f and f ~= math.huge and f ~= -math.huge then
-      local i = f < 0 and math.ceil(f) or math.floor(f)
-      return math.tointeger(i) or i
-    end
+    if f and f == f and f ~= math.huge and f ~= -math.huge then return float_to_int(f) end
   end
   return dflt
 end
