@@ -163,6 +163,11 @@ describe("jinja compatibility: Python's number and string formatting", function(
       .. "{% set x = 1 %}"))
     assert.equal("X", r("{% for i in [1] %}{{ x }}{% endfor %}{% if 1 %}{% set x = 1 %}"
       .. "{% else %}{% set x = 2 %}{% endif %}"))
+    -- in a loop body: undefined unless a scope around reads or sets the name
+    assert.is_nil(r("{% for i in [1] %}{% for j in [1] %}{{ x }}{% endfor %}"
+      .. "{% set x = 1 %}{% endfor %}"))
+    assert.equal("XX", r("{% for i in [1] %}{% for j in [1] %}{{ x }}{% endfor %}"
+      .. "{% set x = 1 %}{% endfor %}{{ x }}"))
   end)
 
   it("lets the tests that catch errors see an undefined value", function()

@@ -739,6 +739,157 @@ STMT.assign = function(self, n)
   self:assign(n.target, self:expr(n.expr))
 end
 
+-- Jinja's scoping of names a frame sets before reading them. Walking a
+-- frame's statements in order, a name is first read or first set; when it
+-- is first set (outside any `if`), Jinja's code holds
+-- no value for it until the set runs, and the scopes nested in the frame
+-- (loops, macros, call, filter, with and block-set bodies) that run before
+-- the set find it undefined instead of the variable given or the global.
+-- Returns those names, sorted, or nil.
+local function loads_of(e, seen)
+  if type(e) ~= "table" then return end
+  if e.t == "name" then
+    if seen[e.name] == nil then seen[e.name] = "load" end
+    return
+  end
+  for _, v in pairs(e) do
+    if type(v) == "table" then loads_of(v, seen) end
+  end
+end
+
+-- The names an assignment target binds, appended to list.
+local function target_list(target, list)
+  if target.t == "name" then
+    list[#list + 1] = target.name
+  elseif target.t == "tuple" then
+    for _, item in ipairs(target.items) do target_list(item, list) end
+  end
+  return list
+end
+
+local function store(name, seen)
+  if seen[name] == nil then seen[name] = "store" end
+end
+
+local function store_target(target, seen)
+  if target.t == "name" then
+    store(target.name, seen)
+  elseif target.t == "nsref" then
+    if seen[target.name] == nil then seen[target.name] = "load" end
+  elseif target.t == "tuple" then
+    for _, item in ipairs(target.items) do store_target(item, seen) end
+  end
+end
+
+local walk_frame
+
+-- An `if`: a name first met in one of its branches is read from the
+-- variables given until set, whether every branch sets it or not (Jinja
+-- counts a third branch, its elifs, which an if without elif leaves empty,
+-- and each elif is an `if` of its own).
+local function walk_if(node, seen)
+  loads_of(node.test, seen)
+  local sub = setmetatable({}, { __index = seen })
+  walk_frame(node.body or {}, sub)
+  if node.else_ then walk_frame(node.else_, sub) end
+  for name in next, sub do seen[name] = "load" end
+end
+
+function walk_frame(body, seen)
+  for _, node in ipairs(body) do
+    local t = node.t
+    if t == "output" or t == "do" then
+      loads_of(node.expr, seen)
+    elseif t == "assign" then
+      loads_of(node.expr, seen)
+      store_target(node.target, seen)
+    elseif t == "assign_block" then
+      if node.filter then loads_of(node.filter, seen) end
+      store_target(node.target, seen)
+    elseif t == "if" then
+      walk_if(node, seen)
+    elseif t == "for" then
+      loads_of(node.iter, seen)
+    elseif t == "macro" then
+      store(node.name, seen)
+    elseif t == "call_block" then
+      loads_of(node.call, seen)
+    elseif t == "filter_block" then
+      loads_of(node.filter, seen)
+    elseif t == "with" then
+      for _, v in ipairs(node.values) do loads_of(v, seen) end
+    elseif t == "include" or t == "extends" then
+      loads_of(node.template, seen)
+    elseif t == "import" or t == "import_load" then
+      loads_of(node.template, seen)
+      store(node.target, seen)
+    elseif t == "from_import" then
+      loads_of(node.template, seen)
+      for _, it in ipairs(node.names) do store(it.alias, seen) end
+    elseif t == "load" then
+      store(node.target, seen)
+    elseif t == "autoescape" then
+      loads_of(node.expr, seen)
+      walk_frame(node.body, seen)
+    end
+  end
+end
+
+-- The names a frame's body reads or sets itself (nested scopes aside),
+-- each "load", "store" or "param" by its first access. (The values of a
+-- `with` count as read in its frame, as in Jinja.)
+local function frame_names(body, params, reads)
+  local seen = {}
+  for _, p in ipairs(params or {}) do seen[p] = "param" end
+  for _, e in ipairs(reads or {}) do loads_of(e, seen) end
+  walk_frame(body, seen)
+  return seen
+end
+
+-- The first-stored names of a frame that Jinja leaves without a value
+-- until set: in a nested frame only those no enclosing frame reads or sets
+-- (where one does, Jinja's frame starts from that one's value). `outer` is
+-- the list of the enclosing frames' names (C.frames). Sorted, or nil.
+local function first_stores(seen, outer)
+  local names
+  for name, how in pairs(seen) do
+    local known = false
+    for i = 1, #outer do
+      if outer[i][name] then known = true break end
+    end
+    if how == "store" and not known then
+      names = names or {}
+      names[#names + 1] = name
+    end
+  end
+  if names then table.sort(names) end
+  return names
+end
+
+-- Enters a frame for `body`: its names join C.frames for the frames nested
+-- in it; returns the names Jinja leaves without a value (first_stores).
+-- C:leave_frame() ends it.
+function C:enter_frame(body, params, reads)
+  self.frames = self.frames or {}
+  local seen = frame_names(body, params, reads)
+  local names = first_stores(seen, self.frames)
+  self.frames[#self.frames + 1] = seen
+  return names
+end
+
+function C:leave_frame()
+  self.frames[#self.frames] = nil
+end
+
+-- Enters a frame held in `f` and emits the R.shadow of its first-stored
+-- names.
+function C:shadow(body, params, reads)
+  local names = self:enter_frame(body, params, reads)
+  if not names then return end
+  for i, name in ipairs(names) do names[i] = q(name) end
+  self:emit("R.shadow(f, {" .. table.concat(names, ", ") .. "})")
+end
+
 -- Compiles `body` into a nested output buffer, in a frame of its own (as
 -- Jinja scopes a block set and a filter block: what the body sets is not
 -- seen after it); `finish(code, outer)` receives the Lua expression holding
@@ -750,7 +901,9 @@ function C:capture(body, finish)
   self.guard = false
   local outer = self:tmp()
   self:emit("do local o, n = R.buffer(), 0; local " .. outer .. " = f; local f = R.frame(f)")
+  self:shadow(body)
   self:body(body)
+  self:leave_frame()
   self.guard = guard
   finish("R.join(o, n)", outer)
   self:emit("end")
@@ -798,7 +951,11 @@ STMT["with"] = function(self, n)
   for i, v in ipairs(n.values) do vals[i] = self:expr(v) end
   self:emit("do local f = R.frame(f)")
   for i, t in ipairs(n.targets) do self:assign(t, vals[i]) end
+  local params = {}
+  for _, t in ipairs(n.targets) do target_list(t, params) end
+  self:shadow(n.body, params, n.values)
   self:body(n.body)
+  self:leave_frame()
   self:emit("end")
 end
 
@@ -997,9 +1154,11 @@ function C:loop_code(n, items_expr, depth_expr)
     if uses_loop then scope.vars.loop = { lua = L, sure = true } end
   end
   self:assign(n.target, "items[i]")
+  self:shadow_loop(n, frames)
   if not frames then self:emit("do") end
   self.loop = label
   self:body(n.body)
+  self:leave_frame()
   self.loop = saved_loop
   self:emit("end")
   self:emit("::" .. label .. "::")
@@ -1008,6 +1167,23 @@ function C:loop_code(n, items_expr, depth_expr)
   self.scope = saved_scope
   if n.else_ then
     self:loop_else(n)
+  end
+end
+
+-- Jinja's scoping of the names a loop body sets before reading them (see
+-- first_stores): in a frame, R.shadow; in locals, each starts undefined
+-- (a read from an inner loop before the set finds that, not the value
+-- around the loop) and is no longer taken for a string.
+function C:shadow_loop(n, frames)
+  local params = target_list(n.target, { "loop" })
+  if frames then return self:shadow(n.body, params) end
+  local names = self:enter_frame(n.body, params)
+  for _, name in ipairs(names or {}) do
+    local v = self.scope.vars[name]
+    if v then
+      v.string = false
+      self:emit(v.lua .. " = R.missing(" .. q(name) .. ")")
+    end
   end
 end
 
@@ -1078,6 +1254,7 @@ function C:macro_function(n, name)
   for _, a in ipairs(n.args) do params[#params + 1] = a end
   self:shadow(n.body, params)
   self:body(n.body)
+  self:leave_frame()
   self:emit("return R.join(o, n) end)")
   self.guard, self.loop = guard, saved_loop
   local defaults = {}
@@ -1153,123 +1330,16 @@ local function has_extends(body)
   return false
 end
 
--- Jinja's scoping of names a frame sets before reading them. Walking a
--- frame's statements in order, a name is first read or first set; when it
--- is first set (outside any `if`), Jinja's code holds
--- no value for it until the set runs, and the scopes nested in the frame
--- (loops, macros, call, filter, with and block-set bodies) that run before
--- the set find it undefined instead of the variable given or the global.
--- Returns those names, sorted, or nil.
-local function loads_of(e, seen)
-  if type(e) ~= "table" then return end
-  if e.t == "name" then
-    if seen[e.name] == nil then seen[e.name] = "load" end
-    return
-  end
-  for _, v in pairs(e) do
-    if type(v) == "table" then loads_of(v, seen) end
-  end
-end
-
-local function store(name, seen)
-  if seen[name] == nil then seen[name] = "store" end
-end
-
-local function store_target(target, seen)
-  if target.t == "name" then
-    store(target.name, seen)
-  elseif target.t == "nsref" then
-    if seen[target.name] == nil then seen[target.name] = "load" end
-  elseif target.t == "tuple" then
-    for _, item in ipairs(target.items) do store_target(item, seen) end
-  end
-end
-
-local walk_frame
-
--- An `if`: a name first met in one of its branches is read from the
--- variables given until set, whether every branch sets it or not (Jinja
--- counts a third branch, its elifs, which an if without elif leaves empty,
--- and each elif is an `if` of its own).
-local function walk_if(node, seen)
-  loads_of(node.test, seen)
-  local sub = setmetatable({}, { __index = seen })
-  walk_frame(node.body or {}, sub)
-  if node.else_ then walk_frame(node.else_, sub) end
-  for name in next, sub do seen[name] = "load" end
-end
-
-function walk_frame(body, seen)
-  for _, node in ipairs(body) do
-    local t = node.t
-    if t == "output" or t == "do" then
-      loads_of(node.expr, seen)
-    elseif t == "assign" then
-      loads_of(node.expr, seen)
-      store_target(node.target, seen)
-    elseif t == "assign_block" then
-      if node.filter then loads_of(node.filter, seen) end
-      store_target(node.target, seen)
-    elseif t == "if" then
-      walk_if(node, seen)
-    elseif t == "for" then
-      loads_of(node.iter, seen)
-    elseif t == "macro" then
-      store(node.name, seen)
-    elseif t == "call_block" then
-      loads_of(node.call, seen)
-    elseif t == "filter_block" then
-      loads_of(node.filter, seen)
-    elseif t == "with" then
-      for _, v in ipairs(node.values) do loads_of(v, seen) end
-    elseif t == "include" or t == "extends" then
-      loads_of(node.template, seen)
-    elseif t == "import" or t == "import_load" then
-      loads_of(node.template, seen)
-      store(node.target, seen)
-    elseif t == "from_import" then
-      loads_of(node.template, seen)
-      for _, it in ipairs(node.names) do store(it.alias, seen) end
-    elseif t == "load" then
-      store(node.target, seen)
-    elseif t == "autoescape" then
-      loads_of(node.expr, seen)
-      walk_frame(node.body, seen)
-    end
-  end
-end
-
-local function first_stores(body, params)
-  local seen = {}
-  for _, p in ipairs(params or {}) do seen[p] = "param" end
-  walk_frame(body, seen)
-  local names
-  for name, how in pairs(seen) do
-    if how == "store" then
-      names = names or {}
-      names[#names + 1] = name
-    end
-  end
-  if names then table.sort(names) end
-  return names
-end
-
--- Emits the R.shadow of a frame's first-stored names (see first_stores).
-function C:shadow(body, params)
-  local names = first_stores(body, params)
-  if not names then return end
-  for i, name in ipairs(names) do names[i] = q(name) end
-  self:emit("R.shadow(f, {" .. table.concat(names, ", ") .. "})")
-end
 
 -- shadow: apply Jinja's scoping of first-stored names (first_stores); not
 -- for a template with blocks, whose bodies read the variables given.
 function C:function_for(header, body, guard, shadow)
   self:emit(header)
   self:emit("local o, n = R.buffer(), 0")
-  if shadow then self:shadow(body) end
+  if shadow then self:shadow(body) else self:enter_frame(body) end
   self.guard = guard
   self:body(body)
+  self:leave_frame()
   self.guard = false
   self:emit("if tail then n = n + 1; o[n] = tail end")
   self:emit("return R.join(o, n) end")

@@ -961,6 +961,12 @@ end
 -- context: those read the variables given, as in Jinja.
 local shadows = setmetatable({}, { __mode = "k" }) -- frame -> its names
 
+-- The value a loop's local starts with when the body sets it before
+-- reading it (the compiler's shadow_loop).
+function R.missing(name)
+  return undefined(name)
+end
+
 function R.shadow(f, names)
   for i = 1, #names do
     local name = names[i]
