@@ -746,15 +746,58 @@ end
 -- (loops, macros, call, filter, with and block-set bodies) that run before
 -- the set find it undefined instead of the variable given or the global.
 -- Returns those names, sorted, or nil.
-local function loads_of(e, seen)
-  if type(e) ~= "table" then return end
-  if e.t == "name" then
+-- The fields of each kind of expression node that hold expressions
+-- (single ones, then lists; a list item may be a {key, value} or an
+-- {op, expr} pair): a walk by kind calls no `next` per field as a generic
+-- one would, and looks at no field the kind lacks.
+local FIELDS = {
+  bin = { "a", "b" }, ["and"] = { "a", "b" }, ["or"] = { "a", "b" }, ["not"] = { "a" },
+  unary = { "a" }, cond = { "test", "yes", "no" }, compare = { "expr" }, getattr = { "obj" },
+  getitem = { "obj", "key" }, slice = { "obj", "start", "stop", "step" },
+  call = { "fn", "dyn_args", "dyn_kwargs" }, filter = { "node", "dyn_args", "dyn_kwargs" },
+  test = { "node", "dyn_args", "dyn_kwargs" }, list = {}, tuple = {}, dict = {}, concat = {},
+}
+local LISTS = { compare = "ops", call = "args", filter = "args", test = "args", list = "items",
+  tuple = "items", dict = "items", concat = "items" }
+
+local loads_of
+
+local function loads_of_list(list, seen)
+  for k = 1, #list do
+    local item = list[k]
+    if item.t then
+      loads_of(item, seen)
+    else -- a pair
+      local x = item.expr or item.value
+      if type(item.key) == "table" then loads_of(item.key, seen) end
+      if x then loads_of(x, seen) end
+    end
+  end
+end
+
+function loads_of(e, seen)
+  local t = e.t
+  if t == "name" or t == "nsref" then
     if seen[e.name] == nil then seen[e.name] = "load" end
     return
   end
-  for _, v in pairs(e) do
-    if type(v) == "table" then loads_of(v, seen) end
+  local fields = FIELDS[t]
+  if not fields then -- a constant, or a kind this table does not know: every field
+    if t == "const" or t == "none" then return end
+    for _, v in pairs(e) do
+      if type(v) == "table" then
+        if v.t then loads_of(v, seen) elseif v[1] then loads_of_list(v, seen) end
+      end
+    end
+    return
   end
+  for i = 1, #fields do
+    local c = e[fields[i]]
+    if c then loads_of(c, seen) end
+  end
+  local list = LISTS[t] and e[LISTS[t]]
+  if list then loads_of_list(list, seen) end
+  if e.kwargs then loads_of_list(e.kwargs, seen) end
 end
 
 -- The names an assignment target binds, appended to list.
@@ -795,8 +838,15 @@ local function walk_if(node, seen)
   for name in next, sub do seen[name] = "load" end
 end
 
-function walk_frame(body, seen)
+function walk_frame(body, seen, want)
   for _, node in ipairs(body) do
+    if want then -- stop once every wanted name has met its first access
+      local open = false
+      for name in pairs(want) do
+        if seen[name] == nil then open = true break end
+      end
+      if not open then return end
+    end
     local t = node.t
     if t == "output" or t == "do" then
       loads_of(node.expr, seen)
@@ -838,12 +888,51 @@ end
 -- The names a frame's body reads or sets itself (nested scopes aside),
 -- each "load", "store" or "param" by its first access. (The values of a
 -- `with` count as read in its frame, as in Jinja.)
-local function frame_names(body, params, reads)
+local function frame_names(body, params, reads, want)
   local seen = {}
   for _, p in ipairs(params or {}) do seen[p] = "param" end
   for _, e in ipairs(reads or {}) do loads_of(e, seen) end
-  walk_frame(body, seen)
+  walk_frame(body, seen, want)
   return seen
+end
+
+-- The names a frame's top-level statements (not those inside an `if`) set:
+-- the only ones that can be first set rather than first read.
+local STORES = { assign = true, assign_block = true, macro = true, import = true,
+  from_import = true, load = true, import_load = true }
+
+local function top_stores(body, params)
+  local want
+  for _, node in ipairs(body) do
+    if STORES[node.t] then
+      local names = {}
+      local t = node.t
+      if t == "assign" or t == "assign_block" then
+        target_list(node.target, names)
+      elseif t == "from_import" then
+        for _, it in ipairs(node.names) do names[#names + 1] = it.alias end
+      else
+        names[1] = node.name or node.target
+      end
+      for _, name in ipairs(names) do
+        want = want or {}
+        want[name] = true
+      end
+    end
+  end
+  for _, p in ipairs(params or {}) do if want then want[p] = nil end end
+  return want and next(want) and want or nil
+end
+
+-- True when the frame of `entry` ({body, params, reads}) reads or sets
+-- name itself (its names found on the first question, then kept).
+local function frame_touches(entry, name)
+  local names = entry.names
+  if not names then
+    names = frame_names(entry.body, entry.params, entry.reads)
+    entry.names = names
+  end
+  return names[name] ~= nil
 end
 
 -- The first-stored names of a frame that Jinja leaves without a value
@@ -854,8 +943,10 @@ local function first_stores(seen, outer)
   local names
   for name, how in pairs(seen) do
     local known = false
-    for i = 1, #outer do
-      if outer[i][name] then known = true break end
+    if how == "store" then
+      for i = 1, #outer do
+        if frame_touches(outer[i], name) then known = true break end
+      end
     end
     if how == "store" and not known then
       names = names or {}
@@ -866,15 +957,93 @@ local function first_stores(seen, outer)
   return names
 end
 
+-- True when node reads `name` anywhere inside (a generic walk).
+local function reads_name(node, name)
+  if node.t == "name" and node.name == name then return true end
+  for _, v in pairs(node) do
+    if type(v) == "table" and reads_name(v, name) then return true end
+  end
+  return false
+end
+
+-- Statements whose bodies are scopes of their own.
+local NESTED_SCOPES = { ["for"] = true, macro = true, call_block = true, filter_block = true,
+  with = true, assign_block = true, load = true }
+
+-- True when a frame's body holds a nested scope (in an `if` too).
+local function has_nested_scope(body)
+  for _, node in ipairs(body) do
+    if NESTED_SCOPES[node.t] then return true end
+    if node.t == "if" or node.t == "autoescape" then
+      if has_nested_scope(node.body or {}) or has_nested_scope(node.else_ or {}) then
+        return true
+      end
+    end
+  end
+  return false
+end
+
+-- Which of `names` (a set) the nested scopes of a frame's body read before
+-- the body's own set of the name: only those can meet it unset (a scope
+-- after the set, a macro defined there included, runs after it). Found
+-- names go into `out`; `left` counts the names still to look for.
+local function nested_loads(body, names, out, stored)
+  for _, node in ipairs(body) do
+    if NESTED_SCOPES[node.t] then
+      for name in pairs(names) do
+        if not stored[name] and not out[name] and reads_name(node, name) then
+          out[name] = true
+        end
+      end
+      if node.t == "assign_block" or node.t == "load" then
+        store_target(node.target.t and node.target or { t = "name", name = node.target },
+          stored)
+      end
+    elseif node.t == "assign" then
+      store_target(node.target, stored)
+    elseif node.t == "if" then
+      nested_loads(node.body or {}, names, out, setmetatable({}, { __index = stored }))
+      nested_loads(node.else_ or {}, names, out, setmetatable({}, { __index = stored }))
+    elseif node.body then
+      nested_loads(node.body, names, out, stored)
+    end
+    -- every name set before any scope that reads it: nothing left to find
+    local left = false
+    for name in pairs(names) do
+      if not stored[name] and not out[name] then left = true break end
+    end
+    if not left then return out end
+  end
+  return out
+end
+
 -- Enters a frame for `body`: its names join C.frames for the frames nested
--- in it; returns the names Jinja leaves without a value (first_stores).
--- C:leave_frame() ends it.
+-- in it; returns the names Jinja leaves without a value (first_stores)
+-- that a nested scope reads. C:leave_frame() ends it.
 function C:enter_frame(body, params, reads)
-  self.frames = self.frames or {}
-  local seen = frame_names(body, params, reads)
-  local names = first_stores(seen, self.frames)
-  self.frames[#self.frames + 1] = seen
-  return names
+  local outer = self.frames or {}
+  self.frames = outer
+  -- (a body with no scope nested in it has no name to shadow)
+  local want = has_nested_scope(body) and top_stores(body, params)
+  local seen = want and frame_names(body, params, reads, want)
+  outer[#outer + 1] = { body = body, params = params, reads = reads }
+  if not seen then return nil end
+  -- the first-set names a nested scope reads before the set (cheap, with
+  -- early ends), then of those the ones no enclosing frame knows
+  local wanted
+  for name, how in pairs(seen) do
+    if how == "store" then
+      wanted = wanted or {}
+      wanted[name] = true
+    end
+  end
+  if not wanted then return nil end
+  local read = nested_loads(body, wanted, {}, {})
+  local kept = {}
+  for name in pairs(wanted) do
+    if not read[name] then kept[name] = nil else kept[name] = "store" end
+  end
+  return first_stores(kept, { table.unpack(outer, 1, #outer - 1) })
 end
 
 function C:leave_frame()
