@@ -192,6 +192,10 @@ describe("jinja compatibility: integers beyond 64 bits", function()
       .. " {{ 0 ** (2**70) }}"))
     assert.equal("100000000000000000000 -100000000000000000000", render("{{ 1e20|int }}"
       .. " {{ '-1e20'|int }}"))
+    -- long division, exact for any divisor, with Python's signs
+    assert.equal("9007199254740993 -9223372036854763463 -1084202172485504433890",
+      render("{{ 9007199254740993 % (10**20) }} {{ (2**70 + 12345) % (-(2**63)) }}"
+        .. " {{ (10**40) // (-(2**63) - 1) }}"))
   end)
 
   it("read -2 ** x as Jinja writes it only when x is not a constant", function()

@@ -5,8 +5,8 @@
 -- with a `neg` flag and the "brine.bigint" metatable of brine.data. Every operation takes
 -- Lua integers, floats or big integers and returns a Lua integer whenever
 -- the result fits in 64 bits, so big integers only exist while needed.
--- Division and modulo are exact when the divisor fits in one limb; larger
--- divisors go through floats (TODO: long division by big divisors).
+-- Division and modulo are exact (long division for divisors past one
+-- limb).
 local M = {}
 
 local BASE = 10000000
@@ -229,11 +229,60 @@ local function divmod_small(a, d)
   return q, r
 end
 
+-- |b| * d for a digit d (0 <= d < BASE): limbs.
+local function mul_digit(b, d)
+  local out, carry = {}, 0
+  for i = 1, #b do
+    local p = b[i] * d + carry
+    out[i] = p % BASE
+    carry = p // BASE
+  end
+  if carry > 0 then out[#out + 1] = carry end
+  return trim(out)
+end
+
+-- Schoolbook long division of magnitudes: each quotient limb is found by
+-- bisection over the base, the remainder kept as limbs.
+local function abs_divmod(a, b)
+  local q, r = {}, { 0 }
+  for i = #a, 1, -1 do
+    table.insert(r, 1, a[i]) -- r = r * BASE + a[i]
+    trim(r)
+    local lo, hi = 0, BASE - 1
+    while lo < hi do
+      local mid = (lo + hi + 1) // 2
+      if abs_cmp(mul_digit(b, mid), r) <= 0 then lo = mid else hi = mid - 1 end
+    end
+    q[i] = lo
+    if lo > 0 then r = trim(abs_sub(r, mul_digit(b, lo))) end
+  end
+  return trim(q), r
+end
+
+-- Exact floor division and remainder of integers, the divisor past one
+-- limb (Python's signs: the remainder takes the divisor's).
+local function divmod_big(a, b)
+  a, b = from(a), from(b)
+  local qa, ra = abs_divmod(a, b)
+  local q, r = trim(new(a.neg ~= b.neg, qa)), trim(new(a.neg, ra))
+  if not (#r == 1 and r[1] == 0) and a.neg ~= b.neg then
+    q, r = add(q, from_int(-1)), add(r, b)
+  end
+  return norm(q), norm(r)
+end
+
 local function divmod(a, b)
-  if is_float(a) or is_float(b) or getmetatable(b) == BIG_MT or math.abs(b) >= BASE then
+  if is_float(a) or is_float(b) then
     local x, y = M.tofloat(a), M.tofloat(b)
     local q = x // y
     return q, x - q * y
+  end
+  -- (not math.abs(b) >= BASE: the absolute value of the smallest integer
+  -- is itself)
+  if getmetatable(b) == BIG_MT or b >= BASE or b <= -BASE then return divmod_big(a, b) end
+  if b == 0 then
+    require("renderers.jinja.pyval").raise("ZeroDivisionError",
+      "integer division or modulo by zero")
   end
   local d = b
   local q, r = divmod_small(from(a), math.abs(d))
