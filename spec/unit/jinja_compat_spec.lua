@@ -124,6 +124,10 @@ describe("jinja compatibility: Python's number and string formatting", function(
     assert.equal("{'a': 1} 1|[1, 2]|-0.00|-7.0|1.000e+20|INF",
       render("{{ '%s %(a)s' % {'a': 1} }}|{{ '%s' % [1, 2] }}|{{ '%.2f' % -0.0 }}"
         .. "|{{ '% .1F' % -7 }}|{{ '%.3e' % 10**20 }}|{{ '%F' % (1e308 * 10) }}"))
+    -- a Markup format escapes what it is given, as markupsafe does
+    assert.equal("&lt;i&gt;-<b> 3 <b>[&#39;&lt;&#39;]",
+      render("{{ ('%s-%s'|safe) % ('<i>', '<b>'|safe) }} {{ ('%d'|safe) % 3 }}"
+        .. " {{ ('<b>%s'|safe) % ['<'] }}"))
     fails("{{ '%(a)s' % [1] }}", "list indices must be integers or slices, not str")
     fails("{{ '%s %s' % {'a': 1} }}", "not enough arguments for format string")
     fails("{{ '%f' % 'x' }}", "must be real number, not str")

@@ -862,6 +862,27 @@ function M.floordiv(a, b)
   return x // y
 end
 
+-- The values of `markup % values` with their strings escaped (a tuple's
+-- and a dict's too), Markup ones taken as they are.
+local function escaped_args(v)
+  local k = kind(v)
+  if k == "str" or k == "markup" then return M.escape(v) end
+  if k == "tuple" then
+    local out = {}
+    for i = 1, #v do out[i] = escaped_args(v[i]) end
+    return M.tuple(out)
+  end
+  if k == "dict" then
+    local pairs_list = {}
+    for i, key in ipairs(M.keys(v)) do pairs_list[i] = { key, escaped_args(v[key]) } end
+    return M.dict(pairs_list)
+  end
+  if k == "int" or k == "float" or k == "bool" or k == "bigint" or k == "undefined" then
+    return v
+  end
+  return M.escape(M.str(v)) -- any other value prints as its escaped str()
+end
+
 function M.mod(a, b)
   if mtype(a) == "integer" and mtype(b) == "integer" and b ~= 0 then return a % b end
   if type(a) == "string" and mtype(b) == "integer" then -- '%02d' % i, the usual case
@@ -872,8 +893,11 @@ function M.mod(a, b)
   local ka = kind(a)
   if ka == "str" or ka == "markup" then
     format = format or require("renderers.jinja.py_format")
-    local s = format.percent(M.text(a), b)
-    return ka == "markup" and M.markup(s) or s
+    if ka == "markup" then
+      -- markupsafe escapes the strings a Markup format is given
+      return M.markup(format.percent(a.s, escaped_args(b)))
+    end
+    return format.percent(a, b)
   end
   local x, y = nums(a, b)
   if not x then
