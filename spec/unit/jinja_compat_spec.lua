@@ -177,6 +177,9 @@ describe("jinja compatibility: Python's number and string formatting", function(
   it("lets the tests that catch errors see an undefined value", function()
     assert.equal("False False Undefined", render("{{ x is sequence }} {{ x is in([]) }}"
       .. " {{ x|pprint }}"))
+    -- Python takes it for a mapping on the right of %: only a conversion fails
+    assert.equal("Hello", render("{{ 'Hello' % x }}"))
+    fails("{{ '%s' % x }}", "'x' is undefined")
     fails("{{ x is in([1]) }}", "'x' is undefined")
   end)
 

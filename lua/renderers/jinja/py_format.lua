@@ -334,6 +334,7 @@ function M.percent(fmt, values)
         if k == "list" then
           raise("TypeError", "list indices must be integers or slices, not str")
         end
+        if k == "undefined" then pyval.fail_undefined(values) end
         if not mapping then raise("TypeError", "format requires a mapping") end
         v = mapping[spec.key]
         if v == nil then raise("KeyError", repr(spec.key)) end
@@ -346,7 +347,7 @@ function M.percent(fmt, values)
   end
   out[#out + 1] = fmt:sub(pos)
   -- Python lets a value it can index (a dict, a list) go unused
-  if not mapping and used < #args and k ~= "dict" and k ~= "list" then
+  if not mapping and used < #args and k ~= "dict" and k ~= "list" and k ~= "undefined" then
     raise("TypeError", "not all arguments converted during string formatting")
   end
   return table.concat(out)

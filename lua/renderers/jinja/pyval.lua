@@ -889,9 +889,10 @@ function M.mod(a, b)
     format = format or require("renderers.jinja.py_format")
     return format.percent(a, b)
   end
-  check_undef(a, b)
   local ka = kind(a)
   if ka == "str" or ka == "markup" then
+    -- (an undefined value on the right fails only once a conversion reads
+    -- it: Python takes it for a mapping, as it has __getitem__)
     format = format or require("renderers.jinja.py_format")
     if ka == "markup" then
       -- markupsafe escapes the strings a Markup format is given
@@ -899,6 +900,7 @@ function M.mod(a, b)
     end
     return format.percent(a, b)
   end
+  check_undef(a, b)
   local x, y = nums(a, b)
   if not x then
     if has_big(a, b) and M.is_number(a) and M.is_number(b) then return big_op("mod", a, b) end
