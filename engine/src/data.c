@@ -114,21 +114,31 @@ static int map_newindex(lua_State *L)
   return 0;
 }
 
-void brine__map_set(lua_State *L, int map)
+/* Sets the key and value on top of the stack in the map at absolute index
+ * map. mt is the absolute index of the map's metatable when the caller
+ * holds it, else 0: it is then looked up, and only for a new key. */
+static void map_set_with(lua_State *L, int map, int mt)
 {
-  map = lua_absindex(L, map);
   int k = lua_gettop(L) - 1;
   lua_pushvalue(L, k);
-  if (lua_rawget(L, map) == LUA_TNIL && !lua_isnil(L, k + 1)) {
-    lua_pop(L, 1);
-    if (map_meta(L, map)) {
+  int absent = lua_rawget(L, map) == LUA_TNIL;
+  lua_pop(L, 1);
+  if (absent && !lua_isnil(L, k + 1)) {
+    if (mt) {
+      lua_pushvalue(L, mt);
+      order_append(L, k);
+      lua_pop(L, 1);
+    } else if (map_meta(L, map)) {
       order_append(L, k);
       lua_pop(L, 1);
     }
-  } else {
-    lua_pop(L, 1);
   }
   lua_rawset(L, map);
+}
+
+void brine__map_set(lua_State *L, int map)
+{
+  map_set_with(L, lua_absindex(L, map), 0);
 }
 
 /* The map iterator: next(map, key) in insertion order. */
@@ -313,18 +323,9 @@ static int l_map(lua_State *L)
   int mt = map + 1;
   for (lua_Integer i = 1; i <= n; i++) {     /* the list of {k, v} pairs */
     lua_rawgeti(L, 1, i);
-    lua_rawgeti(L, -1, 1);                   /* pair k */
-    int k = lua_gettop(L);
+    lua_rawgeti(L, -1, 1);
     lua_rawgeti(L, -2, 2);                   /* pair k v */
-    lua_pushvalue(L, k);
-    int absent = lua_rawget(L, map) == LUA_TNIL;
-    lua_pop(L, 1);
-    if (absent && !lua_isnil(L, k + 1)) {
-      lua_pushvalue(L, mt);
-      order_append(L, k);
-      lua_pop(L, 1);
-    }
-    lua_rawset(L, map);                      /* pair */
+    map_set_with(L, map, mt);                /* pair */
     lua_pop(L, 1);
   }
   lua_settop(L, map);

@@ -935,33 +935,13 @@ local function frame_touches(entry, name)
   return names[name] ~= nil
 end
 
--- The first-stored names of a frame that Jinja leaves without a value
--- until set: in a nested frame only those no enclosing frame reads or sets
--- (where one does, Jinja's frame starts from that one's value). `outer` is
--- the list of the enclosing frames' names (C.frames). Sorted, or nil.
-local function first_stores(seen, outer)
-  local names
-  for name, how in pairs(seen) do
-    local known = false
-    if how == "store" then
-      for i = 1, #outer do
-        if frame_touches(outer[i], name) then known = true break end
-      end
-    end
-    if how == "store" and not known then
-      names = names or {}
-      names[#names + 1] = name
-    end
-  end
-  if names then table.sort(names) end
-  return names
-end
-
--- True when node reads `name` anywhere inside (a generic walk).
-local function reads_name(node, name)
+-- True when a tree of AST nodes names the variable `name` anywhere (in
+-- nested macros and call blocks too).
+local function names_var(node, name)
+  if type(node) ~= "table" then return false end
   if node.t == "name" and node.name == name then return true end
   for _, v in pairs(node) do
-    if type(v) == "table" and reads_name(v, name) then return true end
+    if type(v) == "table" and names_var(v, name) then return true end
   end
   return false
 end
@@ -986,18 +966,19 @@ end
 -- Which of `names` (a set) the nested scopes of a frame's body read before
 -- the body's own set of the name: only those can meet it unset (a scope
 -- after the set, a macro defined there included, runs after it). Found
--- names go into `out`; `left` counts the names still to look for.
+-- names go into `out`.
 local function nested_loads(body, names, out, stored)
   for _, node in ipairs(body) do
     if NESTED_SCOPES[node.t] then
       for name in pairs(names) do
-        if not stored[name] and not out[name] and reads_name(node, name) then
+        if not stored[name] and not out[name] and names_var(node, name) then
           out[name] = true
         end
       end
-      if node.t == "assign_block" or node.t == "load" then
-        store_target(node.target.t and node.target or { t = "name", name = node.target },
-          stored)
+      if node.t == "assign_block" then
+        store_target(node.target, stored)
+      elseif node.t == "load" then
+        store(node.target, stored)
       end
     elseif node.t == "assign" then
       store_target(node.target, stored)
@@ -1017,33 +998,46 @@ local function nested_loads(body, names, out, stored)
   return out
 end
 
--- Enters a frame for `body`: its names join C.frames for the frames nested
--- in it; returns the names Jinja leaves without a value (first_stores)
--- that a nested scope reads. C:leave_frame() ends it.
+-- The names of a frame that Jinja leaves without a value until set: set
+-- before read at the top level (outside any `if`), read before that by a
+-- nested scope, and read or set by no enclosing frame (where one does,
+-- Jinja's frame starts from that one's value). `outer` lists the enclosing
+-- frames (C.frames). Sorted, or nil.
+local function first_stores(body, params, reads, outer)
+  -- (a body with no scope nested in it has no name to shadow)
+  local want = has_nested_scope(body) and top_stores(body, params)
+  if not want then return nil end
+  local candidates
+  for name, how in pairs(frame_names(body, params, reads, want)) do
+    if how == "store" then
+      candidates = candidates or {}
+      candidates[name] = true
+    end
+  end
+  if not candidates then return nil end
+  local names
+  for name in pairs(nested_loads(body, candidates, {}, {})) do
+    local known = false
+    for i = 1, #outer do
+      if frame_touches(outer[i], name) then known = true break end
+    end
+    if not known then
+      names = names or {}
+      names[#names + 1] = name
+    end
+  end
+  if names then table.sort(names) end
+  return names
+end
+
+-- Enters a frame for `body`: it joins C.frames for the frames nested in
+-- it; returns its first_stores. C:leave_frame() ends it.
 function C:enter_frame(body, params, reads)
   local outer = self.frames or {}
   self.frames = outer
-  -- (a body with no scope nested in it has no name to shadow)
-  local want = has_nested_scope(body) and top_stores(body, params)
-  local seen = want and frame_names(body, params, reads, want)
+  local names = first_stores(body, params, reads, outer)
   outer[#outer + 1] = { body = body, params = params, reads = reads }
-  if not seen then return nil end
-  -- the first-set names a nested scope reads before the set (cheap, with
-  -- early ends), then of those the ones no enclosing frame knows
-  local wanted
-  for name, how in pairs(seen) do
-    if how == "store" then
-      wanted = wanted or {}
-      wanted[name] = true
-    end
-  end
-  if not wanted then return nil end
-  local read = nested_loads(body, wanted, {}, {})
-  local kept = {}
-  for name in pairs(wanted) do
-    if not read[name] then kept[name] = nil else kept[name] = "store" end
-  end
-  return first_stores(kept, { table.unpack(outer, 1, #outer - 1) })
+  return names
 end
 
 function C:leave_frame()
@@ -1136,17 +1130,6 @@ end
 STMT["continue"] = function(self, n)
   if not self.loop then fail("continue outside of a loop", n.line) end
   self:emit("goto " .. self.loop)
-end
-
--- True when a tree of AST nodes names the variable `name` anywhere (in
--- nested macros and call blocks too).
-local function names_var(node, name)
-  if type(node) ~= "table" then return false end
-  if node.t == "name" and node.name == name then return true end
-  for _, v in pairs(node) do
-    if type(v) == "table" and names_var(v, name) then return true end
-  end
-  return false
 end
 
 -- Statements that read or write variables by name through the frame chain:

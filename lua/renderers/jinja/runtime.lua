@@ -1002,7 +1002,6 @@ local function unshadow(f, inner)
     fr = mt and rawget(mt, "__index")
   end
 end
-M.unshadow = unshadow
 
 function R.include(S, ctx, f, name, with_context, ignore_missing)
   local tpl = resolve(S, name, ignore_missing)
